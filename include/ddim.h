@@ -1,0 +1,221 @@
+/*
+ * ddim.h - the C interface of ddim4j's native core.
+ *
+ * ddim4j trains and samples DDIM (Denoising Diffusion Implicit Models, Song, Meng & Ermon 2020)
+ * image models. The compute lives in C++ on libtorch; this header is the only way in. It is plain
+ * C so that jextract (and any other FFI) can read it.
+ *
+ * Conventions
+ * -----------
+ * - Handles are opaque (`ddim_model`). Every `*_create` / `*_load` has a `*_free`; freeing NULL is
+ *   a no-op.
+ * - Every call that can fail returns a `ddim_status`. On failure, `ddim_last_error()` returns a
+ *   short message (no backtrace) describing the last failure on the *calling thread*. Read it
+ *   right after the failing call, from the same thread.
+ * - No C++ exception ever crosses this boundary.
+ * - Buffers travel as pointer + element count; counts are checked against what the call needs.
+ *   A NULL handle or pointer, or a wrong count, is an error, never a crash.
+ * - Pixels are float32, NCHW, in [0, 1].
+ * - Calls on one model handle are serialised by a lock inside the handle, so two threads may
+ *   share a handle; they just take turns. Freeing a handle while another thread uses it is the
+ *   caller's bug (the Java API prevents it).
+ *
+ * The model
+ * ---------
+ * A U-Net of residual blocks predicts the noise (or the clean image) in a noisy image, given the
+ * noise variance, as in the Keras DDIM example. Time is continuous, t in [0, 1]: t = 0 is the
+ * clean image, t = 1 the noisiest. A schedule maps t to a signal rate and a noise rate with
+ * signal^2 + noise^2 = 1, and noisy = signal * image + noise * epsilon.
+ *
+ * Sampling (DDIM, eta = 0) starts from N(0, I) at t = 1 and evaluates the network exactly `steps`
+ * times, at t = 1, 1 - 1/steps, ..., 1/steps; after each evaluation it re-mixes the predicted
+ * image and noise at the next t. It returns the last predicted image, de-normalised with the
+ * model's per-channel mean and std and clamped to [0, 1].
+ *
+ * Model files are safetensors: the weights, the EMA weights when present, the normaliser, and the
+ * configuration as JSON in the header's `__metadata__` (see docs in README.md).
+ */
+#ifndef DDIM_H
+#define DDIM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(DDIM_BUILDING_LIBRARY)
+#define DDIM_API __attribute__((visibility("default")))
+#else
+#define DDIM_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ddim_status {
+    DDIM_OK = 0,
+    DDIM_ERR_INVALID_ARGUMENT = 1, /* a value out of range, a bad configuration, NaN where a number is needed */
+    DDIM_ERR_NULL_POINTER = 2,     /* a required handle or pointer was NULL */
+    DDIM_ERR_BUFFER_SIZE = 3,      /* a buffer's element count does not match what the call needs */
+    DDIM_ERR_IO = 4,               /* a file could not be opened, read, written or renamed */
+    DDIM_ERR_FORMAT = 5,           /* a model file is truncated, corrupt, of an unknown version or does not match its config */
+    DDIM_ERR_DEVICE = 6,           /* the requested device does not exist or is not supported by this build */
+    DDIM_ERR_OUT_OF_MEMORY = 7,    /* host or device memory ran out */
+    DDIM_ERR_INTERNAL = 8          /* anything else libtorch reported */
+} ddim_status;
+
+/* The symbolic name of a status ("DDIM_ERR_IO", ...); "DDIM_UNKNOWN_STATUS" for other values. Never NULL. */
+DDIM_API const char* ddim_status_name(int32_t status);
+
+/* The message of the last failed call on this thread, or "" if none failed yet. Never NULL. The
+ * pointer stays valid until the next ddim call on this thread. */
+DDIM_API const char* ddim_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Library and runtime
+ * ------------------------------------------------------------------------------------------- */
+
+/* The library version, "MAJOR.MINOR.PATCH". Never NULL. */
+DDIM_API const char* ddim_version(void);
+
+/* The libtorch version this library was built against, e.g. "1.13.1". Never NULL. */
+DDIM_API const char* ddim_torch_version(void);
+
+/* Sets the number of CPU threads libtorch uses inside one operation (intra-op parallelism).
+ * `threads` <= 0 means "all hardware threads". libtorch may start with 1 thread: set it. */
+DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
+
+/* The number of CPU threads libtorch currently uses inside one operation. */
+DDIM_API int32_t ddim_get_num_threads(void);
+
+/* The number of CUDA devices this build can use; 0 on a CPU-only build or machine. */
+DDIM_API int32_t ddim_cuda_device_count(void);
+
+/* Devices are plain integers: a CUDA device index (>= 0), DDIM_DEVICE_CPU, or DDIM_DEVICE_AUTO
+ * (CUDA device 0 when one is present, else the CPU). */
+#define DDIM_DEVICE_CPU (-1)
+#define DDIM_DEVICE_AUTO (-2)
+
+/* ---------------------------------------------------------------------------------------------
+ * Model configuration
+ * ------------------------------------------------------------------------------------------- */
+
+#define DDIM_MAX_WIDTHS 8
+
+typedef enum ddim_schedule_kind {
+    /* angle = acos(max_signal) + t * (acos(min_signal) - acos(max_signal));
+     * signal = cos(angle), noise = sin(angle). The reference's default. */
+    DDIM_SCHEDULE_COSINE = 0,
+    /* alpha_bar = cumprod(1 - linspace(1e-4, 0.02, 1000)), linearly interpolated at t * 999;
+     * signal = clamp(sqrt(alpha_bar), min_signal, max_signal), noise = sqrt(1 - signal^2).
+     * The signal rate itself is clamped (not alpha_bar) so both schedules share the same bounds. */
+    DDIM_SCHEDULE_LINEAR = 1
+} ddim_schedule_kind;
+
+typedef enum ddim_target {
+    DDIM_TARGET_NOISE = 0, /* the network predicts the noise (the reference's default) */
+    DDIM_TARGET_IMAGE = 1  /* the network predicts the clean image */
+} ddim_target;
+
+/* The architecture and diffusion process of a model. Fill it with ddim_config_init(), then change
+ * what you need. Valid: channels 1..4; image_size > 0 and divisible by 2^num_widths;
+ * 1 <= num_widths <= DDIM_MAX_WIDTHS; every width > 0; block_depth >= 1; embedding_dim even and
+ * > 0; 0 < min_signal < max_signal < 1. */
+typedef struct ddim_config {
+    int32_t channels;                 /* image channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (default 3) */
+    int32_t image_size;               /* square image side in pixels (default 64) */
+    int32_t num_widths;               /* how many entries of `widths` are used (default 4) */
+    int32_t widths[DDIM_MAX_WIDTHS];  /* U-Net channel widths, one per resolution (default 32, 64, 96, 128) */
+    int32_t block_depth;              /* residual blocks per resolution (default 2) */
+    int32_t embedding_dim;            /* sinusoidal noise-variance embedding size (default 32) */
+    int32_t schedule;                 /* a ddim_schedule_kind (default DDIM_SCHEDULE_COSINE) */
+    double min_signal;                /* smallest signal rate, reached at t = 1 (default 0.02) */
+    double max_signal;                /* largest signal rate, reached at t = 0 (default 0.95) */
+    int32_t target;                   /* a ddim_target (default DDIM_TARGET_NOISE) */
+} ddim_config;
+
+/* Fills `config` with the reference configuration (3x64x64, widths 32-64-96-128, depth 2,
+ * embedding 32, cosine schedule 0.02..0.95, noise target). NULL is a no-op. */
+DDIM_API void ddim_config_init(ddim_config* config);
+
+/* DDIM_OK when `config` is valid, else DDIM_ERR_INVALID_ARGUMENT with a message naming the field. */
+DDIM_API ddim_status ddim_config_validate(const ddim_config* config);
+
+/* Evaluates the schedule of `config` at `count` times t (each in [0, 1]) and writes the signal and
+ * noise rates. All three buffers hold `count` floats. */
+DDIM_API ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count,
+                                         float* signal_rates, float* noise_rates);
+
+/* ---------------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ddim_model ddim_model;
+
+/* Creates an untrained model on `device`. Weights are drawn from `seed` on the CPU (libtorch's
+ * default initialisation; the output convolution starts at zero) and then moved, so a seed gives
+ * the same weights on every device. The normaliser starts as mean 0, std 1. The config is
+ * validated before anything is allocated. */
+DDIM_API ddim_status ddim_model_create(const ddim_config* config, int32_t device, uint64_t seed,
+                                       ddim_model** out_model);
+
+/* Loads a model file (safetensors) onto `device`. Truncated, corrupt or inconsistent files, and
+ * unknown format versions, give DDIM_ERR_FORMAT with a message naming the problem. */
+DDIM_API ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_model);
+
+/* Writes the model to `path` (safetensors) atomically: a temporary file beside it is written,
+ * flushed and then renamed over `path`, so a failed save never replaces a good file. */
+DDIM_API ddim_status ddim_model_save(ddim_model* model, const char* path);
+
+/* Frees a model. NULL is a no-op. */
+DDIM_API void ddim_model_free(ddim_model* model);
+
+/* Copies the model's configuration into `out_config`. */
+DDIM_API ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config);
+
+/* The number of trainable parameters (3,562,211 for the reference configuration). */
+DDIM_API ddim_status ddim_model_parameter_count(ddim_model* model, int64_t* out_count);
+
+/* The device the model lives on: DDIM_DEVICE_CPU or a CUDA index (never DDIM_DEVICE_AUTO). */
+DDIM_API ddim_status ddim_model_device(ddim_model* model, int32_t* out_device);
+
+/* 1 when the model holds EMA weights (written by training), else 0. */
+DDIM_API ddim_status ddim_model_has_ema(ddim_model* model, int32_t* out_has_ema);
+
+/* Sets the per-channel normaliser: the network sees (pixel - mean) / std. Both buffers hold
+ * `channels` floats; every std must be finite and > 0, every mean finite. */
+DDIM_API ddim_status ddim_model_set_normalizer(ddim_model* model, const float* mean, const float* std,
+                                               int64_t channels);
+
+/* Copies the per-channel normaliser into two buffers of `channels` floats. */
+DDIM_API ddim_status ddim_model_normalizer(ddim_model* model, float* out_mean, float* out_std,
+                                           int64_t channels);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampling
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ddim_sample_params {
+    int32_t count;   /* images to generate, >= 1 (default 16) */
+    int32_t steps;   /* network evaluations, >= 1 (default 20) */
+    uint64_t seed;   /* image i starts from noise drawn from its own generator, seeded by (seed, i) (default 42) */
+    int32_t use_ema; /* 1: sample with the EMA weights when the model has them (default); 0: the raw weights */
+} ddim_sample_params;
+
+/* Fills `params` with the defaults above. NULL is a no-op. */
+DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
+
+/* Generates `params->count` images with deterministic DDIM (eta = 0) and writes their pixels to
+ * `out_pixels` (NCHW float32 in [0, 1]). `out_count` must equal count * channels * size * size.
+ * Initial noise is drawn on the CPU, so it is the same on every device; the same seed on the same
+ * device gives bit-identical pixels. */
+DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels,
+                                 int64_t out_count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DDIM_H */

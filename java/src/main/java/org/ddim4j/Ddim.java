@@ -1,0 +1,240 @@
+package org.ddim4j;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
+import java.nio.file.Path;
+import java.util.Objects;
+
+import org.ddim4j.ffi.ddim_config;
+import org.ddim4j.ffi.ddim_h;
+import org.ddim4j.ffi.ddim_sample_params;
+
+/**
+ * A DDIM model in the native core: open one from a file or create one from a config, then sample.
+ *
+ * <pre>{@code
+ * try (Ddim ddim = Ddim.open(Path.of("model.safetensors"))) {
+ *     ImageBatch images = ddim.sample(SampleOptions.builder().count(16).steps(20).seed(42).build());
+ *     images.writeGrid(Path.of("grid.png"), 4);
+ * }
+ * }</pre>
+ *
+ * <p>Each {@code Ddim} owns one native model handle and frees it on {@link #close()} (or, as a last
+ * resort, when it becomes unreachable). Methods are thread-safe: calls on one instance take turns,
+ * and {@code close()} waits for a running call. After {@code close()}, every method but
+ * {@code close()} throws {@link IllegalStateException}. Native failures throw {@link DdimException}.
+ */
+public final class Ddim implements AutoCloseable {
+    private static final Cleaner CLEANER = Cleaner.create();
+
+    /** Owns the native handle; runs at most once, from close() or from the cleaner. */
+    private static final class Handle implements Runnable {
+        private final MemorySegment model;
+
+        Handle(MemorySegment model) {
+            this.model = model;
+        }
+
+        @Override
+        public void run() {
+            ddim_h.ddim_model_free(model);
+        }
+    }
+
+    private final MemorySegment model;
+    private final Cleaner.Cleanable cleanable;
+    private final ModelConfig config;
+    private final Device device;
+    private boolean closed;
+
+    private Ddim(MemorySegment model) {
+        this.model = model;
+        this.cleanable = CLEANER.register(this, new Handle(model));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment nativeConfig = ddim_config.allocate(arena);
+            Native.check(ddim_h.ddim_model_config(model, nativeConfig));
+            this.config = ModelConfig.fromNative(nativeConfig);
+            MemorySegment deviceCode = arena.allocate(ValueLayout.JAVA_INT);
+            Native.check(ddim_h.ddim_model_device(model, deviceCode));
+            this.device = Device.fromCode(deviceCode.get(ValueLayout.JAVA_INT, 0));
+        } catch (RuntimeException e) {
+            cleanable.clean();
+            throw e;
+        }
+    }
+
+    /** Opens a model file on {@link Device#auto()}. */
+    public static Ddim open(Path model) {
+        return open(model, Device.auto());
+    }
+
+    /** Opens a model file (safetensors) on {@code device}. Bad files throw {@link DdimException} with {@link Status#FORMAT} or {@link Status#IO}. */
+    public static Ddim open(Path model, Device device) {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(device, "device");
+        NativeLibrary.load();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+            Native.check(ddim_h.ddim_model_load(arena.allocateFrom(model.toAbsolutePath().toString()), device.code(), out));
+            return new Ddim(out.get(ValueLayout.ADDRESS, 0));
+        }
+    }
+
+    /** Creates an untrained model with weights drawn from seed 0. */
+    public static Ddim create(ModelConfig config, Device device) {
+        return create(config, device, 0);
+    }
+
+    /** Creates an untrained model; the same seed gives the same weights on every device. */
+    public static Ddim create(ModelConfig config, Device device, long seed) {
+        Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(device, "device");
+        NativeLibrary.load();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+            Native.check(ddim_h.ddim_model_create(config.toNative(arena), device.code(), seed, out));
+            return new Ddim(out.get(ValueLayout.ADDRESS, 0));
+        }
+    }
+
+    /** Generates images with deterministic DDIM; the same options on the same device give bit-identical pixels. */
+    public synchronized ImageBatch sample(SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        long floats = (long) options.count() * config.pixelsPerImage();
+        if (floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(options.count() + " images of " + config.pixelsPerImage()
+                    + " floats do not fit one Java array; sample fewer at a time");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = ddim_sample_params.allocate(arena);
+            ddim_h.ddim_sample_params_init(params);
+            ddim_sample_params.count(params, options.count());
+            ddim_sample_params.steps(params, options.steps());
+            ddim_sample_params.seed(params, options.seed());
+            ddim_sample_params.use_ema(params, options.useEma() ? 1 : 0);
+            MemorySegment pixels = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            Native.check(ddim_h.ddim_sample(model, params, pixels, floats));
+            return new ImageBatch(options.count(), config.channels(), config.imageSize(), config.imageSize(),
+                    pixels.toArray(ValueLayout.JAVA_FLOAT));
+        }
+    }
+
+    /** Writes the model to {@code path} (safetensors), atomically: a failed save never replaces a good file. */
+    public synchronized void save(Path path) {
+        Objects.requireNonNull(path, "path");
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            Native.check(ddim_h.ddim_model_save(model, arena.allocateFrom(path.toAbsolutePath().toString())));
+        }
+    }
+
+    public synchronized ModelConfig config() {
+        ensureOpen();
+        return config;
+    }
+
+    /** Trainable parameters (3,562,211 for the reference configuration). */
+    public synchronized long parameterCount() {
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(ValueLayout.JAVA_LONG);
+            Native.check(ddim_h.ddim_model_parameter_count(model, count));
+            return count.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    /** The device the model lives on ({@link Device#auto()} resolved). */
+    public synchronized Device device() {
+        ensureOpen();
+        return device;
+    }
+
+    /** Whether the model holds EMA weights (written by training). */
+    public synchronized boolean hasEma() {
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment flag = arena.allocate(ValueLayout.JAVA_INT);
+            Native.check(ddim_h.ddim_model_has_ema(model, flag));
+            return flag.get(ValueLayout.JAVA_INT, 0) != 0;
+        }
+    }
+
+    /** The per-channel normaliser: {@code [0]} the means, {@code [1]} the standard deviations. */
+    public synchronized float[][] normalizer() {
+        ensureOpen();
+        int channels = config.channels();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment mean = arena.allocate(ValueLayout.JAVA_FLOAT, channels);
+            MemorySegment std = arena.allocate(ValueLayout.JAVA_FLOAT, channels);
+            Native.check(ddim_h.ddim_model_normalizer(model, mean, std, channels));
+            return new float[][] {mean.toArray(ValueLayout.JAVA_FLOAT), std.toArray(ValueLayout.JAVA_FLOAT)};
+        }
+    }
+
+    /** Sets the per-channel normaliser (the network sees (pixel - mean) / std); one finite value per channel, std > 0. */
+    public synchronized void setNormalizer(float[] mean, float[] std) {
+        Objects.requireNonNull(mean, "mean");
+        Objects.requireNonNull(std, "std");
+        ensureOpen();
+        if (mean.length != config.channels() || std.length != config.channels()) {
+            throw new IllegalArgumentException("the normaliser needs " + config.channels() + " values per array, got "
+                    + mean.length + " and " + std.length);
+        }
+        for (int c = 0; c < std.length; c++) {
+            if (!Float.isFinite(mean[c]) || !Float.isFinite(std[c]) || !(std[c] > 0)) {
+                throw new IllegalArgumentException("normaliser channel " + c + " must have a finite mean and a finite std > 0, got "
+                        + mean[c] + " and " + std[c]);
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            Native.check(ddim_h.ddim_model_set_normalizer(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, mean),
+                    arena.allocateFrom(ValueLayout.JAVA_FLOAT, std), config.channels()));
+        }
+    }
+
+    /** Frees the native model. Idempotent. */
+    @Override
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            cleanable.clean();
+        }
+    }
+
+    public synchronized boolean isClosed() {
+        return closed;
+    }
+
+    /** Sets libtorch's CPU threads per operation; {@code threads <= 0} means all available processors. */
+    public static void setThreads(int threads) {
+        NativeLibrary.load();
+        Native.check(ddim_h.ddim_set_num_threads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors()));
+    }
+
+    /** libtorch's current CPU threads per operation (all available processors unless changed). */
+    public static int threads() {
+        NativeLibrary.load();
+        return ddim_h.ddim_get_num_threads();
+    }
+
+    /** The native library's version. */
+    public static String version() {
+        NativeLibrary.load();
+        return ddim_h.ddim_version().getString(0);
+    }
+
+    /** The libtorch version the native library was built against. */
+    public static String torchVersion() {
+        NativeLibrary.load();
+        return ddim_h.ddim_torch_version().getString(0);
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("this Ddim is closed");
+        }
+    }
+}

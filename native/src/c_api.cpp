@@ -1,0 +1,290 @@
+// The C boundary: every function of include/ddim.h, and nothing else. Each fallible call runs its
+// body inside guarded(), which turns every exception into a status code and a short thread-local
+// message, so no C++ exception ever reaches the caller.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "config.h"
+#include "ddim.h"
+#include "error.h"
+#include "model.h"
+#include "model_file.h"
+#include "sampling.h"
+#include "schedule.h"
+#include "version.h"
+
+struct ddim_model {
+  explicit ddim_model(std::unique_ptr<ddim::Model> model) : model(std::move(model)) {}
+  std::mutex mutex;  // serialises calls on one handle
+  std::unique_ptr<ddim::Model> model;
+};
+
+namespace {
+
+using ddim::fail;
+using ddim::require;
+
+thread_local std::string last_error;
+
+constexpr size_t kMaxMessage = 600;
+
+// The first line of a libtorch message, without the C++ backtrace and source locations.
+std::string short_message(const char* what) {
+  std::string message(what == nullptr ? "" : what);
+  const auto newline = message.find('\n');
+  if (newline != std::string::npos) message.resize(newline);
+  if (message.size() > kMaxMessage) message = message.substr(0, kMaxMessage) + "...";
+  return message;
+}
+
+bool is_out_of_memory(const std::string& message) {
+  return message.find("out of memory") != std::string::npos || message.find("can't allocate memory") != std::string::npos ||
+         message.find("Failed to allocate") != std::string::npos;
+}
+
+ddim_status report(ddim_status status, const std::string& message) {
+  last_error = message;
+  return status;
+}
+
+template <typename Body>
+ddim_status guarded(Body&& body) noexcept {
+  try {
+    body();
+    return DDIM_OK;
+  } catch (const ddim::Error& e) {
+    return report(e.status(), short_message(e.what()));
+  } catch (const std::bad_alloc&) {
+    return report(DDIM_ERR_OUT_OF_MEMORY, "out of memory");
+  } catch (const c10::Error& e) {
+    const auto message = short_message(e.what_without_backtrace());
+    return report(is_out_of_memory(message) ? DDIM_ERR_OUT_OF_MEMORY : DDIM_ERR_INTERNAL, message);
+  } catch (const std::exception& e) {
+    const auto message = short_message(e.what());
+    return report(is_out_of_memory(message) ? DDIM_ERR_OUT_OF_MEMORY : DDIM_ERR_INTERNAL, message);
+  } catch (...) {
+    return report(DDIM_ERR_INTERNAL, "unknown native error");
+  }
+}
+
+// Runs `body(model)` with the handle locked.
+template <typename Body>
+ddim_status with_model(ddim_model* handle, Body&& body) noexcept {
+  return guarded([&] {
+    require(handle != nullptr, DDIM_ERR_NULL_POINTER, "model handle is NULL");
+    std::lock_guard<std::mutex> lock(handle->mutex);
+    body(*handle->model);
+  });
+}
+
+template <typename T>
+void require_pointer(const T* pointer, const char* name) {
+  require(pointer != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " is NULL");
+}
+
+void require_count(int64_t given, int64_t needed, const char* name) {
+  require(given == needed, DDIM_ERR_BUFFER_SIZE,
+          std::string(name) + " holds " + std::to_string(given) + " floats, the call needs " + std::to_string(needed));
+}
+
+torch::Device resolve_device(int32_t device) {
+  if (device == DDIM_DEVICE_CPU) return torch::kCPU;
+  const int32_t cuda_count = torch::cuda::is_available() ? static_cast<int32_t>(torch::cuda::device_count()) : 0;
+  if (device == DDIM_DEVICE_AUTO) return cuda_count > 0 ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  require(device >= 0, DDIM_ERR_DEVICE, "unknown device code " + std::to_string(device));
+  require(device < cuda_count, DDIM_ERR_DEVICE,
+          "CUDA device " + std::to_string(device) + " requested, but " + std::to_string(cuda_count) +
+              " CUDA device(s) are available to this build");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device));
+}
+
+ddim_model* new_handle(std::unique_ptr<ddim::Model> model) { return new ddim_model(std::move(model)); }
+
+}  // namespace
+
+extern "C" {
+
+const char* ddim_status_name(int32_t status) {
+  switch (status) {
+    case DDIM_OK: return "DDIM_OK";
+    case DDIM_ERR_INVALID_ARGUMENT: return "DDIM_ERR_INVALID_ARGUMENT";
+    case DDIM_ERR_NULL_POINTER: return "DDIM_ERR_NULL_POINTER";
+    case DDIM_ERR_BUFFER_SIZE: return "DDIM_ERR_BUFFER_SIZE";
+    case DDIM_ERR_IO: return "DDIM_ERR_IO";
+    case DDIM_ERR_FORMAT: return "DDIM_ERR_FORMAT";
+    case DDIM_ERR_DEVICE: return "DDIM_ERR_DEVICE";
+    case DDIM_ERR_OUT_OF_MEMORY: return "DDIM_ERR_OUT_OF_MEMORY";
+    case DDIM_ERR_INTERNAL: return "DDIM_ERR_INTERNAL";
+    default: return "DDIM_UNKNOWN_STATUS";
+  }
+}
+
+const char* ddim_last_error(void) { return last_error.c_str(); }
+
+const char* ddim_version(void) { return ddim::kLibraryVersion; }
+
+const char* ddim_torch_version(void) { return TORCH_VERSION; }
+
+ddim_status ddim_set_num_threads(int32_t threads) {
+  return guarded([&] {
+    const int32_t count = threads > 0 ? threads : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    torch::set_num_threads(count);
+  });
+}
+
+int32_t ddim_get_num_threads(void) {
+  try {
+    return static_cast<int32_t>(torch::get_num_threads());
+  } catch (...) {
+    return 1;
+  }
+}
+
+int32_t ddim_cuda_device_count(void) {
+  try {
+    return torch::cuda::is_available() ? static_cast<int32_t>(torch::cuda::device_count()) : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+void ddim_config_init(ddim_config* config) {
+  if (config != nullptr) *config = ddim::ModelConfig{}.to_c();
+}
+
+ddim_status ddim_config_validate(const ddim_config* config) {
+  return guarded([&] { ddim::ModelConfig::from_c(config); });
+}
+
+ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count, float* signal_rates,
+                                float* noise_rates) {
+  return guarded([&] {
+    const auto model_config = ddim::ModelConfig::from_c(config);
+    require_pointer(t, "t");
+    require_pointer(signal_rates, "signal_rates");
+    require_pointer(noise_rates, "noise_rates");
+    require(count >= 0, DDIM_ERR_BUFFER_SIZE, "count must be >= 0");
+    for (int64_t i = 0; i < count; ++i)
+      require(t[i] >= 0.0f && t[i] <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
+              "t must lie in [0, 1], got " + std::to_string(t[i]) + " at index " + std::to_string(i));
+    const auto times = torch::from_blob(const_cast<float*>(t), {count}, torch::kFloat).to(torch::kDouble);
+    const auto rates = ddim::diffusion_rates(model_config.schedule, times);
+    const auto signal = rates.signal.to(torch::kFloat).contiguous();
+    const auto noise = rates.noise.to(torch::kFloat).contiguous();
+    std::memcpy(signal_rates, signal.data_ptr<float>(), count * sizeof(float));
+    std::memcpy(noise_rates, noise.data_ptr<float>(), count * sizeof(float));
+  });
+}
+
+ddim_status ddim_model_create(const ddim_config* config, int32_t device, uint64_t seed, ddim_model** out_model) {
+  return guarded([&] {
+    require_pointer(out_model, "out_model");
+    *out_model = nullptr;
+    const auto model_config = ddim::ModelConfig::from_c(config);  // validated before any allocation
+    *out_model = new_handle(std::make_unique<ddim::Model>(model_config, resolve_device(device), seed));
+  });
+}
+
+ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_model) {
+  return guarded([&] {
+    require_pointer(out_model, "out_model");
+    *out_model = nullptr;
+    require_pointer(path, "path");
+    *out_model = new_handle(ddim::load_model(path, resolve_device(device)));
+  });
+}
+
+ddim_status ddim_model_save(ddim_model* model, const char* path) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(path, "path");
+    require(std::strlen(path) > 0, DDIM_ERR_INVALID_ARGUMENT, "path is empty");
+    ddim::save_model(m, path);
+  });
+}
+
+void ddim_model_free(ddim_model* model) { delete model; }
+
+ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_config, "out_config");
+    *out_config = m.config().to_c();
+  });
+}
+
+ddim_status ddim_model_parameter_count(ddim_model* model, int64_t* out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_count, "out_count");
+    *out_count = m.parameter_count();
+  });
+}
+
+ddim_status ddim_model_device(ddim_model* model, int32_t* out_device) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_device, "out_device");
+    *out_device = m.device().is_cuda() ? static_cast<int32_t>(m.device().index()) : DDIM_DEVICE_CPU;
+  });
+}
+
+ddim_status ddim_model_has_ema(ddim_model* model, int32_t* out_has_ema) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_has_ema, "out_has_ema");
+    *out_has_ema = m.ema().has_value() ? 1 : 0;
+  });
+}
+
+ddim_status ddim_model_set_normalizer(ddim_model* model, const float* mean, const float* std, int64_t channels) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(mean, "mean");
+    require_pointer(std, "std");
+    require_count(channels, m.config().channels, "normaliser");
+    m.set_normalizer(torch::from_blob(const_cast<float*>(mean), {channels}, torch::kFloat),
+                     torch::from_blob(const_cast<float*>(std), {channels}, torch::kFloat));
+  });
+}
+
+ddim_status ddim_model_normalizer(ddim_model* model, float* out_mean, float* out_std, int64_t channels) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_mean, "out_mean");
+    require_pointer(out_std, "out_std");
+    require_count(channels, m.config().channels, "normaliser");
+    const auto mean = m.mean().to(torch::kCPU).contiguous();
+    const auto std = m.std().to(torch::kCPU).contiguous();
+    std::memcpy(out_mean, mean.data_ptr<float>(), channels * sizeof(float));
+    std::memcpy(out_std, std.data_ptr<float>(), channels * sizeof(float));
+  });
+}
+
+void ddim_sample_params_init(ddim_sample_params* params) {
+  if (params == nullptr) return;
+  const ddim::SampleRequest defaults;
+  params->count = static_cast<int32_t>(defaults.count);
+  params->steps = static_cast<int32_t>(defaults.steps);
+  params->seed = defaults.seed;
+  params->use_ema = defaults.use_ema ? 1 : 0;
+}
+
+ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(params, "params");
+    require_pointer(out_pixels, "out_pixels");
+    require(params->count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(params->count));
+    require(params->steps >= 1, DDIM_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(params->steps));
+    const auto& config = m.config();
+    require_count(out_count, int64_t{params->count} * config.channels * config.image_size * config.image_size,
+                  "out_pixels");
+    ddim::SampleRequest request;
+    request.count = params->count;
+    request.steps = params->steps;
+    request.seed = params->seed;
+    request.use_ema = params->use_ema != 0;
+    const auto images = ddim::sample(m, request).to(torch::kCPU).contiguous();
+    std::memcpy(out_pixels, images.data_ptr<float>(), images.numel() * sizeof(float));
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,83 @@
+#include "model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "error.h"
+
+namespace ddim {
+namespace {
+
+// libtorch's default convolution initialisation (kaiming_uniform with a = sqrt(5), and the same
+// bound for the bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))), drawn from our own generator so that
+// creation is reproducible and independent of torch's global RNG. The output convolution starts
+// at zero, as in the reference, so an untrained model predicts zero noise.
+void initialise(UNet& net, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : net->named_modules()) {
+    auto* conv = item.value()->as<torch::nn::Conv2d>();
+    if (conv == nullptr) continue;
+    const auto& weight = conv->weight;
+    const bool zero = item.key() == "output_conv";
+    const double fan_in = static_cast<double>(weight.size(1) * weight.size(2) * weight.size(3));
+    const double bound = zero ? 0.0 : 1.0 / std::sqrt(fan_in);
+    weight.copy_(torch::empty(weight.sizes()).uniform_(-bound, bound, generator));
+    if (conv->bias.defined()) conv->bias.copy_(torch::empty(conv->bias.sizes()).uniform_(-bound, bound, generator));
+  }
+}
+
+}  // namespace
+
+Model::Model(const ModelConfig& config, torch::Device device, uint64_t seed) : config_(config), device_(device) {
+  config_.validate();
+  net_ = UNet(config_);
+  initialise(net_, seed);
+  net_->to(device_);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device_);
+  mean_ = torch::zeros({config_.channels}, options);
+  std_ = torch::ones({config_.channels}, options);
+}
+
+UNet Model::make_network() const {
+  UNet network(config_);
+  network->to(device_);
+  return network;
+}
+
+int64_t Model::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& parameter : net_->parameters()) count += parameter.numel();
+  return count;
+}
+
+void Model::set_normalizer(const torch::Tensor& mean, const torch::Tensor& std) {
+  require(mean.numel() == config_.channels && std.numel() == config_.channels, DDIM_ERR_BUFFER_SIZE,
+          "normaliser needs " + std::to_string(config_.channels) + " values per tensor");
+  require(torch::isfinite(mean).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "normaliser mean must be finite");
+  require(torch::isfinite(std).all().item<bool>() && (std > 0).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+          "normaliser std must be finite and > 0");
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device_);
+  mean_ = mean.reshape({-1}).to(options).clone();
+  std_ = std.reshape({-1}).to(options).clone();
+}
+
+torch::Tensor Model::normalize(const torch::Tensor& pixels) const {
+  return (pixels - mean_.view({1, -1, 1, 1})) / std_.view({1, -1, 1, 1});
+}
+
+torch::Tensor Model::denormalize(const torch::Tensor& x) const {
+  return x * std_.view({1, -1, 1, 1}) + mean_.view({1, -1, 1, 1});
+}
+
+Prediction Model::predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
+                          const torch::Tensor& noise_rates) const {
+  // The network is conditioned on the noise variance, as in the reference.
+  ++evaluations_;
+  const auto output = network->forward(noisy, noise_rates.square().reshape({-1}));
+  if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
+  return {(noisy - signal_rates * output) / noise_rates, output};
+}
+
+}  // namespace ddim

@@ -1,0 +1,60 @@
+// Model: a configured U-Net on a device, its optional EMA copy, and the per-channel normaliser.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include <torch/torch.h>
+
+#include "config.h"
+#include "unet.h"
+
+namespace ddim {
+
+struct Prediction {
+  torch::Tensor noise;
+  torch::Tensor image;
+};
+
+class Model {
+ public:
+  // Validates `config` first. Weights come from a CPU generator seeded with `seed`, then move to `device`.
+  Model(const ModelConfig& config, torch::Device device, uint64_t seed);
+
+  const ModelConfig& config() const { return config_; }
+  torch::Device device() const { return device_; }
+  UNet& net() { return net_; }
+  std::optional<UNet>& ema() { return ema_; }
+  // The EMA network when asked for and present, else the raw one.
+  UNet& network(bool use_ema) { return use_ema && ema_ ? *ema_ : net_; }
+
+  int64_t parameter_count() const;
+
+  // Normaliser: the network sees (pixels - mean) / std, per channel. Tensors of shape [C], on device().
+  const torch::Tensor& mean() const { return mean_; }
+  const torch::Tensor& std() const { return std_; }
+  void set_normalizer(const torch::Tensor& mean, const torch::Tensor& std);
+  torch::Tensor normalize(const torch::Tensor& pixels) const;
+  torch::Tensor denormalize(const torch::Tensor& x) const;
+
+  // Runs `network` on noisy images at the given rates ([B, 1, 1, 1]) and returns both the
+  // predicted noise and the predicted image, whichever of the two the model's target is.
+  Prediction predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
+                     const torch::Tensor& noise_rates) const;
+
+  // How many network evaluations predict() has run on this model (instrumentation for tests and benchmarks).
+  int64_t evaluations() const { return evaluations_; }
+
+  // A fresh network of this model's config on this model's device (for loading or an EMA copy).
+  UNet make_network() const;
+
+ private:
+  ModelConfig config_;
+  torch::Device device_;
+  UNet net_{nullptr};
+  std::optional<UNet> ema_;
+  torch::Tensor mean_, std_;
+  mutable int64_t evaluations_ = 0;
+};
+
+}  // namespace ddim

@@ -1,0 +1,84 @@
+// The denoising U-Net of the reference (Keras DDIM example, via its R torch port), in one place.
+//
+//   noisy image ──conv1x1──► widths[0] ┐
+//   noise variance ─sinusoidal embedding─► embedding_dim, repeated over H x W ┘ concat
+//     ► DownBlock(widths[0]) … DownBlock(widths[L-1])   each: depth residual blocks (outputs kept
+//                                                        as skips), then 2x2 average pooling
+//     ► Residual(wL, 2 wL) ► Residual(2 wL, wL)          the middle, at the last width
+//     ► UpBlock(widths[L-1] -> widths[L-2]) … UpBlock(widths[0] -> widths[0])
+//                                                        each: bilinear 2x upsampling, then depth
+//                                                        residual blocks, each fed concat(x, skip)
+//     ► conv1x1 ► channels                               zero-initialised
+//
+// Residual(in, out) = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))).
+#pragma once
+
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "config.h"
+
+namespace ddim {
+
+// [B] noise variances -> [B, dim, 1, 1]: sin and cos of the variance at dim/2 angular speeds
+// 2*pi*f, f log-spaced from 1 to 1000.
+class SinusoidalEmbeddingImpl : public torch::nn::Module {
+ public:
+  explicit SinusoidalEmbeddingImpl(int64_t dim);
+  torch::Tensor forward(const torch::Tensor& noise_variances);
+
+ private:
+  int64_t dim_;
+};
+TORCH_MODULE(SinusoidalEmbedding);
+
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(int64_t in_channels, int64_t out_channels);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::BatchNorm2d norm_{nullptr};
+  torch::nn::Conv2d shortcut_{nullptr}, conv_a_{nullptr}, conv_b_{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+class DownBlockImpl : public torch::nn::Module {
+ public:
+  DownBlockImpl(int64_t in_channels, int64_t width, int64_t depth);
+  // Pushes each residual block's output onto `skips`.
+  torch::Tensor forward(torch::Tensor x, std::vector<torch::Tensor>& skips);
+
+ private:
+  torch::nn::ModuleList blocks_;
+};
+TORCH_MODULE(DownBlock);
+
+class UpBlockImpl : public torch::nn::Module {
+ public:
+  // `in_channels` is the width of the incoming tensor and of this level's skips.
+  UpBlockImpl(int64_t in_channels, int64_t out_channels, int64_t depth);
+  // Pops one skip per residual block, the last one stored first.
+  torch::Tensor forward(torch::Tensor x, std::vector<torch::Tensor>& skips);
+
+ private:
+  torch::nn::ModuleList blocks_;
+};
+TORCH_MODULE(UpBlock);
+
+class UNetImpl : public torch::nn::Module {
+ public:
+  explicit UNetImpl(const ModelConfig& config);
+  // noisy: [B, C, S, S]; noise_variances: [B]. Returns [B, C, S, S] (the prediction of the target).
+  torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances);
+
+ private:
+  SinusoidalEmbedding embedding_{nullptr};
+  torch::nn::Conv2d input_conv_{nullptr}, output_conv_{nullptr};
+  torch::nn::ModuleList down_, up_;
+  ResidualBlock middle_a_{nullptr}, middle_b_{nullptr};
+};
+TORCH_MODULE(UNet);
+
+}  // namespace ddim

@@ -1,0 +1,170 @@
+// The C boundary: status codes, messages, NULLs and wrong lengths, never a crash or an exception.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ddim.h"
+#include "test_util.h"
+
+namespace {
+
+ddim_config tiny_c_config() { return ddim::testing::tiny_config().to_c(); }
+
+struct ModelHandle {
+  ddim_model* model = nullptr;
+  ~ModelHandle() { ddim_model_free(model); }
+};
+
+TEST(CApi, StatusNamesAndVersions) {
+  EXPECT_STREQ(ddim_status_name(DDIM_OK), "DDIM_OK");
+  EXPECT_STREQ(ddim_status_name(DDIM_ERR_FORMAT), "DDIM_ERR_FORMAT");
+  EXPECT_STREQ(ddim_status_name(12345), "DDIM_UNKNOWN_STATUS");
+  EXPECT_STREQ(ddim_version(), "0.1.0");
+  EXPECT_GT(std::strlen(ddim_torch_version()), 0u);
+}
+
+TEST(CApi, NullsAreErrorsNotCrashes) {
+  ddim_model* model = nullptr;
+  EXPECT_EQ(ddim_model_create(nullptr, DDIM_DEVICE_CPU, 1, &model), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(model, nullptr);
+  const auto config = tiny_c_config();
+  EXPECT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, nullptr), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_model_load(nullptr, DDIM_DEVICE_CPU, &model), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_model_save(nullptr, "x"), DDIM_ERR_NULL_POINTER);
+  EXPECT_NE(std::string(ddim_last_error()).find("NULL"), std::string::npos);
+  int64_t count = 0;
+  EXPECT_EQ(ddim_model_parameter_count(nullptr, &count), DDIM_ERR_NULL_POINTER);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  float pixel = 0;
+  EXPECT_EQ(ddim_sample(nullptr, &params, &pixel, 1), DDIM_ERR_NULL_POINTER);
+  ddim_model_free(nullptr);
+  ddim_config_init(nullptr);
+  ddim_sample_params_init(nullptr);
+  EXPECT_EQ(ddim_config_validate(nullptr), DDIM_ERR_NULL_POINTER);
+}
+
+TEST(CApi, BadConfigIsRejectedWithTheFieldNamed) {
+  ddim_config config;
+  ddim_config_init(&config);
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_OK);
+  config.image_size = 50;
+  ddim_model* model = nullptr;
+  EXPECT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(ddim_last_error()).find("image_size"), std::string::npos) << ddim_last_error();
+  ddim_config_init(&config);
+  config.num_widths = 0;
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  config.num_widths = DDIM_MAX_WIDTHS + 1;
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  ddim_config_init(&config);
+  config.schedule = 7;
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CApi, WrongBufferLengthsAreRejected) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = 2;
+  params.steps = 2;
+  std::vector<float> pixels(2 * 16 * 16 + 1);
+  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), static_cast<int64_t>(pixels.size())), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_NE(std::string(ddim_last_error()).find("512"), std::string::npos) << ddim_last_error();
+  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), 512), DDIM_OK);
+  params.steps = 0;
+  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  float mean[2] = {0, 0}, std[2] = {1, 1};
+  EXPECT_EQ(ddim_model_set_normalizer(handle.model, mean, std, 2), DDIM_ERR_BUFFER_SIZE);
+  std[0] = 0;
+  EXPECT_EQ(ddim_model_set_normalizer(handle.model, mean, std, 1), DDIM_ERR_INVALID_ARGUMENT);
+  std[0] = 0.5f;
+  mean[0] = 0.25f;
+  EXPECT_EQ(ddim_model_set_normalizer(handle.model, mean, std, 1), DDIM_OK);
+  float got_mean = 0, got_std = 0;
+  EXPECT_EQ(ddim_model_normalizer(handle.model, &got_mean, &got_std, 1), DDIM_OK);
+  EXPECT_EQ(got_mean, 0.25f);
+  EXPECT_EQ(got_std, 0.5f);
+}
+
+TEST(CApi, ScheduleRatesCheckTheirInput) {
+  const auto config = tiny_c_config();
+  const float t[3] = {0.0f, 0.5f, 1.0f};
+  float signal[3], noise[3];
+  ASSERT_EQ(ddim_schedule_rates(&config, t, 3, signal, noise), DDIM_OK);
+  EXPECT_NEAR(signal[0], 0.95f, 1e-6);
+  EXPECT_NEAR(signal[2], 0.02f, 1e-6);
+  const float bad[1] = {1.5f};
+  EXPECT_EQ(ddim_schedule_rates(&config, bad, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
+  const float nan[1] = {std::nanf("")};
+  EXPECT_EQ(ddim_schedule_rates(&config, nan, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_schedule_rates(&config, t, 3, nullptr, noise), DDIM_ERR_NULL_POINTER);
+}
+
+TEST(CApi, DevicesResolve) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_AUTO, 1, &handle.model), DDIM_OK);
+  int32_t device = -99;
+  ASSERT_EQ(ddim_model_device(handle.model, &device), DDIM_OK);
+  EXPECT_EQ(device, ddim_cuda_device_count() > 0 ? 0 : DDIM_DEVICE_CPU);
+  ddim_model* model = nullptr;
+  EXPECT_EQ(ddim_model_create(&config, ddim_cuda_device_count(), 1, &model), DDIM_ERR_DEVICE);
+  EXPECT_EQ(ddim_model_create(&config, -7, 1, &model), DDIM_ERR_DEVICE);
+  EXPECT_EQ(model, nullptr);
+}
+
+TEST(CApi, LoadErrorsCarryStatusAndMessage) {
+  ddim::testing::TempDir dir;
+  ddim_model* model = nullptr;
+  EXPECT_EQ(ddim_model_load(dir.file("absent").c_str(), DDIM_DEVICE_CPU, &model), DDIM_ERR_IO);
+  ddim::testing::write_bytes(dir.file("junk"), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  EXPECT_EQ(ddim_model_load(dir.file("junk").c_str(), DDIM_DEVICE_CPU, &model), DDIM_ERR_FORMAT);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_EQ(std::string(ddim_last_error()).find('\n'), std::string::npos);
+}
+
+TEST(CApi, LastErrorIsPerThread) {
+  ddim_config config;
+  ddim_config_init(&config);
+  config.channels = 9;
+  ASSERT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  std::string other;
+  std::thread([&] { other = ddim_last_error(); }).join();
+  EXPECT_EQ(other, "");
+  EXPECT_NE(std::string(ddim_last_error()).find("channels"), std::string::npos);
+}
+
+TEST(CApi, ThreadsCanShareAHandle) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  std::vector<std::thread> threads;
+  std::vector<ddim_status> results(4, DDIM_ERR_INTERNAL);
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      ddim_sample_params params;
+      ddim_sample_params_init(&params);
+      params.count = 1;
+      params.steps = 2;
+      std::vector<float> pixels(256);
+      results[i] = ddim_sample(handle.model, &params, pixels.data(), 256);
+    });
+  for (auto& t : threads) t.join();
+  for (auto status : results) EXPECT_EQ(status, DDIM_OK);
+}
+
+TEST(CApi, ThreadCountIsSettable) {
+  ASSERT_EQ(ddim_set_num_threads(1), DDIM_OK);
+  EXPECT_EQ(ddim_get_num_threads(), 1);
+  ASSERT_EQ(ddim_set_num_threads(0), DDIM_OK);
+  EXPECT_EQ(ddim_get_num_threads(), static_cast<int32_t>(std::thread::hardware_concurrency()));
+}
+
+}  // namespace

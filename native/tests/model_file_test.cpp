@@ -1,0 +1,205 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "error.h"
+#include "model_file.h"
+#include "sampling.h"
+#include "test_util.h"
+
+namespace ddim {
+namespace {
+
+using nlohmann::json;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
+
+Model nonzero_model() {
+  Model model(testing::tiny_config(), torch::kCPU, 21);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model.net()->parameters()) p.add_(0.05);
+  model.set_normalizer(torch::tensor({0.25f}), torch::tensor({0.5f}));
+  return model;
+}
+
+SampleRequest small_request() {
+  SampleRequest request;
+  request.count = 2;
+  request.steps = 3;
+  request.seed = 77;
+  return request;
+}
+
+ddim_status load_status(const std::string& path, std::string* message = nullptr) {
+  try {
+    load_model(path, torch::kCPU);
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.status();
+  }
+  return DDIM_OK;
+}
+
+// Splits a safetensors file into its JSON header and data, and joins them back.
+struct Parts {
+  json header;
+  std::vector<uint8_t> data;
+};
+Parts split(const std::vector<uint8_t>& bytes) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
+  return {json::parse(bytes.begin() + 8, bytes.begin() + 8 + n), {bytes.begin() + 8 + n, bytes.end()}};
+}
+std::vector<uint8_t> join(const Parts& parts) {
+  const auto text = parts.header.dump();
+  std::vector<uint8_t> bytes(8);
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(text.size() >> (8 * i));
+  bytes.insert(bytes.end(), text.begin(), text.end());
+  bytes.insert(bytes.end(), parts.data.begin(), parts.data.end());
+  return bytes;
+}
+
+class ModelFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path = dir.file("model.safetensors");
+    auto model = nonzero_model();
+    save_model(model, path);
+    bytes = read_bytes(path);
+  }
+  // Writes a modified copy and returns its path.
+  std::string variant(const std::vector<uint8_t>& content) {
+    const auto out = dir.file("variant.safetensors");
+    write_bytes(out, content);
+    return out;
+  }
+  TempDir dir;
+  std::string path;
+  std::vector<uint8_t> bytes;
+};
+
+TEST_F(ModelFile, SaveOpenGivesTheSameSamples) {
+  auto model = nonzero_model();
+  const auto before = sample(model, small_request());
+  auto loaded = load_model(path, torch::kCPU);
+  EXPECT_EQ(loaded->config().to_json(), model.config().to_json());
+  EXPECT_TRUE(torch::equal(loaded->mean(), model.mean()));
+  EXPECT_TRUE(torch::equal(sample(*loaded, small_request()), before));
+}
+
+TEST_F(ModelFile, IsPlainSafetensorsWithMetadata) {
+  const auto parts = split(bytes);
+  const auto& metadata = parts.header["__metadata__"];
+  EXPECT_EQ(metadata["format"], "ddim4j");
+  EXPECT_EQ(metadata["format_version"], "1");
+  EXPECT_EQ(json::parse(metadata["config"].get<std::string>())["image_size"], 16);
+  EXPECT_EQ(parts.header["net.input_conv.weight"]["dtype"], "F32");
+  EXPECT_EQ(parts.header["net.input_conv.weight"]["shape"], json::array({8, 1, 1, 1}));
+  EXPECT_EQ(parts.header["normalizer.std"]["shape"], json::array({1}));
+  EXPECT_FALSE(parts.header.contains("ema.input_conv.weight"));
+  EXPECT_EQ((bytes.size() - parts.data.size()) % 8, 0u);  // data stays 8-byte aligned
+}
+
+TEST_F(ModelFile, EmaWeightsRoundTrip) {
+  auto model = nonzero_model();
+  model.ema() = model.make_network();
+  save_model(model, path);
+  auto loaded = load_model(path, torch::kCPU);
+  ASSERT_TRUE(loaded->ema().has_value());
+  // The fresh EMA network's output layer is zero while the raw one is not.
+  EXPECT_TRUE(torch::equal(loaded->ema().value()->named_parameters()["output_conv.weight"],
+                           model.ema().value()->named_parameters()["output_conv.weight"]));
+}
+
+TEST_F(ModelFile, TruncatedFilesAreFormatErrors) {
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    std::string message;
+    EXPECT_EQ(load_status(variant({bytes.begin(), bytes.begin() + keep}), &message), DDIM_ERR_FORMAT) << keep;
+    EXPECT_FALSE(message.empty());
+  }
+}
+
+TEST_F(ModelFile, FlippedWeightByteFailsTheChecksum) {
+  auto corrupt = bytes;
+  corrupt[corrupt.size() - 7] ^= 0x40;
+  std::string message;
+  EXPECT_EQ(load_status(variant(corrupt), &message), DDIM_ERR_FORMAT);
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+TEST_F(ModelFile, GarbageHeaderIsAFormatError) {
+  auto corrupt = bytes;
+  corrupt[8] = '#';
+  EXPECT_EQ(load_status(variant(corrupt)), DDIM_ERR_FORMAT);
+  std::vector<uint8_t> huge_length = bytes;
+  huge_length[7] = 0x7f;
+  EXPECT_EQ(load_status(variant(huge_length)), DDIM_ERR_FORMAT);
+}
+
+TEST_F(ModelFile, UnknownVersionIsNamed) {
+  auto parts = split(bytes);
+  parts.header["__metadata__"]["format_version"] = "2";
+  std::string message;
+  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);
+  EXPECT_NE(message.find("version"), std::string::npos) << message;
+}
+
+TEST_F(ModelFile, ConfigThatDoesNotMatchTheTensorsIsRejected) {
+  auto parts = split(bytes);
+  auto config = json::parse(parts.header["__metadata__"]["config"].get<std::string>());
+  config["channels"] = 3;
+  parts.header["__metadata__"]["config"] = config.dump();
+  std::string message;
+  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);
+  EXPECT_NE(message.find("shape"), std::string::npos) << message;
+
+  parts = split(bytes);
+  parts.header["__metadata__"]["config"] = "{\"channels\": 1}";
+  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+}
+
+TEST_F(ModelFile, MissingAndWronglyTypedTensorsAreRejected) {
+  auto parts = split(bytes);
+  parts.header["net.input_conv.weight"]["dtype"] = "I64";
+  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+
+  parts = split(bytes);
+  parts.header.erase("normalizer.std");
+  parts.header["__metadata__"].erase("data_crc32");
+  std::string message;
+  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);  // its bytes are now a gap
+
+  parts = split(bytes);
+  parts.header["net.input_conv.weight"]["dtype"] = "U8";
+  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+}
+
+TEST_F(ModelFile, NonFiniteWeightsAreRejected) {
+  auto model = nonzero_model();
+  {
+    torch::NoGradGuard no_grad;
+    model.net()->named_parameters()["input_conv.bias"].fill_(std::nanf(""));
+  }
+  save_model(model, path);
+  std::string message;
+  EXPECT_EQ(load_status(path, &message), DDIM_ERR_FORMAT);
+  EXPECT_NE(message.find("NaN"), std::string::npos) << message;
+}
+
+TEST_F(ModelFile, MissingFileIsAnIoError) { EXPECT_EQ(load_status(dir.file("absent.safetensors")), DDIM_ERR_IO); }
+
+TEST_F(ModelFile, FailedSaveLeavesTheOldFileAlone) {
+  auto model = nonzero_model();
+  EXPECT_THROW(save_model(model, dir.file("no/such/dir/model.safetensors")), Error);
+  // A directory in the way of the rename: the save fails, the temporary file is gone.
+  const auto blocked = dir.file("blocked");
+  std::filesystem::create_directories(blocked + "/inside");
+  EXPECT_THROW(save_model(model, blocked), Error);
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  EXPECT_EQ(read_bytes(path), bytes);
+}
+
+}  // namespace
+}  // namespace ddim
