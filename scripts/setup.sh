@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent setup: installs missing Debian packages (as root; otherwise prints the command),
+# selects a JDK >= 22, builds libddim and the native tests with CMake, and runs `mvn install`.
+#
+#   scripts/setup.sh                 # Debian's libtorch
+#   CMAKE_PREFIX_PATH=/path/to/libtorch scripts/setup.sh    # any other libtorch
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$DDIM_ROOT"
+
+packages=(libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "setup: missing Debian packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# Python's safetensors lets the tests check that other tools read our model files (optional).
+if command -v python3 >/dev/null && ! python3 -c 'import safetensors.numpy' 2>/dev/null; then
+  python3 -m pip install -q safetensors numpy >/dev/null 2>&1 \
+    || echo "setup: python3 safetensors not installed; the interop test will be skipped" >&2
+fi
+
+select_jdk
+echo "setup: JDK $JAVA_HOME"
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+if [[ ! -f build/CMakeCache.txt ]]; then
+  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release ${CMAKE_PREFIX_PATH:+-DCMAKE_PREFIX_PATH="$CMAKE_PREFIX_PATH"}
+fi
+cmake --build build --parallel "$(nproc)"
+
+mvn -B -q install -DskipTests
+echo "setup: done (libddim: build/libddim.so, jar: java/target/ddim4j-0.1.0.jar)"
