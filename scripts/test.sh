@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: setup, then the native tests (ctest), the Java tests (mvn verify) and a
-# one-iteration JMH smoke run.
+# The test command: setup, then the native tests (ctest), a one-iteration JMH smoke run (it only
+# checks that the benchmarks run), and the Java tests (mvn verify).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -11,9 +11,9 @@ select_jdk
 echo "== native tests (ctest)"
 ctest --test-dir build --output-on-failure --parallel "$(nproc)"
 
-echo "== Java tests (mvn verify)"
-mvn -B verify
-
 echo "== JMH smoke run (one short iteration; not a measurement)"
 java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar SamplingBenchmark \
   -f 0 -wi 0 -i 1 -r 1s -p config=fashion -p count=1 -p steps=1 -foe true
+
+echo "== Java tests (mvn verify)"
+mvn -B verify

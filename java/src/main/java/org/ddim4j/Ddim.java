@@ -3,7 +3,9 @@ package org.ddim4j;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.io.IOException;
 import java.lang.ref.Cleaner;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Objects;
 
@@ -122,12 +124,21 @@ public final class Ddim implements AutoCloseable {
         }
     }
 
-    /** Writes the model to {@code path} (safetensors), atomically: a failed save never replaces a good file. */
+    /**
+     * Writes the model to {@code path} (safetensors), creating missing parent directories. Atomic: a
+     * failed save never replaces a good file.
+     */
     public synchronized void save(Path path) {
         Objects.requireNonNull(path, "path");
         ensureOpen();
+        Path target = path.toAbsolutePath();
+        try {
+            Files.createDirectories(target.getParent());
+        } catch (IOException e) {
+            throw new DdimException(Status.IO, "cannot create the directory of " + target + ": " + e.getMessage(), e);
+        }
         try (Arena arena = Arena.ofConfined()) {
-            Native.check(ddim_h.ddim_model_save(model, arena.allocateFrom(path.toAbsolutePath().toString())));
+            Native.check(ddim_h.ddim_model_save(model, arena.allocateFrom(target.toString())));
         }
     }
 

@@ -49,7 +49,7 @@ class SamplingTest {
 
     @Test
     void saveThenOpenGivesTheSameSamples() {
-        Path file = dir.resolve("model.safetensors");
+        Path file = dir.resolve("new/directory/model.safetensors");
         SampleOptions options = SampleOptions.builder().count(2).steps(3).seed(9).build();
         float[] before;
         try (Ddim ddim = Ddim.create(TestModels.tinyRgb(), Device.cpu(), 8)) {
