@@ -162,7 +162,8 @@ DDIM_API ddim_status ddim_model_create(const ddim_config* config, int32_t device
                                        ddim_model** out_model);
 
 /* Loads a model file (safetensors) onto `device`. Truncated, corrupt or inconsistent files, and
- * unknown format versions, give DDIM_ERR_FORMAT with a message naming the problem. */
+ * unknown format versions, give DDIM_ERR_FORMAT with a message naming the problem. A checkpoint
+ * (ddim_checkpoint_save) also restores its training state. */
 DDIM_API ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_model);
 
 /* Writes the model to `path` (safetensors) atomically: a temporary file beside it is written,
@@ -213,6 +214,75 @@ DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
  * device gives bit-identical pixels. */
 DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels,
                                  int64_t out_count);
+
+/* ---------------------------------------------------------------------------------------------
+ * Training
+ *
+ * A model handle carries its training state (AdamW's moments, the step count) once training has
+ * begun or a checkpoint was loaded. Each step: for each image t ~ U(0, 1), eps ~ N(0, I);
+ * noisy = signal(t) * x + noise(t) * eps with x the normalised image; the network predicts the
+ * target; MAE or MSE loss; backward; AdamW; then the EMA of all weights and BatchNorm statistics,
+ * with decay min(ema_decay, (1 + n) / (10 + n)) at update n. Step n's randomness is drawn from
+ * (seed, n), so a checkpoint's seed and step count are its whole random state: resuming is bit-exact.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ddim_loss {
+    DDIM_LOSS_MAE = 0, /* mean absolute error (the reference's default) */
+    DDIM_LOSS_MSE = 1  /* mean squared error */
+} ddim_loss;
+
+typedef struct ddim_train_params {
+    double learning_rate; /* AdamW learning rate, > 0 (default 1e-3) */
+    double weight_decay;  /* AdamW decoupled weight decay, >= 0 (default 1e-4) */
+    double ema_decay;     /* EMA decay in [0, 1), 0 = no EMA (default 0.999) */
+    int32_t loss;         /* a ddim_loss (default DDIM_LOSS_MAE) */
+    uint64_t seed;        /* seed of the per-step draws of t and noise (default 0) */
+} ddim_train_params;
+
+/* Fills `params` with the defaults above. NULL is a no-op. */
+DDIM_API void ddim_train_params_init(ddim_train_params* params);
+
+/* Begins training, or continues it with new hyper-parameters: the first call creates the
+ * optimizer (and the EMA weights, as a copy of the weights, when ema_decay > 0); later calls, and
+ * calls after loading a checkpoint, keep the optimizer state and step count. */
+DDIM_API ddim_status ddim_train_begin(ddim_model* model, const ddim_train_params* params);
+
+/* One training step on `count` images (NCHW float32 in [0, 1], `pixel_count` = count * channels *
+ * size * size). Writes the batch loss. Forward, loss, backward, AdamW and EMA happen in this call.
+ * Non-finite pixels are DDIM_ERR_INVALID_ARGUMENT; a non-finite loss (divergence) too, before any
+ * weight changes. Needs ddim_train_begin first. */
+DDIM_API ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                                     float* out_loss);
+
+/* Whether the handle has training state (`out_active`), and if so its parameters and the number of
+ * steps taken. Any output pointer may be NULL. */
+DDIM_API ddim_status ddim_train_state(ddim_model* model, int32_t* out_active, ddim_train_params* out_params,
+                                      int64_t* out_steps);
+
+/* Validation losses as the reference reports them: MAE of the predicted noise and of the
+ * predicted image, on `count` images at t and noise drawn from `seed`; with the EMA weights when
+ * `use_ema` and the model has them. Changes nothing. */
+DDIM_API ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                                   uint64_t seed, int32_t use_ema, float* out_noise_loss, float* out_image_loss);
+
+/* Writes a checkpoint: the model file plus the optimizer state, the step count and the training
+ * parameters, and `user_state` (an opaque string, may be NULL), atomically. ddim_model_load on a
+ * checkpoint restores all of it. Needs training state. */
+DDIM_API ddim_status ddim_checkpoint_save(ddim_model* model, const char* path, const char* user_state);
+
+/* Copies the user_state string of the checkpoint this handle was loaded from ("" otherwise) into
+ * `buffer` (NUL-terminated) and writes its length (without the NUL) to `out_length`. With
+ * `capacity` 0 (buffer may be NULL) only the length is written; a too-small capacity is
+ * DDIM_ERR_BUFFER_SIZE. */
+DDIM_API ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer, int64_t capacity,
+                                                int64_t* out_length);
+
+/* Export flags, combined with |. */
+#define DDIM_EXPORT_EMA_WEIGHTS 1 /* store the EMA weights (when present) as the only weights */
+#define DDIM_EXPORT_HALF 2        /* store the weights as float16 (half the size; loads as float32) */
+
+/* Writes a model file for sampling (no optimizer state), atomically. */
+DDIM_API ddim_status ddim_model_export(ddim_model* model, const char* path, int32_t flags);
 
 #ifdef __cplusplus
 }

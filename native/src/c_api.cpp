@@ -16,12 +16,15 @@
 #include "model_file.h"
 #include "sampling.h"
 #include "schedule.h"
+#include "training.h"
 #include "version.h"
 
 struct ddim_model {
   explicit ddim_model(std::unique_ptr<ddim::Model> model) : model(std::move(model)) {}
   std::mutex mutex;  // serialises calls on one handle
   std::unique_ptr<ddim::Model> model;
+  std::unique_ptr<ddim::Trainer> trainer;  // declared after the model it refers to, so freed first
+  std::string user_state;                  // from the checkpoint this handle was loaded from
 };
 
 namespace {
@@ -72,14 +75,20 @@ ddim_status guarded(Body&& body) noexcept {
   }
 }
 
-// Runs `body(model)` with the handle locked.
+// Runs `body(handle)` with the handle locked.
 template <typename Body>
-ddim_status with_model(ddim_model* handle, Body&& body) noexcept {
+ddim_status with_handle(ddim_model* handle, Body&& body) noexcept {
   return guarded([&] {
     require(handle != nullptr, DDIM_ERR_NULL_POINTER, "model handle is NULL");
     std::lock_guard<std::mutex> lock(handle->mutex);
-    body(*handle->model);
+    body(*handle);
   });
+}
+
+// Runs `body(model)` with the handle locked.
+template <typename Body>
+ddim_status with_model(ddim_model* handle, Body&& body) noexcept {
+  return with_handle(handle, [&](ddim_model& locked) { body(*locked.model); });
 }
 
 template <typename T>
@@ -104,6 +113,40 @@ torch::Device resolve_device(int32_t device) {
 }
 
 ddim_model* new_handle(std::unique_ptr<ddim::Model> model) { return new ddim_model(std::move(model)); }
+
+ddim::TrainConfig train_config_from_c(const ddim_train_params* params) {
+  require_pointer(params, "params");
+  require(params->loss == DDIM_LOSS_MAE || params->loss == DDIM_LOSS_MSE, DDIM_ERR_INVALID_ARGUMENT,
+          "unknown loss " + std::to_string(params->loss));
+  ddim::TrainConfig config;
+  config.learning_rate = params->learning_rate;
+  config.weight_decay = params->weight_decay;
+  config.ema_decay = params->ema_decay;
+  config.loss = static_cast<ddim::Loss>(params->loss);
+  config.seed = params->seed;
+  config.validate();
+  return config;
+}
+
+ddim_train_params train_config_to_c(const ddim::TrainConfig& config) {
+  ddim_train_params params{};
+  params.learning_rate = config.learning_rate;
+  params.weight_decay = config.weight_decay;
+  params.ema_decay = config.ema_decay;
+  params.loss = static_cast<int32_t>(config.loss);
+  params.seed = config.seed;
+  return params;
+}
+
+// Wraps `count` NCHW images of `model` at `pixels` (checked against `pixel_count`) without copying.
+torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t count, int64_t pixel_count) {
+  require_pointer(pixels, "pixels");
+  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+  const auto& config = model.config();
+  require_count(pixel_count, count * config.channels * config.image_size * config.image_size, "pixels");
+  return torch::from_blob(const_cast<float*>(pixels), {count, config.channels, config.image_size, config.image_size},
+                          torch::kFloat);
+}
 
 }  // namespace
 
@@ -195,7 +238,14 @@ ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_m
     require_pointer(out_model, "out_model");
     *out_model = nullptr;
     require_pointer(path, "path");
-    *out_model = new_handle(ddim::load_model(path, resolve_device(device)));
+    std::optional<ddim::CheckpointState> checkpoint;
+    auto handle = std::make_unique<ddim_model>(ddim::load_model(path, resolve_device(device), &checkpoint));
+    if (checkpoint) {
+      handle->trainer = std::make_unique<ddim::Trainer>(*handle->model, checkpoint->config);
+      handle->trainer->restore(checkpoint->steps, checkpoint->optimizer);
+      handle->user_state = checkpoint->user_state;
+    }
+    *out_model = handle.release();
   });
 }
 
@@ -284,6 +334,86 @@ ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, flo
     request.use_ema = params->use_ema != 0;
     const auto images = ddim::sample(m, request).to(torch::kCPU).contiguous();
     std::memcpy(out_pixels, images.data_ptr<float>(), images.numel() * sizeof(float));
+  });
+}
+
+void ddim_train_params_init(ddim_train_params* params) {
+  if (params != nullptr) *params = train_config_to_c(ddim::TrainConfig{});
+}
+
+ddim_status ddim_train_begin(ddim_model* model, const ddim_train_params* params) {
+  return with_handle(model, [&](ddim_model& handle) {
+    const auto config = train_config_from_c(params);
+    if (handle.trainer) {
+      handle.trainer->set_config(config);
+    } else {
+      handle.trainer = std::make_unique<ddim::Trainer>(*handle.model, config);
+    }
+  });
+}
+
+ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                            float* out_loss) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(out_loss, "out_loss");
+    require(handle.trainer != nullptr, DDIM_ERR_INVALID_ARGUMENT, "training has not begun: call ddim_train_begin first");
+    *out_loss = static_cast<float>(handle.trainer->step(pixel_batch(*handle.model, pixels, count, pixel_count)));
+  });
+}
+
+ddim_status ddim_train_state(ddim_model* model, int32_t* out_active, ddim_train_params* out_params, int64_t* out_steps) {
+  return with_handle(model, [&](ddim_model& handle) {
+    if (out_active != nullptr) *out_active = handle.trainer ? 1 : 0;
+    if (out_params != nullptr)
+      *out_params = train_config_to_c(handle.trainer ? handle.trainer->config() : ddim::TrainConfig{});
+    if (out_steps != nullptr) *out_steps = handle.trainer ? handle.trainer->steps() : 0;
+  });
+}
+
+ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count, uint64_t seed,
+                          int32_t use_ema, float* out_noise_loss, float* out_image_loss) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_noise_loss, "out_noise_loss");
+    require_pointer(out_image_loss, "out_image_loss");
+    const auto losses = ddim::evaluate(m, m.network(use_ema != 0), pixel_batch(m, pixels, count, pixel_count), seed);
+    *out_noise_loss = static_cast<float>(losses.noise);
+    *out_image_loss = static_cast<float>(losses.image);
+  });
+}
+
+ddim_status ddim_checkpoint_save(ddim_model* model, const char* path, const char* user_state) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(path, "path");
+    require(handle.trainer != nullptr, DDIM_ERR_INVALID_ARGUMENT, "no training state to checkpoint: call ddim_train_begin first");
+    ddim::SaveOptions options;
+    options.trainer = handle.trainer.get();
+    options.user_state = user_state == nullptr ? "" : user_state;
+    ddim::save_model(*handle.model, path, options);
+  });
+}
+
+ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer, int64_t capacity, int64_t* out_length) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(out_length, "out_length");
+    const auto length = static_cast<int64_t>(handle.user_state.size());
+    *out_length = length;
+    if (capacity == 0) return;
+    require_pointer(buffer, "buffer");
+    require(capacity > length, DDIM_ERR_BUFFER_SIZE,
+            "buffer holds " + std::to_string(capacity) + " bytes, the state needs " + std::to_string(length + 1));
+    std::memcpy(buffer, handle.user_state.c_str(), static_cast<size_t>(length) + 1);
+  });
+}
+
+ddim_status ddim_model_export(ddim_model* model, const char* path, int32_t flags) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(path, "path");
+    require((flags & ~(DDIM_EXPORT_EMA_WEIGHTS | DDIM_EXPORT_HALF)) == 0, DDIM_ERR_INVALID_ARGUMENT,
+            "unknown export flags " + std::to_string(flags));
+    ddim::SaveOptions options;
+    options.ema_as_weights = (flags & DDIM_EXPORT_EMA_WEIGHTS) != 0;
+    options.half_precision = (flags & DDIM_EXPORT_HALF) != 0;
+    ddim::save_model(m, path, options);
   });
 }
 

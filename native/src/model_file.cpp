@@ -57,15 +57,20 @@ std::string shape_string(torch::IntArrayRef shape) {
   return out.str();
 }
 
-// Every tensor the file holds for `model`, by name, as CPU tensors.
-std::map<std::string, torch::Tensor> state_of(Model& model) {
+// Every tensor the file holds for `model`, by name (on the model's device). With
+// `ema_as_weights`, the EMA network (when there is one) is stored as the weights.
+std::map<std::string, torch::Tensor> state_of(Model& model, bool ema_as_weights = false) {
   std::map<std::string, torch::Tensor> state;
   const auto add = [&state](const std::string& prefix, UNet& network) {
     for (const auto& item : network->named_parameters()) state[prefix + item.key()] = item.value();
     for (const auto& item : network->named_buffers()) state[prefix + item.key()] = item.value();
   };
-  add("net.", model.net());
-  if (model.ema()) add("ema.", *model.ema());
+  if (ema_as_weights) {
+    add("net.", model.network(true));
+  } else {
+    add("net.", model.net());
+    if (model.ema()) add("ema.", *model.ema());
+  }
   state["normalizer.mean"] = model.mean();
   state["normalizer.std"] = model.std();
   return state;
@@ -211,13 +216,18 @@ void copy_into(const std::string& path, const std::string& name, const StoredTen
 
 }  // namespace
 
-void save_model(Model& model, const std::string& path) {
-  const auto state = state_of(model);
+void save_model(Model& model, const std::string& path, const SaveOptions& options) {
+  auto state = state_of(model, options.ema_as_weights);
+  if (options.trainer != nullptr)
+    for (const auto& [name, tensor] : options.trainer->optimizer_state()) state["optim." + name] = tensor;
   json header = json::object();
   uint64_t offset = 0;
   std::vector<torch::Tensor> payload;
   for (const auto& [name, tensor] : state) {
     auto cpu = tensor.detach().to(torch::kCPU).contiguous();
+    // The normaliser stays exact; weights may be halved for small exported files.
+    if (options.half_precision && cpu.scalar_type() == torch::kFloat && name.rfind("normalizer.", 0) != 0)
+      cpu = cpu.to(torch::kHalf);
     const auto& dtype = dtype_of(cpu.scalar_type());
     const uint64_t bytes = static_cast<uint64_t>(cpu.numel()) * dtype.size;
     header[name] = {{"dtype", dtype.name}, {"shape", cpu.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
@@ -236,6 +246,11 @@ void save_model(Model& model, const std::string& path) {
                             {"config", model.config().to_json().dump()},
                             {"data_crc32", crc32_hex(data.data(), data.size())},
                             {"library_version", kLibraryVersion}};
+  if (options.trainer != nullptr) {
+    header["__metadata__"]["training"] =
+        json{{"config", options.trainer->config().to_json()}, {"steps", options.trainer->steps()}}.dump();
+    header["__metadata__"]["user_state"] = options.user_state;
+  }
   std::string header_text = header.dump();
   header_text.append((8 - header_text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
 
@@ -247,7 +262,8 @@ void save_model(Model& model, const std::string& path) {
   write_file_atomically(path, file);
 }
 
-std::unique_ptr<Model> load_model(const std::string& path, torch::Device device) {
+std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,
+                                  std::optional<CheckpointState>* checkpoint) {
   const auto bytes = read_file(path);
   if (bytes.size() < 8) bad_file(path, "too short to be a safetensors file (" + std::to_string(bytes.size()) + " bytes)");
   uint64_t header_size = 0;
@@ -297,8 +313,31 @@ std::unique_ptr<Model> load_model(const std::string& path, torch::Device device)
     copy_into(path, name, found->second, destination);
     tensors.erase(found);
   }
-  if (!tensors.empty()) bad_file(path, "unexpected tensor '" + tensors.begin()->first + "' (does the config match?)");
   model->set_normalizer(state["normalizer.mean"], state["normalizer.std"]);
+
+  if (metadata.contains("training")) {
+    CheckpointState training;
+    try {
+      const auto parsed = json::parse(text("training"));
+      training.config = TrainConfig::from_json(parsed.at("config"));
+      training.steps = parsed.at("steps").get<int64_t>();
+    } catch (const json::exception& e) {
+      bad_file(path, std::string("training state is malformed (") + e.what() + ")");
+    }
+    training.user_state = metadata.contains("user_state") ? text("user_state") : "";
+    for (auto it = tensors.begin(); it != tensors.end();) {
+      if (it->first.rfind("optim.", 0) != 0) {
+        ++it;
+        continue;
+      }
+      auto tensor = torch::empty(it->second.shape, torch::TensorOptions().dtype(torch::kFloat));
+      copy_into(path, it->first, it->second, tensor);
+      training.optimizer[it->first.substr(6)] = tensor;
+      it = tensors.erase(it);
+    }
+    if (checkpoint != nullptr) *checkpoint = std::move(training);
+  }
+  if (!tensors.empty()) bad_file(path, "unexpected tensor '" + tensors.begin()->first + "' (does the config match?)");
   return model;
 }
 

@@ -32,6 +32,24 @@ public class ddim_h extends ddim_h$shared {
     public static int DDIM_MAX_WIDTHS() {
         return DDIM_MAX_WIDTHS;
     }
+    private static final int DDIM_EXPORT_EMA_WEIGHTS = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_EXPORT_EMA_WEIGHTS 1
+     * }
+     */
+    public static int DDIM_EXPORT_EMA_WEIGHTS() {
+        return DDIM_EXPORT_EMA_WEIGHTS;
+    }
+    private static final int DDIM_EXPORT_HALF = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_EXPORT_HALF 2
+     * }
+     */
+    public static int DDIM_EXPORT_HALF() {
+        return DDIM_EXPORT_HALF;
+    }
     private static final int DDIM_OK = (int)0L;
     /**
      * {@snippet lang=c :
@@ -1473,6 +1491,525 @@ public class ddim_h extends ddim_h$shared {
                 traceDowncall("ddim_sample", model, params, out_pixels, out_count);
             }
             return (int)mh$.invokeExact(model, params, out_pixels, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+    private static final int DDIM_LOSS_MAE = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_loss.DDIM_LOSS_MAE = 0
+     * }
+     */
+    public static int DDIM_LOSS_MAE() {
+        return DDIM_LOSS_MAE;
+    }
+    private static final int DDIM_LOSS_MSE = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_loss.DDIM_LOSS_MSE = 1
+     * }
+     */
+    public static int DDIM_LOSS_MSE() {
+        return DDIM_LOSS_MSE;
+    }
+
+    private static class ddim_train_params_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_params_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void ddim_train_params_init(ddim_train_params *params)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_params_init$descriptor() {
+        return ddim_train_params_init.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void ddim_train_params_init(ddim_train_params *params)
+     * }
+     */
+    public static MethodHandle ddim_train_params_init$handle() {
+        return ddim_train_params_init.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void ddim_train_params_init(ddim_train_params *params)
+     * }
+     */
+    public static MemorySegment ddim_train_params_init$address() {
+        return ddim_train_params_init.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void ddim_train_params_init(ddim_train_params *params)
+     * }
+     */
+    public static void ddim_train_params_init(MemorySegment params) {
+        var mh$ = ddim_train_params_init.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_params_init", params);
+            }
+            mh$.invokeExact(params);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_train_begin {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_begin");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_begin(ddim_model *model, const ddim_train_params *params)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_begin$descriptor() {
+        return ddim_train_begin.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_begin(ddim_model *model, const ddim_train_params *params)
+     * }
+     */
+    public static MethodHandle ddim_train_begin$handle() {
+        return ddim_train_begin.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_begin(ddim_model *model, const ddim_train_params *params)
+     * }
+     */
+    public static MemorySegment ddim_train_begin$address() {
+        return ddim_train_begin.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_begin(ddim_model *model, const ddim_train_params *params)
+     * }
+     */
+    public static int ddim_train_begin(MemorySegment model, MemorySegment params) {
+        var mh$ = ddim_train_begin.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_begin", model, params);
+            }
+            return (int)mh$.invokeExact(model, params);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_train_step {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_step");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, float *out_loss)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_step$descriptor() {
+        return ddim_train_step.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, float *out_loss)
+     * }
+     */
+    public static MethodHandle ddim_train_step$handle() {
+        return ddim_train_step.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, float *out_loss)
+     * }
+     */
+    public static MemorySegment ddim_train_step$address() {
+        return ddim_train_step.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, float *out_loss)
+     * }
+     */
+    public static int ddim_train_step(MemorySegment model, MemorySegment pixels, long count, long pixel_count, MemorySegment out_loss) {
+        var mh$ = ddim_train_step.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_step", model, pixels, count, pixel_count, out_loss);
+            }
+            return (int)mh$.invokeExact(model, pixels, count, pixel_count, out_loss);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_train_state {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_state");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_state(ddim_model *model, int32_t *out_active, ddim_train_params *out_params, int64_t *out_steps)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_state$descriptor() {
+        return ddim_train_state.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_state(ddim_model *model, int32_t *out_active, ddim_train_params *out_params, int64_t *out_steps)
+     * }
+     */
+    public static MethodHandle ddim_train_state$handle() {
+        return ddim_train_state.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_state(ddim_model *model, int32_t *out_active, ddim_train_params *out_params, int64_t *out_steps)
+     * }
+     */
+    public static MemorySegment ddim_train_state$address() {
+        return ddim_train_state.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_state(ddim_model *model, int32_t *out_active, ddim_train_params *out_params, int64_t *out_steps)
+     * }
+     */
+    public static int ddim_train_state(MemorySegment model, MemorySegment out_active, MemorySegment out_params, MemorySegment out_steps) {
+        var mh$ = ddim_train_state.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_state", model, out_active, out_params, out_steps);
+            }
+            return (int)mh$.invokeExact(model, out_active, out_params, out_steps);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_evaluate {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_evaluate");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static FunctionDescriptor ddim_evaluate$descriptor() {
+        return ddim_evaluate.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static MethodHandle ddim_evaluate$handle() {
+        return ddim_evaluate.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static MemorySegment ddim_evaluate$address() {
+        return ddim_evaluate.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static int ddim_evaluate(MemorySegment model, MemorySegment pixels, long count, long pixel_count, long seed, int use_ema, MemorySegment out_noise_loss, MemorySegment out_image_loss) {
+        var mh$ = ddim_evaluate.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_evaluate", model, pixels, count, pixel_count, seed, use_ema, out_noise_loss, out_image_loss);
+            }
+            return (int)mh$.invokeExact(model, pixels, count, pixel_count, seed, use_ema, out_noise_loss, out_image_loss);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_checkpoint_save {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_checkpoint_save");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_save(ddim_model *model, const char *path, const char *user_state)
+     * }
+     */
+    public static FunctionDescriptor ddim_checkpoint_save$descriptor() {
+        return ddim_checkpoint_save.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_save(ddim_model *model, const char *path, const char *user_state)
+     * }
+     */
+    public static MethodHandle ddim_checkpoint_save$handle() {
+        return ddim_checkpoint_save.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_save(ddim_model *model, const char *path, const char *user_state)
+     * }
+     */
+    public static MemorySegment ddim_checkpoint_save$address() {
+        return ddim_checkpoint_save.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_save(ddim_model *model, const char *path, const char *user_state)
+     * }
+     */
+    public static int ddim_checkpoint_save(MemorySegment model, MemorySegment path, MemorySegment user_state) {
+        var mh$ = ddim_checkpoint_save.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_checkpoint_save", model, path, user_state);
+            }
+            return (int)mh$.invokeExact(model, path, user_state);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_checkpoint_user_state {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_checkpoint_user_state");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_user_state(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static FunctionDescriptor ddim_checkpoint_user_state$descriptor() {
+        return ddim_checkpoint_user_state.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_user_state(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static MethodHandle ddim_checkpoint_user_state$handle() {
+        return ddim_checkpoint_user_state.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_user_state(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static MemorySegment ddim_checkpoint_user_state$address() {
+        return ddim_checkpoint_user_state.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_checkpoint_user_state(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static int ddim_checkpoint_user_state(MemorySegment model, MemorySegment buffer, long capacity, MemorySegment out_length) {
+        var mh$ = ddim_checkpoint_user_state.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_checkpoint_user_state", model, buffer, capacity, out_length);
+            }
+            return (int)mh$.invokeExact(model, buffer, capacity, out_length);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_model_export {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_model_export");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_export(ddim_model *model, const char *path, int32_t flags)
+     * }
+     */
+    public static FunctionDescriptor ddim_model_export$descriptor() {
+        return ddim_model_export.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_export(ddim_model *model, const char *path, int32_t flags)
+     * }
+     */
+    public static MethodHandle ddim_model_export$handle() {
+        return ddim_model_export.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_export(ddim_model *model, const char *path, int32_t flags)
+     * }
+     */
+    public static MemorySegment ddim_model_export$address() {
+        return ddim_model_export.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_model_export(ddim_model *model, const char *path, int32_t flags)
+     * }
+     */
+    public static int ddim_model_export(MemorySegment model, MemorySegment path, int flags) {
+        var mh$ = ddim_model_export.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_model_export", model, path, flags);
+            }
+            return (int)mh$.invokeExact(model, path, flags);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
