@@ -12,6 +12,7 @@ import java.util.Objects;
 import org.ddim4j.ffi.ddim_config;
 import org.ddim4j.ffi.ddim_h;
 import org.ddim4j.ffi.ddim_sample_params;
+import org.ddim4j.ffi.ddim_train_params;
 
 /**
  * A DDIM model in the native core: open one from a file or create one from a config, then sample.
@@ -131,12 +132,7 @@ public final class Ddim implements AutoCloseable {
     public synchronized void save(Path path) {
         Objects.requireNonNull(path, "path");
         ensureOpen();
-        Path target = path.toAbsolutePath();
-        try {
-            Files.createDirectories(target.getParent());
-        } catch (IOException e) {
-            throw new DdimException(Status.IO, "cannot create the directory of " + target + ": " + e.getMessage(), e);
-        }
+        Path target = createParent(path);
         try (Arena arena = Arena.ofConfined()) {
             Native.check(ddim_h.ddim_model_save(model, arena.allocateFrom(target.toString())));
         }
@@ -204,6 +200,122 @@ public final class Ddim implements AutoCloseable {
             Native.check(ddim_h.ddim_model_set_normalizer(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, mean),
                     arena.allocateFrom(ValueLayout.JAVA_FLOAT, std), config.channels()));
         }
+    }
+
+    /**
+     * A trainer for this model. When the model was opened from a checkpoint, training continues from
+     * it (optimizer state, step count, position in the data); with the checkpoint's own options the
+     * continuation is bit-exact on the CPU.
+     */
+    public synchronized Trainer trainer(TrainOptions options) {
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        return new Trainer(this, options);
+    }
+
+    /**
+     * Writes a model file for sampling: with {@code emaWeights} the EMA weights (when present) become
+     * the only weights; with {@code halfPrecision} they are stored as float16 (half the size). Atomic.
+     */
+    public synchronized void export(Path path, boolean emaWeights, boolean halfPrecision) {
+        Objects.requireNonNull(path, "path");
+        ensureOpen();
+        Path target = createParent(path);
+        int flags = (emaWeights ? ddim_h.DDIM_EXPORT_EMA_WEIGHTS() : 0) | (halfPrecision ? ddim_h.DDIM_EXPORT_HALF() : 0);
+        try (Arena arena = Arena.ofConfined()) {
+            Native.check(ddim_h.ddim_model_export(model, arena.allocateFrom(target.toString()), flags));
+        }
+    }
+
+    /** Validation losses: {@code [0]} MAE of the predicted noise, {@code [1]} of the predicted image, at t and noise drawn from {@code seed}. */
+    public synchronized float[] evaluate(float[] pixels, long seed, boolean useEma) {
+        ensureOpen();
+        int count = imageCount(pixels);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment noiseLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
+            MemorySegment imageLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
+            Native.check(ddim_h.ddim_evaluate(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length,
+                    seed, useEma ? 1 : 0, noiseLoss, imageLoss));
+            return new float[] {noiseLoss.get(ValueLayout.JAVA_FLOAT, 0), imageLoss.get(ValueLayout.JAVA_FLOAT, 0)};
+        }
+    }
+
+    // ---- training plumbing, used by Trainer ----
+
+    synchronized void beginTraining(TrainOptions options) {
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = ddim_train_params.allocate(arena);
+            ddim_h.ddim_train_params_init(params);
+            ddim_train_params.learning_rate(params, options.learningRate());
+            ddim_train_params.weight_decay(params, options.weightDecay());
+            ddim_train_params.ema_decay(params, options.emaDecay());
+            ddim_train_params.loss(params, options.loss() == Loss.MAE ? ddim_h.DDIM_LOSS_MAE() : ddim_h.DDIM_LOSS_MSE());
+            ddim_train_params.seed(params, options.seed());
+            Native.check(ddim_h.ddim_train_begin(model, params));
+        }
+    }
+
+    synchronized float trainStep(float[] pixels) {
+        ensureOpen();
+        int count = imageCount(pixels);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment loss = arena.allocate(ValueLayout.JAVA_FLOAT);
+            Native.check(ddim_h.ddim_train_step(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length, loss));
+            return loss.get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    /** Optimisation steps this model has taken (0 when it never trained). */
+    public synchronized long trainingSteps() {
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment steps = arena.allocate(ValueLayout.JAVA_LONG);
+            Native.check(ddim_h.ddim_train_state(model, MemorySegment.NULL, MemorySegment.NULL, steps));
+            return steps.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    synchronized void saveCheckpoint(Path path, String userState) {
+        ensureOpen();
+        Path target = createParent(path);
+        try (Arena arena = Arena.ofConfined()) {
+            Native.check(ddim_h.ddim_checkpoint_save(model, arena.allocateFrom(target.toString()), arena.allocateFrom(userState)));
+        }
+    }
+
+    /** The opaque state stored with the checkpoint this model was opened from ("" otherwise). */
+    synchronized String checkpointUserState() {
+        ensureOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment length = arena.allocate(ValueLayout.JAVA_LONG);
+            Native.check(ddim_h.ddim_checkpoint_user_state(model, MemorySegment.NULL, 0, length));
+            long size = length.get(ValueLayout.JAVA_LONG, 0);
+            MemorySegment buffer = arena.allocate(size + 1);
+            Native.check(ddim_h.ddim_checkpoint_user_state(model, buffer, size + 1, length));
+            return buffer.getString(0);
+        }
+    }
+
+    private int imageCount(float[] pixels) {
+        Objects.requireNonNull(pixels, "pixels");
+        int perImage = config.pixelsPerImage();
+        if (pixels.length == 0 || pixels.length % perImage != 0) {
+            throw new IllegalArgumentException("pixels must hold a whole, non-zero number of " + config.channels() + "x"
+                    + config.imageSize() + "x" + config.imageSize() + " images (" + perImage + " floats each), got "
+                    + pixels.length + " floats");
+        }
+        return pixels.length / perImage;
+    }
+
+    private static Path createParent(Path path) {
+        Path target = path.toAbsolutePath();
+        try {
+            Files.createDirectories(target.getParent());
+        } catch (IOException e) {
+            throw new DdimException(Status.IO, "cannot create the directory of " + target + ": " + e.getMessage(), e);
+        }
+        return target;
     }
 
     /** Frees the native model. Idempotent. */

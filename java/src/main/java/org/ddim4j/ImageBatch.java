@@ -92,12 +92,12 @@ public final class ImageBatch {
 
     /** Writes image {@code i} as a PNG, atomically (a temporary file beside it, then a rename). */
     public void writePng(int i, Path path) {
-        writeAtomically(image(i), path);
+        writePng(image(i), path);
     }
 
     /** Writes all images as one PNG grid with {@code columns} per row, atomically. */
     public void writeGrid(Path path, int columns) {
-        writeAtomically(grid(columns), path);
+        writePng(grid(columns), path);
     }
 
     /** All images in a grid with {@code columns} per row, separated by a 2-pixel gap. */
@@ -136,7 +136,8 @@ public final class ImageBatch {
         return Math.round(Math.clamp(value, 0f, 1f) * 255f);
     }
 
-    static void writeAtomically(BufferedImage image, Path path) {
+    /** Writes any image as a PNG, atomically (a temporary file beside it, then a rename), creating missing directories. */
+    public static void writePng(BufferedImage image, Path path) {
         Path target = path.toAbsolutePath();
         Path temp = null;
         try {

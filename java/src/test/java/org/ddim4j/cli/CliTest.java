@@ -68,6 +68,47 @@ class CliTest {
     }
 
     @Test
+    void trainResumeAndExportEndToEnd() throws Exception {
+        Path images = dir.resolve("images");
+        Files.createDirectories(images);
+        for (int i = 0; i < 12; i++) {
+            BufferedImage image = new BufferedImage(20 + i, 24, BufferedImage.TYPE_INT_RGB);
+            image.setRGB(i, 3, 0xffffff);
+            ImageIO.write(image, i % 2 == 0 ? "png" : "jpg", images.resolve("img" + i + (i % 2 == 0 ? ".png" : ".jpg")).toFile());
+        }
+        Path run = dir.resolve("run");
+        Result train = run("train", "--data", images.toString(), "--image-size", "16", "--channels", "1", "--widths", "8,16",
+                "--block-depth", "1", "--epochs", "2", "--batch-size", "4", "--out", run.toString(), "--no-progress", "--device", "cpu");
+        assertEquals(0, train.code(), train.err() + train.out());
+        assertTrue(train.out().contains("epoch 2: train loss"), train.out());
+        for (String file : new String[] {"checkpoint.safetensors", "model.safetensors", "run.json", "loss.png", "samples/epoch-001.png",
+                "samples/epoch-002.png"}) {
+            assertTrue(Files.exists(run.resolve(file)), file);
+        }
+        assertEquals(3, Files.readAllLines(run.resolve("metrics.csv")).size()); // header + 2 epochs
+        // 12 images, 80% = 10 to train, batches of 4: 2 steps an epoch.
+        assertEquals(1 + 4, Files.readAllLines(run.resolve("losses.csv")).size());
+
+        Result again = run("train", "--data", images.toString(), "--out", run.toString());
+        assertEquals(1, again.code());
+        assertTrue(again.err().contains("--resume"), again.err());
+
+        Result resume = run("train", "--out", run.toString(), "--resume", "--epochs", "3", "--no-progress", "--device", "cpu");
+        assertEquals(0, resume.code(), resume.err());
+        assertTrue(resume.out().contains("resuming"), resume.out());
+        assertEquals(4, Files.readAllLines(run.resolve("metrics.csv")).size());
+        assertTrue(resume.out().contains("after 6 steps"), resume.out());
+
+        Path small = dir.resolve("small.safetensors");
+        Result export = run("export", "--model", run.resolve("checkpoint.safetensors").toString(), "--out", small.toString(),
+                "--ema-only", "--half");
+        assertEquals(0, export.code(), export.err());
+        Result sample = run("sample", "--model", small.toString(), "--count", "4", "--steps", "2", "--out",
+                dir.resolve("s.png").toString(), "--device", "cpu");
+        assertEquals(0, sample.code(), sample.err());
+    }
+
+    @Test
     void usageErrorsAreReportedByPicocli() {
         Result result = run("sample");
         assertEquals(2, result.code());

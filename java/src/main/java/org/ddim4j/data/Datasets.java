@@ -1,0 +1,36 @@
+package org.ddim4j.data;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Opens a dataset from a command-line style name: a folder of images, an IDX file, or {@code fashion-mnist}. */
+public final class Datasets {
+    /** Where Debian's dataset-fashion-mnist package installs the files. */
+    public static final Path FASHION_MNIST_DIR = Path.of("/usr/share/datasets/fashion-mnist");
+
+    private Datasets() {}
+
+    public static Dataset open(String spec, int channels, int imageSize) {
+        if (spec.equals("fashion-mnist")) {
+            return fashionMnist(channels, imageSize);
+        }
+        Path path = Path.of(spec);
+        if (Files.isDirectory(path)) {
+            return ImageFolder.load(path, channels, imageSize);
+        }
+        if (Files.isRegularFile(path)) {
+            return IdxImages.load(path, channels, imageSize);
+        }
+        throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, an IDX file, or fashion-mnist)");
+    }
+
+    /** Fashion-MNIST's 60,000 training images from the Debian package's files. */
+    public static Dataset fashionMnist(int channels, int imageSize) {
+        Path images = FASHION_MNIST_DIR.resolve("train-images-idx3-ubyte.gz");
+        if (!Files.isRegularFile(images)) {
+            throw new IllegalArgumentException("Fashion-MNIST not found at " + images
+                    + ": install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist; scripts/setup.sh does)");
+        }
+        return IdxImages.load(images, channels, imageSize);
+    }
+}
