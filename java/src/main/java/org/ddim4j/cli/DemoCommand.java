@@ -41,11 +41,13 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter stdout = spec.commandLine().getOut();
         // Sized for 2 CPU cores: a 3-level U-Net (1.7 M parameters) at 32x32, batch 64.
-        TrainCommand.RunSpec run = new TrainCommand.RunSpec("fashion-mnist", 1, 32, new int[] {32, 64, 96}, 2, "cosine", 0.02,
-                0.95, "noise", 64, epochs, 0, 1e-3, 1e-4, 0.999, "mae", 0, 0, 0.2, images);
+        ModelOptions.ModelSpec architecture = new ModelOptions.ModelSpec(1, 32, new int[] {32, 64, 96}, 2, 32, ModelOptions.ScheduleName.cosine,
+                0.02, 0.95, ModelOptions.TargetName.noise);
+        TrainCommand.RunSpec run = new TrainCommand.RunSpec("fashion-mnist", architecture, 64, epochs, 0, 1e-3, 1e-4, 0.999,
+                TrainCommand.LossName.mae, 0, 0, 0.2, images);
         Dataset data = Datasets.fashionMnist(1, 32).head(images);
         Path model = new TrainingRun(out, stdout, !noProgress)
-                .runFresh(TrainCommand.modelConfig(run), runtime.device(), data, TrainCommand.trainOptions(run, out));
+                .runFresh(architecture.toConfig(), runtime.device(), data, run.trainOptions(out));
         Path grid = out.resolve("demo-samples.png");
         try (Ddim ddim = Ddim.open(model, runtime.device())) {
             ddim.sample(SampleOptions.builder().count(64).steps(20).seed(7).build()).writeGrid(grid, 8);

@@ -6,8 +6,6 @@ import java.util.concurrent.Callable;
 
 import org.ddim4j.Loss;
 import org.ddim4j.ModelConfig;
-import org.ddim4j.Schedule;
-import org.ddim4j.Target;
 import org.ddim4j.TrainOptions;
 import org.ddim4j.data.Dataset;
 import org.ddim4j.data.Datasets;
@@ -27,10 +25,6 @@ import picocli.CommandLine.Spec;
                 "Writes into RUN_DIR: checkpoint.safetensors, model.safetensors, metrics.csv, losses.csv, loss.png,",
                 "samples/epoch-NNN.png and run.json. --resume continues the run in RUN_DIR bit-exactly."})
 final class TrainCommand implements Callable<Integer> {
-    enum ScheduleName { cosine, linear }
-
-    enum TargetName { noise, image }
-
     enum LossName { mae, mse }
 
     static final class Length {
@@ -42,9 +36,19 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** What run.json stores, so that --resume needs nothing but --out. */
-    record RunSpec(String data, int channels, int imageSize, int[] widths, int blockDepth, String schedule, double minSignal,
-            double maxSignal, String target, int batchSize, int epochs, long steps, double learningRate, double weightDecay,
-            double emaDecay, String loss, long seed, long checkpointEvery, double validationSplit, Integer limit) {}
+    record RunSpec(String data, ModelOptions.ModelSpec model, int batchSize, int epochs, long steps, double learningRate,
+            double weightDecay, double emaDecay, LossName loss, long seed, long checkpointEvery, double validationSplit, Integer limit) {
+        RunSpec withLength(int newEpochs, long newSteps) {
+            return new RunSpec(data, model, batchSize, newEpochs, newSteps, learningRate, weightDecay, emaDecay, loss, seed,
+                    checkpointEvery, validationSplit, limit);
+        }
+
+        TrainOptions trainOptions(Path runDir) {
+            return TrainOptions.builder().batchSize(batchSize).epochs(epochs).steps(steps).learningRate(learningRate)
+                    .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss == LossName.mae ? Loss.MAE : Loss.MSE).seed(seed)
+                    .checkpointDir(runDir).checkpointEvery(checkpointEvery).validationSplit(validationSplit).build();
+        }
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -54,11 +58,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--data", paramLabel = "DIR|FILE|fashion-mnist", description = "images to train on (required unless --resume)")
     String data;
 
-    @Option(names = "--image-size", defaultValue = "32", description = "(default: ${DEFAULT-VALUE})")
-    int imageSize;
-
-    @Option(names = "--channels", defaultValue = "1", description = "1 grey, 3 RGB, ... (default: ${DEFAULT-VALUE})")
-    int channels;
+    @Mixin
+    ModelOptions model = new ModelOptions();
 
     @ArgGroup(exclusive = true)
     Length length = new Length();
@@ -77,24 +78,6 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--loss", defaultValue = "mae", description = "mae or mse (default: ${DEFAULT-VALUE})")
     LossName loss;
-
-    @Option(names = "--target", defaultValue = "noise", description = "noise or image (default: ${DEFAULT-VALUE})")
-    TargetName target;
-
-    @Option(names = "--schedule", defaultValue = "cosine", description = "cosine or linear (default: ${DEFAULT-VALUE})")
-    ScheduleName schedule;
-
-    @Option(names = "--min-signal", defaultValue = "0.02", description = "(default: ${DEFAULT-VALUE})")
-    double minSignal;
-
-    @Option(names = "--max-signal", defaultValue = "0.95", description = "(default: ${DEFAULT-VALUE})")
-    double maxSignal;
-
-    @Option(names = "--widths", split = ",", defaultValue = "32,64,96,128", description = "U-Net widths (default: ${DEFAULT-VALUE})")
-    int[] widths;
-
-    @Option(names = "--block-depth", defaultValue = "2", description = "(default: ${DEFAULT-VALUE})")
-    int blockDepth;
 
     @Option(names = "--seed", defaultValue = "0", description = "(default: ${DEFAULT-VALUE})")
     long seed;
@@ -130,7 +113,7 @@ final class TrainCommand implements Callable<Integer> {
             }
             run = JSON.readValue(runFile.toFile(), RunSpec.class);
             if (length.epochs != null || length.steps != null) {
-                run = withLength(run, length.epochs != null ? length.epochs : run.epochs(), length.steps != null ? length.steps : 0);
+                run = run.withLength(length.epochs != null ? length.epochs : run.epochs(), length.steps != null ? length.steps : 0);
             }
         } else {
             if (Files.exists(out.resolve("checkpoint.safetensors"))) {
@@ -139,41 +122,19 @@ final class TrainCommand implements Callable<Integer> {
             if (data == null) {
                 throw new IllegalArgumentException("--data is required (a folder of images, an IDX file, or fashion-mnist)");
             }
-            run = new RunSpec(data, channels, imageSize, widths, blockDepth, schedule.name(), minSignal, maxSignal, target.name(),
-                    batchSize, length.epochs != null ? length.epochs : 1, length.steps != null ? length.steps : 0, learningRate,
-                    weightDecay, ema, loss.name(), seed, checkpointEvery, validationSplit, limit);
+            run = new RunSpec(data, model.spec(), batchSize, length.epochs != null ? length.epochs : 1,
+                    length.steps != null ? length.steps : 0, learningRate, weightDecay, ema, loss, seed, checkpointEvery,
+                    validationSplit, limit);
         }
-        ModelConfig config = modelConfig(run);
-        TrainOptions options = trainOptions(run, out);
+        ModelConfig config = run.model().toConfig();
+        TrainOptions options = run.trainOptions(out);
         Files.createDirectories(out);
         JSON.writeValue(runFile.toFile(), run);
-        Dataset dataset = Datasets.open(run.data(), run.channels(), run.imageSize());
+        Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize());
         if (run.limit() != null) {
             dataset = dataset.head(run.limit());
         }
         new TrainingRun(out, spec.commandLine().getOut(), !noProgress).run(config, runtime.device(), dataset, options, resume);
         return 0;
-    }
-
-    static ModelConfig modelConfig(RunSpec run) {
-        return ModelConfig.builder().channels(run.channels()).imageSize(run.imageSize()).widths(run.widths())
-                .blockDepth(run.blockDepth())
-                .schedule(run.schedule().equals("cosine") ? Schedule.cosine(run.minSignal(), run.maxSignal())
-                        : Schedule.linear(run.minSignal(), run.maxSignal()))
-                .target(run.target().equals("noise") ? Target.NOISE : Target.IMAGE)
-                .build();
-    }
-
-    static TrainOptions trainOptions(RunSpec run, Path runDir) {
-        return TrainOptions.builder().batchSize(run.batchSize()).epochs(run.epochs()).steps(run.steps())
-                .learningRate(run.learningRate()).weightDecay(run.weightDecay()).emaDecay(run.emaDecay())
-                .loss(run.loss().equals("mae") ? Loss.MAE : Loss.MSE).seed(run.seed()).checkpointDir(runDir)
-                .checkpointEvery(run.checkpointEvery()).validationSplit(run.validationSplit()).build();
-    }
-
-    private static RunSpec withLength(RunSpec run, int epochs, long steps) {
-        return new RunSpec(run.data(), run.channels(), run.imageSize(), run.widths(), run.blockDepth(), run.schedule(),
-                run.minSignal(), run.maxSignal(), run.target(), run.batchSize(), epochs, steps, run.learningRate(),
-                run.weightDecay(), run.emaDecay(), run.loss(), run.seed(), run.checkpointEvery(), run.validationSplit(), run.limit());
     }
 }
