@@ -27,9 +27,9 @@
  * clean image, t = 1 the noisiest. A schedule maps t to a signal rate and a noise rate with
  * signal^2 + noise^2 = 1, and noisy = signal * image + noise * epsilon.
  *
- * Sampling (DDIM, eta = 0) starts from N(0, I) at t = 1 and evaluates the network exactly `steps`
- * times, at t = 1, 1 - 1/steps, ..., 1/steps; after each evaluation it re-mixes the predicted
- * image and noise at the next t. It returns the last predicted image, de-normalised with the
+ * Sampling (DDIM with eta = 0 by default; DDPM and DPM-Solver++(2M) too) starts from N(0, I) at
+ * t = 1 and evaluates the network exactly `steps` times, at t = 1, 1 - 1/steps, ..., 1/steps;
+ * after each evaluation the sampler moves the sample to the next t. It returns the last predicted image, de-normalised with the
  * model's per-channel mean and std and clamped to [0, 1].
  *
  * Model files are safetensors: the weights, the EMA weights when present, the normaliser, and the
@@ -198,20 +198,31 @@ DDIM_API ddim_status ddim_model_normalizer(ddim_model* model, float* out_mean, f
  * Sampling
  * ------------------------------------------------------------------------------------------- */
 
+/* The samplers. All evaluate the network exactly `steps` times, at t_k = 1 - k/steps for
+ * k = 0 .. steps-1, move the sample to t_{k+1} after each evaluation, and return the last
+ * predicted image. */
+typedef enum ddim_sampler {
+    DDIM_SAMPLER_DDIM = 0,             /* DDIM with `eta` (0: deterministic, the reference; 1: DDPM-like variance) */
+    DDIM_SAMPLER_DDPM = 1,             /* DDPM ancestral sampling from the posterior q(x_t' | x_t, predicted image) */
+    DDIM_SAMPLER_DPM_SOLVER_PP_2M = 2  /* DPM-Solver++(2M), a second-order multistep ODE solver: better at few steps */
+} ddim_sampler;
+
 typedef struct ddim_sample_params {
     int32_t count;   /* images to generate, >= 1 (default 16) */
     int32_t steps;   /* network evaluations, >= 1 (default 20) */
-    uint64_t seed;   /* image i starts from noise drawn from its own generator, seeded by (seed, i) (default 42) */
+    uint64_t seed;   /* image i's starting noise (and a stochastic sampler's noise) depends only on (seed, i) (default 42) */
     int32_t use_ema; /* 1: sample with the EMA weights when the model has them (default); 0: the raw weights */
+    int32_t sampler; /* a ddim_sampler (default DDIM_SAMPLER_DDIM) */
+    double eta;      /* DDIM's eta, >= 0 (default 0) */
 } ddim_sample_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */
 DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
 
-/* Generates `params->count` images with deterministic DDIM (eta = 0) and writes their pixels to
+/* Generates `params->count` images with the chosen sampler and writes their pixels to
  * `out_pixels` (NCHW float32 in [0, 1]). `out_count` must equal count * channels * size * size.
- * Initial noise is drawn on the CPU, so it is the same on every device; the same seed on the same
- * device gives bit-identical pixels. */
+ * Noise is drawn on the CPU, so it is the same on every device; the same parameters on the same
+ * device give bit-identical pixels. */
 DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels,
                                  int64_t out_count);
 

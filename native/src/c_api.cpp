@@ -316,6 +316,8 @@ void ddim_sample_params_init(ddim_sample_params* params) {
   params->steps = static_cast<int32_t>(defaults.steps);
   params->seed = defaults.seed;
   params->use_ema = defaults.use_ema ? 1 : 0;
+  params->sampler = static_cast<int32_t>(defaults.sampler);
+  params->eta = defaults.eta;
 }
 
 ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels, int64_t out_count) {
@@ -332,6 +334,10 @@ ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, flo
     request.steps = params->steps;
     request.seed = params->seed;
     request.use_ema = params->use_ema != 0;
+    require(params->sampler >= DDIM_SAMPLER_DDIM && params->sampler <= DDIM_SAMPLER_DPM_SOLVER_PP_2M,
+            DDIM_ERR_INVALID_ARGUMENT, "unknown sampler " + std::to_string(params->sampler));
+    request.sampler = static_cast<ddim::SamplerKind>(params->sampler);
+    request.eta = params->eta;
     const auto images = ddim::sample(m, request).to(torch::kCPU).contiguous();
     std::memcpy(out_pixels, images.data_ptr<float>(), images.numel() * sizeof(float));
   });

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "model.h"
+#include "samplers/sampler.h"
 
 namespace ddim {
 
@@ -14,6 +15,8 @@ struct SampleRequest {
   int64_t steps = 20;
   uint64_t seed = 42;
   bool use_ema = true;
+  SamplerKind sampler = SamplerKind::Ddim;
+  double eta = 0;
 };
 
 // The seed of image `index` in a request seeded with `seed` (SplitMix64 of both), so that image i
@@ -24,6 +27,11 @@ uint64_t image_seed(uint64_t seed, int64_t index);
 // image_seed(seed, first + i), then moved to `device`: the same noise on every device.
 torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count,
                             torch::Device device);
+
+// [count, C, S, S] standard normal noise for a stochastic sampler's step `step`; image i's draw
+// depends only on (seed, first + i, step).
+torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count, int64_t step,
+                         torch::Device device);
 
 // Generates images in [0, 1], [count, C, S, S] on the model's device.
 torch::Tensor sample(Model& model, const SampleRequest& request);

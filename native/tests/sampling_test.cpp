@@ -4,7 +4,7 @@
 #include "model.h"
 #include "sampling.h"
 #include "schedule.h"
-#include "samplers/ddim.h"
+#include "samplers/sampler.h"
 #include "test_util.h"
 
 namespace ddim {
@@ -59,10 +59,9 @@ TEST(Sampling, ImageNoiseDependsOnlyOnSeedAndIndex) {
   EXPECT_NEAR(four.std().item<double>(), 1.0, 0.1);
 }
 
-TEST(Sampling, DdimVisitsAUniformGridFromOneToZero) {
-  const auto times = DdimSampler(4).times();
-  EXPECT_EQ(times, (std::vector<double>{1.0, 0.75, 0.5, 0.25, 0.0}));
-  EXPECT_EQ(DdimSampler(1).times(), (std::vector<double>{1.0, 0.0}));
+TEST(Sampling, SamplersVisitAUniformGridFromOneToZero) {
+  EXPECT_EQ(sampling_times(4), (std::vector<double>{1.0, 0.75, 0.5, 0.25, 0.0}));
+  EXPECT_EQ(sampling_times(1), (std::vector<double>{1.0, 0.0}));
 }
 
 TEST(Sampling, OneStepReturnsTheDenormalisedFirstPrediction) {
@@ -78,19 +77,72 @@ TEST(Sampling, OneStepReturnsTheDenormalisedFirstPrediction) {
   EXPECT_TRUE(torch::allclose(images, expected, 1e-5, 1e-6));
 }
 
-TEST(Sampling, NetworkIsEvaluatedExactlyStepsTimes) {
+SampleRequest with_sampler(SampleRequest r, SamplerKind kind, double eta = 0) {
+  r.sampler = kind;
+  r.eta = eta;
+  return r;
+}
+
+const SamplerKind kAllSamplers[] = {SamplerKind::Ddim, SamplerKind::Ddpm, SamplerKind::DpmSolverPP2M};
+
+TEST(Sampling, EverySamplerEvaluatesTheNetworkExactlyStepsTimes) {
   auto model = trained_looking_model();
-  for (int64_t steps : {1, 3, 7}) {
-    const auto before = model.evaluations();
-    sample(model, request(2, steps, 1));
-    EXPECT_EQ(model.evaluations() - before, steps);
+  for (auto kind : kAllSamplers) {
+    for (int64_t steps : {1, 3, 7}) {
+      const auto before = model.evaluations();
+      const auto images = sample(model, with_sampler(request(2, steps, 1), kind, 0.5));
+      EXPECT_EQ(model.evaluations() - before, steps) << static_cast<int>(kind);
+      EXPECT_TRUE(torch::isfinite(images).all().item<bool>());
+      EXPECT_GE(images.min().item<float>(), 0.0f);
+      EXPECT_LE(images.max().item<float>(), 1.0f);
+    }
   }
+}
+
+TEST(Sampling, EverySamplerIsReproducibleFromItsSeed) {
+  auto model = trained_looking_model();
+  for (auto kind : kAllSamplers) {
+    const auto a = sample(model, with_sampler(request(2, 4, 5), kind, 1.0));
+    const auto b = sample(model, with_sampler(request(2, 4, 5), kind, 1.0));
+    const auto c = sample(model, with_sampler(request(2, 4, 6), kind, 1.0));
+    EXPECT_TRUE(torch::equal(a, b)) << static_cast<int>(kind);
+    EXPECT_FALSE(torch::equal(a, c)) << static_cast<int>(kind);
+  }
+}
+
+TEST(Sampling, DeterministicDdimIsTheReferenceLoop) {
+  auto model = trained_looking_model();
+  const auto images = sample(model, with_sampler(request(2, 5, 8), SamplerKind::Ddim, 0.0));
+  // The reference's loop, written out: predict, then re-mix at the next time.
+  torch::InferenceMode inference;
+  model.net()->eval();
+  auto x = initial_noise(model.config(), 8, 0, 2, torch::kCPU);
+  const auto t = torch::tensor(sampling_times(5)).to(torch::kFloat);
+  const auto rates = diffusion_rates(model.config().schedule, t);
+  Prediction p;
+  for (int k = 0; k < 5; ++k) {
+    p = model.predict(model.net(), x, rates.signal[k].expand({2, 1, 1, 1}), rates.noise[k].expand({2, 1, 1, 1}));
+    x = rates.signal[k + 1].expand({2, 1, 1, 1}) * p.image + rates.noise[k + 1].expand({2, 1, 1, 1}) * p.noise;
+  }
+  EXPECT_TRUE(torch::equal(images, model.denormalize(p.image).clamp(0, 1)));
+  // eta > 0 adds noise, and so changes the result.
+  EXPECT_FALSE(torch::equal(images, sample(model, with_sampler(request(2, 5, 8), SamplerKind::Ddim, 1.0))));
+}
+
+TEST(Sampling, StepNoiseDependsOnlyOnSeedImageAndStep) {
+  const auto config = testing::tiny_config();
+  const auto four = step_noise(config, 9, 0, 4, 3, torch::kCPU);
+  EXPECT_TRUE(torch::equal(four.slice(0, 2, 4), step_noise(config, 9, 2, 2, 3, torch::kCPU)));
+  EXPECT_FALSE(torch::equal(four, step_noise(config, 9, 0, 4, 4, torch::kCPU)));
+  EXPECT_FALSE(torch::equal(four, initial_noise(config, 9, 0, 4, torch::kCPU)));
 }
 
 TEST(Sampling, RejectsBadRequests) {
   auto model = trained_looking_model();
   EXPECT_THROW(sample(model, request(0, 4, 1)), Error);
   EXPECT_THROW(sample(model, request(1, 0, 1)), Error);
+  EXPECT_THROW(sample(model, with_sampler(request(1, 2, 1), SamplerKind::Ddim, -0.5)), Error);
+  EXPECT_THROW(sample(model, with_sampler(request(1, 2, 1), SamplerKind::Ddim, std::nan(""))), Error);
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 
 namespace ddim {
 
-std::vector<double> DdimSampler::times() const {
-  std::vector<double> times(steps_ + 1);
-  for (int64_t k = 0; k <= steps_; ++k) times[k] = 1.0 - static_cast<double>(k) / static_cast<double>(steps_);
-  return times;
+torch::Tensor DdimSampler::step(const StepInput& in, const NoiseSource& fresh_noise) {
+  const auto& p = in.prediction;
+  if (eta_ == 0) return in.next_signal * p.image + in.next_noise * p.noise;
+  const auto sigma = eta_ * (in.next_noise / in.noise) * (1 - (in.signal / in.next_signal).square()).clamp_min(0).sqrt();
+  const auto direction = (in.next_noise.square() - sigma.square()).clamp_min(0).sqrt();
+  return in.next_signal * p.image + direction * p.noise + sigma * fresh_noise(in.step);
 }
 
 }  // namespace ddim

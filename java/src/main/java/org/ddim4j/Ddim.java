@@ -102,7 +102,7 @@ public final class Ddim implements AutoCloseable {
         }
     }
 
-    /** Generates images with deterministic DDIM; the same options on the same device give bit-identical pixels. */
+    /** Generates images with the options' sampler (deterministic DDIM by default); the same options on the same device give bit-identical pixels. */
     public synchronized ImageBatch sample(SampleOptions options) {
         Objects.requireNonNull(options, "options");
         ensureOpen();
@@ -118,6 +118,12 @@ public final class Ddim implements AutoCloseable {
             ddim_sample_params.steps(params, options.steps());
             ddim_sample_params.seed(params, options.seed());
             ddim_sample_params.use_ema(params, options.useEma() ? 1 : 0);
+            ddim_sample_params.sampler(params, switch (options.sampler()) {
+                case DDIM -> ddim_h.DDIM_SAMPLER_DDIM();
+                case DDPM -> ddim_h.DDIM_SAMPLER_DDPM();
+                case DPM_SOLVER_PP_2M -> ddim_h.DDIM_SAMPLER_DPM_SOLVER_PP_2M();
+            });
+            ddim_sample_params.eta(params, options.eta());
             MemorySegment pixels = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
             Native.check(ddim_h.ddim_sample(model, params, pixels, floats));
             return new ImageBatch(options.count(), config.channels(), config.imageSize(), config.imageSize(),

@@ -10,7 +10,7 @@ package org.ddim4j;
  * Image i starts from noise that depends only on (seed, i). {@link Builder#build()} rejects invalid
  * values with {@link IllegalArgumentException}, before anything reaches native code.
  */
-public record SampleOptions(int count, int steps, long seed, boolean useEma) {
+public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta) {
     public static final int DEFAULT_COUNT = 16;
     public static final int DEFAULT_STEPS = 20;
     public static final long DEFAULT_SEED = 42;
@@ -22,13 +22,19 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma) {
         if (steps < 1) {
             throw new IllegalArgumentException("steps must be >= 1, got " + steps);
         }
+        if (sampler == null) {
+            throw new IllegalArgumentException("sampler must not be null");
+        }
+        if (!(eta >= 0 && Double.isFinite(eta))) {
+            throw new IllegalArgumentException("eta must be finite and >= 0, got " + eta);
+        }
     }
 
     public static Builder builder() {
         return new Builder();
     }
 
-    /** 16 images, 20 steps, seed 42, EMA weights when the model has them. */
+    /** 16 images, 20 steps, seed 42, EMA weights when the model has them, deterministic DDIM. */
     public static SampleOptions defaults() {
         return builder().build();
     }
@@ -38,6 +44,8 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma) {
         private int steps = DEFAULT_STEPS;
         private long seed = DEFAULT_SEED;
         private boolean useEma = true;
+        private Sampler sampler = Sampler.DDIM;
+        private double eta;
 
         private Builder() {}
 
@@ -64,8 +72,20 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma) {
             return this;
         }
 
+        /** The sampler (default DDIM). */
+        public Builder sampler(Sampler sampler) {
+            this.sampler = sampler;
+            return this;
+        }
+
+        /** DDIM's eta, >= 0 (default 0: deterministic). */
+        public Builder eta(double eta) {
+            this.eta = eta;
+            return this;
+        }
+
         public SampleOptions build() {
-            return new SampleOptions(count, steps, seed, useEma);
+            return new SampleOptions(count, steps, seed, useEma, sampler, eta);
         }
     }
 }

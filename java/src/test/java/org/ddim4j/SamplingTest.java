@@ -77,11 +77,34 @@ class SamplingTest {
     }
 
     @Test
+    void everySamplerRunsAndDeterministicDdimIsTheDefault() {
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 5)) {
+            ddim.setNormalizer(new float[] {0.5f}, new float[] {0.2f});
+            SampleOptions.Builder options = SampleOptions.builder().count(2).steps(4).seed(3);
+            float[] reference = ddim.sample(options.build()).pixels();
+            assertArrayEquals(reference, ddim.sample(options.sampler(Sampler.DDIM).eta(0).build()).pixels());
+            for (Sampler sampler : Sampler.values()) {
+                float[] pixels = ddim.sample(options.sampler(sampler).eta(1).build()).pixels();
+                assertArrayEquals(pixels, ddim.sample(options.sampler(sampler).eta(1).build()).pixels(), sampler.name());
+                for (float p : pixels) {
+                    assertTrue(p >= 0 && p <= 1);
+                }
+            }
+            assertFalse(Arrays.equals(reference, ddim.sample(options.sampler(Sampler.DDIM).eta(1).build()).pixels()));
+        }
+        assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().eta(-0.1).build());
+        assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().eta(Double.NaN).build());
+        assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().sampler(null).build());
+    }
+
+    @Test
     void defaultsAreSixteenImagesTwentyStepsSeedFortyTwo() {
         SampleOptions options = SampleOptions.defaults();
         assertEquals(16, options.count());
         assertEquals(20, options.steps());
         assertEquals(42, options.seed());
         assertTrue(options.useEma());
+        assertEquals(Sampler.DDIM, options.sampler());
+        assertEquals(0.0, options.eta());
     }
 }

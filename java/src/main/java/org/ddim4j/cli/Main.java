@@ -26,6 +26,7 @@ public final class Main {
         CommandLine commandLine = new CommandLine(new Main());
         commandLine.setOut(out);
         commandLine.setErr(err);
+        commandLine.setCaseInsensitiveEnumValuesAllowed(true);
         // Library failures are the user's input problems far more often than bugs: one clear line, no trace.
         commandLine.setExecutionExceptionHandler((exception, cmd, parseResult) -> {
             if (exception instanceof DdimException || exception instanceof IllegalArgumentException

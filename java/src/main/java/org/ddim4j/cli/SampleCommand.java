@@ -7,6 +7,7 @@ import java.util.concurrent.Callable;
 import org.ddim4j.Ddim;
 import org.ddim4j.ImageBatch;
 import org.ddim4j.SampleOptions;
+import org.ddim4j.Sampler;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,6 +39,13 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--columns", description = "grid columns (default: the square root of the count, rounded up)")
     Integer columns;
 
+    @Option(names = "--sampler", defaultValue = "DDIM",
+            description = "DDIM, DDPM or DPM_SOLVER_PP_2M (default: ${DEFAULT-VALUE})")
+    Sampler sampler;
+
+    @Option(names = "--eta", defaultValue = "0", description = "DDIM's eta: 0 deterministic, 1 DDPM-like (default: ${DEFAULT-VALUE})")
+    double eta;
+
     @Option(names = "--no-ema", description = "sample with the raw weights even when the model has EMA weights")
     boolean noEma;
 
@@ -46,7 +54,8 @@ final class SampleCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        SampleOptions options = SampleOptions.builder().count(count).steps(steps).seed(seed).useEma(!noEma).build();
+        SampleOptions options = SampleOptions.builder().count(count).steps(steps).seed(seed).useEma(!noEma).sampler(sampler)
+                .eta(eta).build();
         int gridColumns = columns != null ? columns : (int) Math.ceil(Math.sqrt(count));
         if (gridColumns < 1) {
             throw new IllegalArgumentException("--columns must be >= 1, got " + gridColumns);

@@ -13,6 +13,9 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
@@ -44,6 +47,7 @@ final class TrainingRun {
     private final Path runDir;
     private final PrintWriter out;
     private final boolean progressBar;
+    private final AtomicBoolean stopRequested = new AtomicBoolean();
 
     TrainingRun(Path runDir, PrintWriter out, boolean progressBar) {
         this.runDir = runDir;
@@ -71,15 +75,35 @@ final class TrainingRun {
             out.printf("model: %s, %,d parameters, on %s with %d thread(s)%n", ddim.config(), ddim.parameterCount(),
                     ddim.device(), Ddim.threads());
             Trainer trainer = ddim.trainer(options);
-            Trainer.Result result;
-            try (Listener listener = new Listener(ddim)) {
-                result = trainer.fit(data, listener);
+            // Ctrl-C asks the run to stop after the current step and waits for its checkpoint and model file.
+            CountDownLatch finished = new CountDownLatch(1);
+            Thread interruptHandler = new Thread(() -> {
+                stopRequested.set(true);
+                try {
+                    finished.await(5, TimeUnit.MINUTES);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "ddim-train-shutdown");
+            Runtime.getRuntime().addShutdownHook(interruptHandler);
+            try {
+                Trainer.Result result;
+                try (Listener listener = new Listener(ddim)) {
+                    result = trainer.fit(data, listener);
+                }
+                Path model = runDir.resolve(MODEL_FILE);
+                ddim.save(model);
+                out.printf("%s after %d steps; model: %s%n", result.cancelled() ? "stopped" : "finished", result.steps(),
+                        model.toAbsolutePath());
+                return model;
+            } finally {
+                finished.countDown();
+                try {
+                    Runtime.getRuntime().removeShutdownHook(interruptHandler);
+                } catch (IllegalStateException e) {
+                    // the JVM is already shutting down: the hook is running and now returns
+                }
             }
-            Path model = runDir.resolve(MODEL_FILE);
-            ddim.save(model);
-            out.printf("%s after %d steps; model: %s%n", result.cancelled() ? "stopped" : "finished", result.steps(),
-                    model.toAbsolutePath());
-            return model;
         }
     }
 
@@ -120,6 +144,11 @@ final class TrainingRun {
             }
             bar.stepTo(step.step());
             bar.setExtraMessage(String.format(Locale.ROOT, " epoch %d, loss %.4f", step.epoch() + 1, step.loss()));
+        }
+
+        @Override
+        public boolean stopRequested() {
+            return stopRequested.get();
         }
 
         @Override

@@ -1375,6 +1375,33 @@ public class ddim_h extends ddim_h$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+    private static final int DDIM_SAMPLER_DDIM = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_sampler.DDIM_SAMPLER_DDIM = 0
+     * }
+     */
+    public static int DDIM_SAMPLER_DDIM() {
+        return DDIM_SAMPLER_DDIM;
+    }
+    private static final int DDIM_SAMPLER_DDPM = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_sampler.DDIM_SAMPLER_DDPM = 1
+     * }
+     */
+    public static int DDIM_SAMPLER_DDPM() {
+        return DDIM_SAMPLER_DDPM;
+    }
+    private static final int DDIM_SAMPLER_DPM_SOLVER_PP_2M = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_sampler.DDIM_SAMPLER_DPM_SOLVER_PP_2M = 2
+     * }
+     */
+    public static int DDIM_SAMPLER_DPM_SOLVER_PP_2M() {
+        return DDIM_SAMPLER_DPM_SOLVER_PP_2M;
+    }
 
     private static class ddim_sample_params_init {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(

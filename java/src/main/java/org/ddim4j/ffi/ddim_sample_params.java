@@ -19,6 +19,8 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t steps;
  *     uint64_t seed;
  *     int32_t use_ema;
+ *     int32_t sampler;
+ *     double eta;
  * }
  * }
  */
@@ -33,7 +35,8 @@ public class ddim_sample_params {
         ddim_h.C_INT.withName("steps"),
         ddim_h.C_LONG.withName("seed"),
         ddim_h.C_INT.withName("use_ema"),
-        MemoryLayout.paddingLayout(4)
+        ddim_h.C_INT.withName("sampler"),
+        ddim_h.C_DOUBLE.withName("eta")
     ).withName("ddim_sample_params");
 
     /**
@@ -217,6 +220,94 @@ public class ddim_sample_params {
      */
     public static void use_ema(MemorySegment struct, int fieldValue) {
         struct.set(use_ema$LAYOUT, use_ema$OFFSET, fieldValue);
+    }
+
+    private static final OfInt sampler$LAYOUT = (OfInt)$LAYOUT.select(groupElement("sampler"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t sampler
+     * }
+     */
+    public static final OfInt sampler$layout() {
+        return sampler$LAYOUT;
+    }
+
+    private static final long sampler$OFFSET = $LAYOUT.byteOffset(groupElement("sampler"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t sampler
+     * }
+     */
+    public static final long sampler$offset() {
+        return sampler$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t sampler
+     * }
+     */
+    public static int sampler(MemorySegment struct) {
+        return struct.get(sampler$LAYOUT, sampler$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t sampler
+     * }
+     */
+    public static void sampler(MemorySegment struct, int fieldValue) {
+        struct.set(sampler$LAYOUT, sampler$OFFSET, fieldValue);
+    }
+
+    private static final OfDouble eta$LAYOUT = (OfDouble)$LAYOUT.select(groupElement("eta"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * double eta
+     * }
+     */
+    public static final OfDouble eta$layout() {
+        return eta$LAYOUT;
+    }
+
+    private static final long eta$OFFSET = $LAYOUT.byteOffset(groupElement("eta"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * double eta
+     * }
+     */
+    public static final long eta$offset() {
+        return eta$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * double eta
+     * }
+     */
+    public static double eta(MemorySegment struct) {
+        return struct.get(eta$LAYOUT, eta$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * double eta
+     * }
+     */
+    public static void eta(MemorySegment struct, double fieldValue) {
+        struct.set(eta$LAYOUT, eta$OFFSET, fieldValue);
     }
 
     /**
