@@ -45,7 +45,7 @@ final class DemoCommand implements Callable<Integer> {
                 0.02, 0.95, ModelOptions.TargetName.noise);
         TrainCommand.RunSpec run = new TrainCommand.RunSpec("fashion-mnist", architecture, 64, epochs, 0, 1e-3, 1e-4, 0.999,
                 TrainCommand.LossName.mae, 0, 0, 0.2, images);
-        Dataset data = Datasets.fashionMnist(1, 32).head(images);
+        Dataset data = Datasets.fashionMnist(1, 32, images);
         Path model = new TrainingRun(out, stdout, !noProgress)
                 .runFresh(architecture.toConfig(), runtime.device(), data, run.trainOptions(out));
         Path grid = out.resolve("demo-samples.png");

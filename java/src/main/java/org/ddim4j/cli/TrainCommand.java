@@ -130,10 +130,8 @@ final class TrainCommand implements Callable<Integer> {
         TrainOptions options = run.trainOptions(out);
         Files.createDirectories(out);
         JSON.writeValue(runFile.toFile(), run);
-        Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize());
-        if (run.limit() != null) {
-            dataset = dataset.head(run.limit());
-        }
+        Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
+                run.limit() != null ? run.limit() : Integer.MAX_VALUE);
         new TrainingRun(out, spec.commandLine().getOut(), !noProgress).run(config, runtime.device(), dataset, options, resume);
         return 0;
     }

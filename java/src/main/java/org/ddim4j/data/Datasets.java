@@ -11,26 +11,36 @@ public final class Datasets {
     private Datasets() {}
 
     public static Dataset open(String spec, int channels, int imageSize) {
+        return open(spec, channels, imageSize, Integer.MAX_VALUE);
+    }
+
+    /** The first {@code limit} images only; IDX files (and so Fashion-MNIST) are not decoded past them. */
+    public static Dataset open(String spec, int channels, int imageSize, int limit) {
         if (spec.equals("fashion-mnist")) {
-            return fashionMnist(channels, imageSize);
+            return fashionMnist(channels, imageSize, limit);
         }
         Path path = Path.of(spec);
         if (Files.isDirectory(path)) {
-            return ImageFolder.load(path, channels, imageSize);
+            return ImageFolder.load(path, channels, imageSize).head(limit);
         }
         if (Files.isRegularFile(path)) {
-            return IdxImages.load(path, channels, imageSize);
+            return IdxImages.load(path, channels, imageSize, limit);
         }
         throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, an IDX file, or fashion-mnist)");
     }
 
     /** Fashion-MNIST's 60,000 training images from the Debian package's files. */
     public static Dataset fashionMnist(int channels, int imageSize) {
+        return fashionMnist(channels, imageSize, Integer.MAX_VALUE);
+    }
+
+    /** The first {@code limit} of Fashion-MNIST's training images. */
+    public static Dataset fashionMnist(int channels, int imageSize, int limit) {
         Path images = FASHION_MNIST_DIR.resolve("train-images-idx3-ubyte.gz");
         if (!Files.isRegularFile(images)) {
             throw new IllegalArgumentException("Fashion-MNIST not found at " + images
                     + ": install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist; scripts/setup.sh does)");
         }
-        return IdxImages.load(images, channels, imageSize);
+        return IdxImages.load(images, channels, imageSize, limit);
     }
 }

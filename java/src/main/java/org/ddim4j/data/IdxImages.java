@@ -22,6 +22,14 @@ public final class IdxImages {
     private IdxImages() {}
 
     public static Dataset load(Path file, int channels, int imageSize) {
+        return load(file, channels, imageSize, Integer.MAX_VALUE);
+    }
+
+    /** Reads only the first {@code limit} images (all of them when there are fewer), without decoding the rest. */
+    public static Dataset load(Path file, int channels, int imageSize, int limit) {
+        if (limit < 1) {
+            throw new IllegalArgumentException("limit must be >= 1, got " + limit);
+        }
         try (InputStream raw = new BufferedInputStream(Files.newInputStream(file))) {
             DataInputStream in = new DataInputStream(gunzipIfNeeded(raw));
             int magic = in.readInt();
@@ -34,15 +42,16 @@ public final class IdxImages {
             if (count < 1 || rows < 1 || columns < 1 || (long) rows * columns > 1 << 24) {
                 throw malformed(file, "implausible dimensions " + count + "x" + rows + "x" + columns);
             }
-            ImageCache.Store store = ImageCache.allocate(count, channels, imageSize);
+            int used = Math.min(count, limit);
+            ImageCache.Store store = ImageCache.allocate(used, channels, imageSize);
             byte[] pixels = new byte[rows * columns];
             BufferedImage image = new BufferedImage(columns, rows, BufferedImage.TYPE_BYTE_GRAY);
-            for (int i = 0; i < count; i++) {
+            for (int i = 0; i < used; i++) {
                 in.readFully(pixels);
                 image.getRaster().setDataElements(0, 0, columns, rows, pixels);
-                store.put(i, ImageTransforms.toPlanes(ImageTransforms.centerCropResize(image, imageSize), channels));
+                store.put(i, ImageTransforms.toModelInput(image, imageSize, channels));
             }
-            return new Dataset(store, 0, file.toString());
+            return new Dataset(store, 0, used < count ? file + " (first " + used + ")" : file.toString());
         } catch (EOFException e) {
             throw malformed(file, "truncated: fewer pixels than the header announces");
         } catch (IOException e) {

@@ -68,7 +68,7 @@ public final class ImageFolder {
             if (image == null || image.getWidth() < 1 || image.getHeight() < 1) {
                 return null;
             }
-            return ImageTransforms.toPlanes(ImageTransforms.centerCropResize(image, imageSize), channels);
+            return ImageTransforms.toModelInput(image, imageSize, channels);
         } catch (IOException | RuntimeException e) {
             // Corrupt or truncated files make ImageIO throw all sorts of things; skip and count them.
             return null;

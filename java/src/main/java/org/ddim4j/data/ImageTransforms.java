@@ -8,6 +8,11 @@ import java.awt.image.BufferedImage;
 final class ImageTransforms {
     private ImageTransforms() {}
 
+    /** The reference's whole transform: centre crop, resize to size x size, then channel planes in [0, 1]. */
+    static float[] toModelInput(BufferedImage image, int size, int channels) {
+        return toPlanes(centerCropResize(image, size), channels);
+    }
+
     /** Centre-crops {@code image} to a square and resizes it to size x size (bilinear; halving steps first when shrinking, to avoid aliasing). */
     static BufferedImage centerCropResize(BufferedImage image, int size) {
         int side = Math.min(image.getWidth(), image.getHeight());

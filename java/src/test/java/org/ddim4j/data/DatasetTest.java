@@ -116,7 +116,12 @@ class DatasetTest {
         assertEquals(3, a.size());
         assertArrayEquals(a.range(0, 3), b.range(0, 3));
         assertEquals((1 * 40 + 5) / 255f, a.batch(new int[] {1})[5], 1e-6f, "same size: pixels pass through");
+        Dataset firstTwo = IdxImages.load(plain, 1, 4, 2);
+        assertEquals(2, firstTwo.size());
+        assertArrayEquals(a.range(0, 2), firstTwo.range(0, 2));
+        assertEquals(a.head(2).size(), Datasets.open(plain.toString(), 1, 4, 2).size());
         Dataset resized = IdxImages.load(plain, 3, 8);
+
         assertEquals(3 * 64, resized.pixelsPerImage());
     }
 
