@@ -63,7 +63,8 @@ typedef enum ddim_status {
     DDIM_ERR_FORMAT = 5,           /* a model file is truncated, corrupt, of an unknown version or does not match its config */
     DDIM_ERR_DEVICE = 6,           /* the requested device does not exist or is not supported by this build */
     DDIM_ERR_OUT_OF_MEMORY = 7,    /* host or device memory ran out */
-    DDIM_ERR_INTERNAL = 8          /* anything else libtorch reported */
+    DDIM_ERR_INTERNAL = 8,         /* anything else libtorch reported */
+    DDIM_ERR_CANCELLED = 9         /* a progress callback asked to stop; the output buffers hold nothing useful */
 } ddim_status;
 
 /* The symbolic name of a status ("DDIM_ERR_IO", ...); "DDIM_UNKNOWN_STATUS" for other values. Never NULL. */
@@ -207,24 +208,74 @@ typedef enum ddim_sampler {
     DDIM_SAMPLER_DPM_SOLVER_PP_2M = 2  /* DPM-Solver++(2M), a second-order multistep ODE solver: better at few steps */
 } ddim_sampler;
 
+/* Called after every step of every chunk with the steps done in the chunk (1 .. steps), the
+ * index within the call of the chunk's first image and the chunk's image count. Return 0 to go on,
+ * anything else to cancel: the call then returns DDIM_ERR_CANCELLED. Runs on the calling thread. */
+typedef int32_t (*ddim_progress_callback)(void* user_data, int32_t step, int32_t steps, int64_t first_image,
+                                          int32_t images);
+
 typedef struct ddim_sample_params {
-    int32_t count;   /* images to generate, >= 1 (default 16) */
-    int32_t steps;   /* network evaluations, >= 1 (default 20) */
-    uint64_t seed;   /* image i's starting noise (and a stochastic sampler's noise) depends only on (seed, i) (default 42) */
-    int32_t use_ema; /* 1: sample with the EMA weights when the model has them (default); 0: the raw weights */
-    int32_t sampler; /* a ddim_sampler (default DDIM_SAMPLER_DDIM) */
-    double eta;      /* DDIM's eta, >= 0 (default 0) */
+    int32_t count;       /* images to generate (or images passed in, for invert/vary/inpaint), >= 1 (default 16) */
+    int32_t steps;       /* network evaluations, >= 1 (default 20) */
+    uint64_t seed;       /* image i's starting noise (and a stochastic sampler's noise) depends only on (seed, first_index + i) (default 42) */
+    int32_t use_ema;     /* 1: use the EMA weights when the model has them (default); 0: the raw weights */
+    int32_t sampler;     /* a ddim_sampler (default DDIM_SAMPLER_DDIM); invert always runs deterministic DDIM */
+    double eta;          /* DDIM's eta, >= 0 (default 0) */
+    int64_t first_index; /* image i of this call is image first_index + i of the seed's sequence, so a large
+                          * request can be made in several calls (default 0) */
+    int32_t batch_size;  /* images per pass through the sampling loop, >= 1; larger calls run in chunks of
+                          * this many, which bounds memory and never changes the result (default 64) */
+    int32_t micro_batch; /* images per network evaluation, >= 1 (default 16). The network always sees
+                          * exactly this many (a short batch is padded), because libtorch picks its
+                          * kernels, and so its rounding, by batch shape: this fixed shape is what makes
+                          * image i independent of the request. Results depend on it; keep it fixed to
+                          * reproduce them. A batch_size that is a multiple of it wastes nothing. */
+    ddim_progress_callback progress; /* may be NULL (default) */
+    void* progress_user_data;        /* passed to `progress` */
 } ddim_sample_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */
 DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
 
 /* Generates `params->count` images with the chosen sampler and writes their pixels to
- * `out_pixels` (NCHW float32 in [0, 1]). `out_count` must equal count * channels * size * size.
- * Noise is drawn on the CPU, so it is the same on every device; the same parameters on the same
- * device give bit-identical pixels. */
-DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels,
-                                 int64_t out_count);
+ * `out_pixels` (NCHW float32 in [0, 1]); `out_count` must equal count * channels * size * size.
+ * Starts from `noise` (count * channels * size * size floats, the state at t = 1) when it is not
+ * NULL, else from the seed's noise (see ddim_initial_noise). Image i depends only on (seed,
+ * first_index + i) (or its own noise) and micro_batch, never on count, batch_size or the other
+ * images: the same image is bit-identical on the same device however a request is split. */
+DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise,
+                                 int64_t noise_count, float* out_pixels, int64_t out_count);
+
+/* Writes the starting noise of images first_index .. first_index + count - 1 of `seed`: N(0, I),
+ * drawn per image on the CPU from a generator seeded by (seed, index), so it is the same on every
+ * device. `out_count` must equal count * channels * size * size. */
+DDIM_API ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count,
+                                        float* out_noise, int64_t out_count);
+
+/* DDIM inversion: runs deterministic DDIM backwards from `params->count` images (pixels in [0, 1])
+ * at t = 0 to t = 1, evaluating the network `steps` times at t = 0, 1/steps, ..., 1 - 1/steps,
+ * and writes the noise from which ddim_sample (deterministic DDIM, the same steps) regenerates the
+ * images. The reconstruction error shrinks as steps grow. Uses steps, use_ema, batch_size and
+ * progress of `params`. */
+DDIM_API ddim_status ddim_invert(ddim_model* model, const ddim_sample_params* params, const float* pixels,
+                                 int64_t pixel_count, float* out_noise, int64_t out_count);
+
+/* Variations (SDEdit, Meng et al. 2021): noises each image to t = strength (0 < strength <= 1)
+ * with its starting noise from (seed, first_index + i), then denoises with the chosen sampler over
+ * the uniform grid strength, ..., strength / steps in `steps` evaluations. Small strengths stay
+ * close to the input; strength 1 keeps only its coarsest traces. */
+DDIM_API ddim_status ddim_vary(ddim_model* model, const ddim_sample_params* params, double strength,
+                               const float* pixels, int64_t pixel_count, float* out_pixels, int64_t out_count);
+
+/* Inpainting: generates the region where `mask` is 1 and keeps the images where it is 0. The mask
+ * holds size * size floats in [0, 1] (one mask for every image) or count * size * size (one per
+ * image), shared by all channels. After every step the kept region is reset to
+ * signal(t) * image + noise(t) * eps (eps the image's starting noise), so the generated region is
+ * drawn to fit it. The result is the model's final prediction everywhere: the kept region matches
+ * the input to within the model's denoising error, without a visible seam. */
+DDIM_API ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, const float* pixels,
+                                  int64_t pixel_count, const float* mask, int64_t mask_count, float* out_pixels,
+                                  int64_t out_count);
 
 /* ---------------------------------------------------------------------------------------------
  * Training

@@ -138,14 +138,59 @@ ddim_train_params train_config_to_c(const ddim::TrainConfig& config) {
   return params;
 }
 
-// Wraps `count` NCHW images of `model` at `pixels` (checked against `pixel_count`) without copying.
-torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t count, int64_t pixel_count) {
-  require_pointer(pixels, "pixels");
-  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+
+// Wraps `count` NCHW images (or noises) of `model` at `values` without copying, after checking the count.
+torch::Tensor image_batch(const ddim::Model& model, const float* values, int64_t count, int64_t value_count,
+                          const char* name) {
+  require_pointer(values, name);
   const auto& config = model.config();
-  require_count(pixel_count, count * config.channels * config.image_size * config.image_size, "pixels");
-  return torch::from_blob(const_cast<float*>(pixels), {count, config.channels, config.image_size, config.image_size},
+  require_count(value_count, count * config.channels * config.image_size * config.image_size, name);
+  return torch::from_blob(const_cast<float*>(values), {count, config.channels, config.image_size, config.image_size},
                           torch::kFloat);
+}
+
+// A training or validation batch: `count` >= 1 images at `pixels`, wrapped without copying.
+torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t count, int64_t pixel_count) {
+  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+  return image_batch(model, pixels, count, pixel_count, "pixels");
+}
+
+// Validates `params` and turns them into a request; the progress callback is wrapped so that a
+// nonzero return cancels.
+ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
+  require_pointer(params, "params");
+  require(params->sampler >= DDIM_SAMPLER_DDIM && params->sampler <= DDIM_SAMPLER_DPM_SOLVER_PP_2M,
+          DDIM_ERR_INVALID_ARGUMENT, "unknown sampler " + std::to_string(params->sampler));
+  ddim::SampleRequest request;
+  request.count = params->count;
+  request.steps = params->steps;
+  request.seed = params->seed;
+  request.use_ema = params->use_ema != 0;
+  request.sampler = static_cast<ddim::SamplerKind>(params->sampler);
+  request.eta = params->eta;
+  request.first_index = params->first_index;
+  request.batch_size = params->batch_size;
+  request.micro_batch = params->micro_batch;
+  if (params->progress != nullptr) {
+    const auto callback = params->progress;
+    void* user_data = params->progress_user_data;
+    request.progress = [callback, user_data](const ddim::StepProgress& p) {
+      return callback(user_data, static_cast<int32_t>(p.step), static_cast<int32_t>(p.steps), p.first_image,
+                      static_cast<int32_t>(p.images)) == 0;
+    };
+  }
+  request.validate();
+  return request;
+}
+
+
+// Copies `count` images of `model` into `out`, after checking its size.
+void write_images(const torch::Tensor& images, float* out, int64_t out_count, const ddim::Model& model, int64_t count) {
+  require_pointer(out, "output buffer");
+  const auto& config = model.config();
+  require_count(out_count, count * config.channels * config.image_size * config.image_size, "output buffer");
+  const auto host = images.to(torch::kCPU, torch::kFloat).contiguous();
+  std::memcpy(out, host.data_ptr<float>(), host.numel() * sizeof(float));
 }
 
 }  // namespace
@@ -163,6 +208,7 @@ const char* ddim_status_name(int32_t status) {
     case DDIM_ERR_DEVICE: return "DDIM_ERR_DEVICE";
     case DDIM_ERR_OUT_OF_MEMORY: return "DDIM_ERR_OUT_OF_MEMORY";
     case DDIM_ERR_INTERNAL: return "DDIM_ERR_INTERNAL";
+    case DDIM_ERR_CANCELLED: return "DDIM_ERR_CANCELLED";
     default: return "DDIM_UNKNOWN_STATUS";
   }
 }
@@ -312,34 +358,66 @@ ddim_status ddim_model_normalizer(ddim_model* model, float* out_mean, float* out
 void ddim_sample_params_init(ddim_sample_params* params) {
   if (params == nullptr) return;
   const ddim::SampleRequest defaults;
+  *params = ddim_sample_params{};
   params->count = static_cast<int32_t>(defaults.count);
   params->steps = static_cast<int32_t>(defaults.steps);
   params->seed = defaults.seed;
   params->use_ema = defaults.use_ema ? 1 : 0;
   params->sampler = static_cast<int32_t>(defaults.sampler);
   params->eta = defaults.eta;
+  params->first_index = defaults.first_index;
+  params->batch_size = static_cast<int32_t>(defaults.batch_size);
+  params->micro_batch = static_cast<int32_t>(defaults.micro_batch);
 }
 
-ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, float* out_pixels, int64_t out_count) {
+ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise, int64_t noise_count,
+                        float* out_pixels, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    require_pointer(params, "params");
-    require_pointer(out_pixels, "out_pixels");
-    require(params->count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(params->count));
-    require(params->steps >= 1, DDIM_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(params->steps));
-    const auto& config = m.config();
-    require_count(out_count, int64_t{params->count} * config.channels * config.image_size * config.image_size,
-                  "out_pixels");
-    ddim::SampleRequest request;
-    request.count = params->count;
-    request.steps = params->steps;
-    request.seed = params->seed;
-    request.use_ema = params->use_ema != 0;
-    require(params->sampler >= DDIM_SAMPLER_DDIM && params->sampler <= DDIM_SAMPLER_DPM_SOLVER_PP_2M,
-            DDIM_ERR_INVALID_ARGUMENT, "unknown sampler " + std::to_string(params->sampler));
-    request.sampler = static_cast<ddim::SamplerKind>(params->sampler);
-    request.eta = params->eta;
-    const auto images = ddim::sample(m, request).to(torch::kCPU).contiguous();
-    std::memcpy(out_pixels, images.data_ptr<float>(), images.numel() * sizeof(float));
+    const auto request = sample_request_from_c(params);
+    const auto start = noise == nullptr ? torch::Tensor() : image_batch(m, noise, request.count, noise_count, "noise");
+    write_images(ddim::sample(m, request, start), out_pixels, out_count, m, request.count);
+  });
+}
+
+ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
+                               int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+    require(first_index >= 0, DDIM_ERR_INVALID_ARGUMENT, "first_index must be >= 0, got " + std::to_string(first_index));
+    write_images(ddim::initial_noise(m.config(), seed, first_index, count, torch::kCPU), out_noise, out_count, m, count);
+  });
+}
+
+ddim_status ddim_invert(ddim_model* model, const ddim_sample_params* params, const float* pixels, int64_t pixel_count,
+                        float* out_noise, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    const auto request = sample_request_from_c(params);
+    const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
+    write_images(ddim::invert(m, request, images), out_noise, out_count, m, request.count);
+  });
+}
+
+ddim_status ddim_vary(ddim_model* model, const ddim_sample_params* params, double strength, const float* pixels,
+                      int64_t pixel_count, float* out_pixels, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    const auto request = sample_request_from_c(params);
+    const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
+    write_images(ddim::vary(m, request, images, strength), out_pixels, out_count, m, request.count);
+  });
+}
+
+ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, const float* pixels, int64_t pixel_count,
+                         const float* mask, int64_t mask_count, float* out_pixels, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    const auto request = sample_request_from_c(params);
+    const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
+    require_pointer(mask, "mask");
+    const int64_t size = m.config().image_size, plane = size * size;
+    require(mask_count == plane || mask_count == request.count * plane, DDIM_ERR_BUFFER_SIZE,
+            "mask holds " + std::to_string(mask_count) + " floats, the call needs " + std::to_string(plane) +
+                " (one mask for all images) or " + std::to_string(request.count * plane) + " (one per image)");
+    const auto masks = torch::from_blob(const_cast<float*>(mask), {mask_count / plane, 1, size, size}, torch::kFloat);
+    write_images(ddim::inpaint(m, request, images, masks), out_pixels, out_count, m, request.count);
   });
 }
 

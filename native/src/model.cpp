@@ -71,11 +71,38 @@ torch::Tensor Model::denormalize(const torch::Tensor& x) const {
   return x * std_.view({1, -1, 1, 1}) + mean_.view({1, -1, 1, 1});
 }
 
+namespace {
+
+// Runs `network` on slices of exactly `micro_batch` images, padding the last slice with copies of
+// its last image. libtorch picks its convolution kernels by batch shape (and thread count), and
+// different kernels round differently; with one fixed shape every image gets the same bits
+// whatever batch it came in and wherever it sat in it.
+torch::Tensor forward_in_micro_batches(UNet& network, const torch::Tensor& x, const torch::Tensor& variances,
+                                       int64_t micro_batch) {
+  const int64_t count = x.size(0);
+  std::vector<torch::Tensor> outputs;
+  for (int64_t first = 0; first < count; first += micro_batch) {
+    const int64_t n = std::min(micro_batch, count - first);
+    auto slice = x.slice(0, first, first + n);
+    auto slice_variances = variances.slice(0, first, first + n);
+    if (n < micro_batch) {
+      slice = torch::cat({slice, slice.slice(0, n - 1, n).expand({micro_batch - n, -1, -1, -1})});
+      slice_variances = torch::cat({slice_variances, slice_variances.slice(0, n - 1, n).expand({micro_batch - n})});
+    }
+    outputs.push_back(network->forward(slice, slice_variances).slice(0, 0, n));
+  }
+  return outputs.size() == 1 ? outputs[0] : torch::cat(outputs);
+}
+
+}  // namespace
+
 Prediction Model::predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
-                          const torch::Tensor& noise_rates) const {
+                          const torch::Tensor& noise_rates, int64_t micro_batch) const {
   // The network is conditioned on the noise variance, as in the reference.
   ++evaluations_;
-  const auto output = network->forward(noisy, noise_rates.square().reshape({-1}));
+  const auto variances = noise_rates.square().reshape({-1});
+  const auto output = micro_batch > 0 ? forward_in_micro_batches(network, noisy, variances, micro_batch)
+                                      : network->forward(noisy, variances);
   if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
   return {(noisy - signal_rates * output) / noise_rates, output};
 }

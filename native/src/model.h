@@ -38,9 +38,11 @@ class Model {
   torch::Tensor denormalize(const torch::Tensor& x) const;
 
   // Runs `network` on noisy images at the given rates ([B, 1, 1, 1]) and returns both the
-  // predicted noise and the predicted image, whichever of the two the model's target is.
+  // predicted noise and the predicted image, whichever of the two the model's target is. With
+  // micro_batch > 0 the network sees batches of exactly that many images (see model.cpp), so each
+  // image's result is independent of the batch; 0 runs the whole batch at once (training).
   Prediction predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
-                     const torch::Tensor& noise_rates) const;
+                     const torch::Tensor& noise_rates, int64_t micro_batch = 0) const;
 
   // How many network evaluations predict() has run on this model (instrumentation for tests and benchmarks).
   int64_t evaluations() const { return evaluations_; }

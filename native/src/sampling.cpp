@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 
 #include "error.h"
+#include "samplers/ddim.h"
 #include "schedule.h"
 
 namespace ddim {
@@ -16,6 +18,15 @@ uint64_t image_seed(uint64_t seed, int64_t index) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
+}
+
+void SampleRequest::validate() const {
+  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+  require(steps >= 1, DDIM_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(steps));
+  require(eta >= 0 && std::isfinite(eta), DDIM_ERR_INVALID_ARGUMENT, "eta must be finite and >= 0");
+  require(first_index >= 0, DDIM_ERR_INVALID_ARGUMENT, "first_index must be >= 0, got " + std::to_string(first_index));
+  require(batch_size >= 1, DDIM_ERR_INVALID_ARGUMENT, "batch_size must be >= 1, got " + std::to_string(batch_size));
+  require(micro_batch >= 1, DDIM_ERR_INVALID_ARGUMENT, "micro_batch must be >= 1, got " + std::to_string(micro_batch));
 }
 
 namespace {
@@ -35,6 +46,78 @@ torch::Tensor per_image_noise(const ModelConfig& config, int64_t count, torch::D
   return torch::stack(images).to(device);
 }
 
+// The region an inpainting chunk keeps, in the network's (normalised) space.
+struct KeptRegion {
+  torch::Tensor image;  // [n, C, S, S]
+  torch::Tensor keep;   // [1 or n, 1, S, S], 1 = keep
+  torch::Tensor noise;  // [n, C, S, S], the images' starting noise
+  torch::Tensor at(const torch::Tensor& signal, const torch::Tensor& noise_rate, const torch::Tensor& x) const {
+    return keep * (signal * image + noise_rate * noise) + (1 - keep) * x;
+  }
+};
+
+// Drives `sampler` through times[0] > ... > times[steps] (or the reverse, for inversion) on one
+// chunk of `x.size(0)` images starting `first` images into the request, evaluating the network
+// once per step. Returns the sampler's image estimate and the final x.
+struct ChunkResult {
+  torch::Tensor image;
+  torch::Tensor x;
+};
+
+ChunkResult run_chunk(Model& model, UNet& network, Sampler& sampler, const SampleRequest& request,
+                      const std::vector<double>& times, torch::Tensor x, int64_t first, const KeptRegion* kept) {
+  const int64_t n = x.size(0);
+  const int64_t steps = static_cast<int64_t>(times.size()) - 1;
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(model.device());
+  const auto rates = diffusion_rates(model.config().schedule, torch::tensor(times).to(options));
+  const auto rate_at = [&](const torch::Tensor& rate, int64_t k) { return rate[k].expand({n, 1, 1, 1}); };
+  const NoiseSource fresh_noise = [&](int64_t step) {
+    return step_noise(model.config(), request.seed, request.first_index + first, n, step, model.device());
+  };
+  if (kept != nullptr) x = kept->at(rate_at(rates.signal, 0), rate_at(rates.noise, 0), x);
+  Prediction prediction;
+  for (int64_t k = 0; k < steps; ++k) {
+    const auto signal = rate_at(rates.signal, k), noise = rate_at(rates.noise, k);
+    const auto next_signal = rate_at(rates.signal, k + 1), next_noise = rate_at(rates.noise, k + 1);
+    prediction = model.predict(network, x, signal, noise, request.micro_batch);
+    x = sampler.step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
+    if (kept != nullptr) x = kept->at(next_signal, next_noise, x);
+    if (request.progress && !request.progress({k + 1, steps, first, n}))
+      fail(DDIM_ERR_CANCELLED, "cancelled after step " + std::to_string(k + 1) + " of " + std::to_string(steps) +
+                                   " (images " + std::to_string(first) + " to " + std::to_string(first + n - 1) + ")");
+  }
+  return {sampler.result(prediction), x};
+}
+
+// Runs `chunk(first, n)` for consecutive chunks of at most batch_size images and concatenates the results.
+torch::Tensor in_chunks(const SampleRequest& request, const std::function<torch::Tensor(int64_t, int64_t)>& chunk) {
+  std::vector<torch::Tensor> parts;
+  for (int64_t first = 0; first < request.count; first += request.batch_size)
+    parts.push_back(chunk(first, std::min(request.batch_size, request.count - first)));
+  return parts.size() == 1 ? parts[0] : torch::cat(parts);
+}
+
+void require_images(const Model& model, const SampleRequest& request, const torch::Tensor& pixels, const char* name) {
+  const auto& config = model.config();
+  require(pixels.dim() == 4 && pixels.size(0) == request.count && pixels.size(1) == config.channels &&
+              pixels.size(2) == config.image_size && pixels.size(3) == config.image_size,
+          DDIM_ERR_INVALID_ARGUMENT, std::string(name) + " must be [count, channels, size, size]");
+  require(torch::isfinite(pixels).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+          std::string(name) + " contain NaN or infinite values");
+}
+
+void require_unit_range(const torch::Tensor& values, const char* name) {
+  require(values.min().item<float>() >= 0.0f && values.max().item<float>() <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
+          std::string(name) + " must lie in [0, 1]");
+}
+
+// The uniform grid from `start` down to 0 in `steps` steps (start = 1: sampling_times(steps)).
+std::vector<double> times_from(double start, int64_t steps) {
+  auto times = sampling_times(steps);
+  for (auto& t : times) t *= start;
+  return times;
+}
+
 }  // namespace
 
 torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count,
@@ -48,31 +131,86 @@ torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first
                          [&](int64_t i) { return image_seed(image_seed(seed, first + i) ^ kStepStream, step); });
 }
 
-torch::Tensor sample(Model& model, const SampleRequest& request) {
-  require(request.count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1");
-  require(request.steps >= 1, DDIM_ERR_INVALID_ARGUMENT, "steps must be >= 1");
-  require(request.eta >= 0 && std::isfinite(request.eta), DDIM_ERR_INVALID_ARGUMENT, "eta must be finite and >= 0");
+torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
+  request.validate();
+  if (noise.defined()) require_images(model, request, noise, "noise");
   torch::InferenceMode inference;
   UNet& network = model.network(request.use_ema);
   network->eval();
+  const auto times = sampling_times(request.steps);
+  return in_chunks(request, [&](int64_t first, int64_t n) {
+    auto x = noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
+                             : initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+    const auto sampler = make_sampler(request.sampler, request.eta);
+    const auto result = run_chunk(model, network, *sampler, request, times, x, first, nullptr);
+    return model.denormalize(result.image).clamp(0.0, 1.0);
+  });
+}
 
-  const auto sampler = make_sampler(request.sampler, request.eta);
-  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(model.device());
-  const auto rates = diffusion_rates(model.config().schedule, torch::tensor(sampling_times(request.steps)).to(options));
-  const auto rate_at = [&](const torch::Tensor& rate, int64_t k) { return rate[k].expand({request.count, 1, 1, 1}); };
-  const NoiseSource fresh_noise = [&](int64_t step) {
-    return step_noise(model.config(), request.seed, 0, request.count, step, model.device());
-  };
+torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Tensor& pixels) {
+  request.validate();
+  require_images(model, request, pixels, "pixels");
+  require_unit_range(pixels, "pixels");
+  torch::InferenceMode inference;
+  UNet& network = model.network(request.use_ema);
+  network->eval();
+  auto times = sampling_times(request.steps);
+  std::reverse(times.begin(), times.end());  // 0 = t_0 < t_1 < ... < t_steps = 1
+  return in_chunks(request, [&](int64_t first, int64_t n) {
+    // The clean image at t = 0 carries no noise yet; each DDIM step, taken forward in time, re-mixes
+    // the predicted image and noise at the next t.
+    const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, 0.0);
+    const auto x = static_cast<float>(signal) * model.normalize(pixels.slice(0, first, first + n).to(model.device()));
+    DdimSampler deterministic(0.0);
+    return run_chunk(model, network, deterministic, request, times, x, first, nullptr).x;
+  });
+}
 
-  auto x = initial_noise(model.config(), request.seed, 0, request.count, model.device());
-  Prediction prediction;
-  for (int64_t k = 0; k < request.steps; ++k) {
-    const auto signal = rate_at(rates.signal, k), noise = rate_at(rates.noise, k);
-    const auto next_signal = rate_at(rates.signal, k + 1), next_noise = rate_at(rates.noise, k + 1);
-    prediction = model.predict(network, x, signal, noise);
-    x = sampler->step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
-  }
-  return model.denormalize(prediction.image).clamp(0.0, 1.0);
+torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tensor& pixels, double strength) {
+  request.validate();
+  require(std::isfinite(strength) && strength > 0 && strength <= 1, DDIM_ERR_INVALID_ARGUMENT,
+          "strength must lie in (0, 1], got " + std::to_string(strength));
+  require_images(model, request, pixels, "pixels");
+  require_unit_range(pixels, "pixels");
+  torch::InferenceMode inference;
+  UNet& network = model.network(request.use_ema);
+  network->eval();
+  const auto times = times_from(strength, request.steps);
+  const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, strength);
+  return in_chunks(request, [&](int64_t first, int64_t n) {
+    const auto image = model.normalize(pixels.slice(0, first, first + n).to(model.device()));
+    const auto eps = initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+    const auto x = static_cast<float>(signal) * image + static_cast<float>(noise_rate) * eps;
+    const auto sampler = make_sampler(request.sampler, request.eta);
+    const auto result = run_chunk(model, network, *sampler, request, times, x, first, nullptr);
+    return model.denormalize(result.image).clamp(0.0, 1.0);
+  });
+}
+
+torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::Tensor& pixels,
+                      const torch::Tensor& mask) {
+  request.validate();
+  require_images(model, request, pixels, "pixels");
+  require_unit_range(pixels, "pixels");
+  const auto size = model.config().image_size;
+  require(mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == request.count) && mask.size(1) == 1 &&
+              mask.size(2) == size && mask.size(3) == size,
+          DDIM_ERR_INVALID_ARGUMENT, "mask must be [1 or count, 1, size, size]");
+  require(torch::isfinite(mask).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "mask contains NaN or infinite values");
+  require_unit_range(mask, "mask");
+  torch::InferenceMode inference;
+  UNet& network = model.network(request.use_ema);
+  network->eval();
+  const auto times = sampling_times(request.steps);
+  return in_chunks(request, [&](int64_t first, int64_t n) {
+    const auto eps = initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+    const auto chunk_mask = mask.size(0) == 1 ? mask : mask.slice(0, first, first + n);
+    const KeptRegion kept{model.normalize(pixels.slice(0, first, first + n).to(model.device())),
+                          1 - chunk_mask.to(model.device(), torch::kFloat), eps};
+    const auto sampler = make_sampler(request.sampler, request.eta);
+    const auto result = run_chunk(model, network, *sampler, request, times, eps, first, &kept);
+    return model.denormalize(result.image).clamp(0.0, 1.0);
+  });
 }
 
 }  // namespace ddim

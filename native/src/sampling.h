@@ -1,7 +1,13 @@
-// Sampling: initial noise and the reverse-diffusion loop that drives a sampler.
+// Sampling and editing: the reverse-diffusion loop that drives a sampler, and the operations built
+// on it (sampling, DDIM inversion, SDEdit variations, inpainting).
+//
+// Reproducibility: image i of a request depends only on (seed, first_index + i) and the micro-batch
+// size, never on count, batch_size or how the request was chunked. Noise is drawn per image on the
+// CPU, and the network always sees micro-batches of one fixed size (Model::predict).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include <torch/torch.h>
 
@@ -10,6 +16,15 @@
 
 namespace ddim {
 
+// Reported after every step of every chunk. Returning false cancels the run (DDIM_ERR_CANCELLED).
+struct StepProgress {
+  int64_t step;         // steps done in this chunk, 1 .. steps
+  int64_t steps;
+  int64_t first_image;  // index, within the request, of the chunk's first image
+  int64_t images;       // images in the chunk
+};
+using ProgressFn = std::function<bool(const StepProgress&)>;
+
 struct SampleRequest {
   int64_t count = 16;
   int64_t steps = 20;
@@ -17,6 +32,12 @@ struct SampleRequest {
   bool use_ema = true;
   SamplerKind sampler = SamplerKind::Ddim;
   double eta = 0;
+  int64_t first_index = 0;  // image i of the request is image first_index + i of the seed's sequence
+  int64_t batch_size = 64;  // images per pass through the loop (a memory bound); never changes results
+  int64_t micro_batch = 16; // images per network evaluation, short ones padded; results depend on it
+  ProgressFn progress;      // may be empty
+
+  void validate() const;
 };
 
 // The seed of image `index` in a request seeded with `seed` (SplitMix64 of both), so that image i
@@ -33,7 +54,25 @@ torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t fi
 torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count, int64_t step,
                          torch::Device device);
 
-// Generates images in [0, 1], [count, C, S, S] on the model's device.
-torch::Tensor sample(Model& model, const SampleRequest& request);
+// Generates request.count images in [0, 1], [count, C, S, S] on the model's device. Starts from
+// `noise` ([count, C, S, S], any device) when given, else from initial_noise(seed, first_index).
+torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise = {});
+
+// DDIM inversion: runs deterministic DDIM backwards from `pixels` ([count, C, S, S] in [0, 1]) at
+// t = 0 to t = 1, evaluating the network `steps` times at t = 0, 1/steps, ..., 1 - 1/steps, and
+// returns the noise ([count, C, S, S]) from which deterministic DDIM with the same number of steps
+// regenerates the images. Uses steps, use_ema, batch_size and progress of the request.
+torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Tensor& pixels);
+
+// SDEdit variations: noises `pixels` to t = strength (0 < strength <= 1) with image i's starting
+// noise, then denoises with the request's sampler over the uniform grid strength .. 0 in `steps`
+// evaluations.
+torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tensor& pixels, double strength);
+
+// Inpainting: generates where `mask` ([1 or count, 1, S, S] in [0, 1]) is 1 and keeps `pixels`
+// where it is 0. After every step the kept region is replaced by signal(t) * image + noise(t) * eps,
+// eps the image's starting noise, so the generated region grows consistently around it.
+torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::Tensor& pixels,
+                      const torch::Tensor& mask);
 
 }  // namespace ddim

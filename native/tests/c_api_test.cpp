@@ -40,11 +40,66 @@ TEST(CApi, NullsAreErrorsNotCrashes) {
   ddim_sample_params params;
   ddim_sample_params_init(&params);
   float pixel = 0;
-  EXPECT_EQ(ddim_sample(nullptr, &params, &pixel, 1), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_sample(nullptr, &params, nullptr, 0, &pixel, 1), DDIM_ERR_NULL_POINTER);
   ddim_model_free(nullptr);
   ddim_config_init(nullptr);
   ddim_sample_params_init(nullptr);
   EXPECT_EQ(ddim_config_validate(nullptr), DDIM_ERR_NULL_POINTER);
+}
+
+TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = 2;
+  params.steps = 3;
+  std::vector<float> noise(512), from_seed(512), from_noise(512), out(512), pixels(512, 0.5f);
+  ASSERT_EQ(ddim_initial_noise(handle.model, params.seed, 0, 2, noise.data(), 512), DDIM_OK);
+  ASSERT_EQ(ddim_sample(handle.model, &params, nullptr, 0, from_seed.data(), 512), DDIM_OK);
+  ASSERT_EQ(ddim_sample(handle.model, &params, noise.data(), 512, from_noise.data(), 512), DDIM_OK);
+  EXPECT_EQ(from_seed, from_noise);
+  EXPECT_EQ(ddim_sample(handle.model, &params, noise.data(), 511, out.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(ddim_initial_noise(handle.model, 1, 0, 2, noise.data(), 500), DDIM_ERR_BUFFER_SIZE);
+
+  EXPECT_EQ(ddim_invert(handle.model, &params, pixels.data(), 512, out.data(), 512), DDIM_OK);
+  EXPECT_EQ(ddim_invert(handle.model, &params, pixels.data(), 256, out.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(ddim_invert(handle.model, &params, nullptr, 512, out.data(), 512), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_vary(handle.model, &params, 0.5, pixels.data(), 512, out.data(), 512), DDIM_OK);
+  EXPECT_EQ(ddim_vary(handle.model, &params, 1.5, pixels.data(), 512, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("strength"), std::string::npos) << ddim_last_error();
+  std::vector<float> mask(2 * 256, 1.0f);
+  EXPECT_EQ(ddim_inpaint(handle.model, &params, pixels.data(), 512, mask.data(), 256, out.data(), 512), DDIM_OK);
+  EXPECT_EQ(ddim_inpaint(handle.model, &params, pixels.data(), 512, mask.data(), 512, out.data(), 512), DDIM_OK);
+  EXPECT_EQ(ddim_inpaint(handle.model, &params, pixels.data(), 512, mask.data(), 300, out.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  pixels[7] = 2.0f;
+  EXPECT_EQ(ddim_vary(handle.model, &params, 0.5, pixels.data(), 512, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  params.micro_batch = 0;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+}
+
+int32_t cancel_at_second_step(void* user_data, int32_t step, int32_t steps, int64_t first_image, int32_t images) {
+  ++*static_cast<int*>(user_data);
+  return step == 2 ? 1 : 0;
+}
+
+TEST(CApi, AProgressCallbackCanCancel) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = 1;
+  params.steps = 5;
+  int calls = 0;
+  params.progress = cancel_at_second_step;
+  params.progress_user_data = &calls;
+  std::vector<float> out(256);
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 256), DDIM_ERR_CANCELLED);
+  EXPECT_EQ(calls, 2);
+  EXPECT_STREQ(ddim_status_name(DDIM_ERR_CANCELLED), "DDIM_ERR_CANCELLED");
+  EXPECT_NE(std::string(ddim_last_error()).find("cancelled"), std::string::npos) << ddim_last_error();
 }
 
 TEST(CApi, BadConfigIsRejectedWithTheFieldNamed) {
@@ -75,11 +130,11 @@ TEST(CApi, WrongBufferLengthsAreRejected) {
   params.count = 2;
   params.steps = 2;
   std::vector<float> pixels(2 * 16 * 16 + 1);
-  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), static_cast<int64_t>(pixels.size())), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), static_cast<int64_t>(pixels.size())), DDIM_ERR_BUFFER_SIZE);
   EXPECT_NE(std::string(ddim_last_error()).find("512"), std::string::npos) << ddim_last_error();
-  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), 512), DDIM_OK);
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), 512), DDIM_OK);
   params.steps = 0;
-  EXPECT_EQ(ddim_sample(handle.model, &params, pixels.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
   float mean[2] = {0, 0}, std[2] = {1, 1};
   EXPECT_EQ(ddim_model_set_normalizer(handle.model, mean, std, 2), DDIM_ERR_BUFFER_SIZE);
   std[0] = 0;
@@ -154,7 +209,7 @@ TEST(CApi, ThreadsCanShareAHandle) {
       params.count = 1;
       params.steps = 2;
       std::vector<float> pixels(256);
-      results[i] = ddim_sample(handle.model, &params, pixels.data(), 256);
+      results[i] = ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), 256);
     });
   for (auto& t : threads) t.join();
   for (auto status : results) EXPECT_EQ(status, DDIM_OK);

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <limits>
+
 #include "error.h"
 #include "model.h"
 #include "sampling.h"
@@ -113,7 +118,7 @@ TEST(Sampling, EverySamplerIsReproducibleFromItsSeed) {
 TEST(Sampling, DeterministicDdimIsTheReferenceLoop) {
   auto model = trained_looking_model();
   const auto images = sample(model, with_sampler(request(2, 5, 8), SamplerKind::Ddim, 0.0));
-  // The reference's loop, written out: predict, then re-mix at the next time.
+  // The reference's loop, written out: predict (with sampling's micro-batch shape), then re-mix at the next time.
   torch::InferenceMode inference;
   model.net()->eval();
   auto x = initial_noise(model.config(), 8, 0, 2, torch::kCPU);
@@ -121,7 +126,8 @@ TEST(Sampling, DeterministicDdimIsTheReferenceLoop) {
   const auto rates = diffusion_rates(model.config().schedule, t);
   Prediction p;
   for (int k = 0; k < 5; ++k) {
-    p = model.predict(model.net(), x, rates.signal[k].expand({2, 1, 1, 1}), rates.noise[k].expand({2, 1, 1, 1}));
+    p = model.predict(model.net(), x, rates.signal[k].expand({2, 1, 1, 1}), rates.noise[k].expand({2, 1, 1, 1}),
+                      SampleRequest{}.micro_batch);
     x = rates.signal[k + 1].expand({2, 1, 1, 1}) * p.image + rates.noise[k + 1].expand({2, 1, 1, 1}) * p.noise;
   }
   EXPECT_TRUE(torch::equal(images, model.denormalize(p.image).clamp(0, 1)));
@@ -137,12 +143,174 @@ TEST(Sampling, StepNoiseDependsOnlyOnSeedImageAndStep) {
   EXPECT_FALSE(torch::equal(four, initial_noise(config, 9, 0, 4, torch::kCPU)));
 }
 
+SampleRequest chunked(SampleRequest r, int64_t batch_size, int64_t first_index = 0) {
+  r.batch_size = batch_size;
+  r.first_index = first_index;
+  return r;
+}
+
+TEST(Sampling, ImageIDependsOnlyOnSeedAndIBitExactly) {
+  auto model = trained_looking_model();
+  const auto threads = torch::get_num_threads();
+  for (int thread_count : {1, 2})
+  for (auto kind : kAllSamplers) {
+    torch::set_num_threads(thread_count);  // libtorch picks other kernels with other thread counts
+    const auto all = sample(model, with_sampler(chunked(request(64, 3, 21), 64), kind, 1.0));
+    const auto first_eight = sample(model, with_sampler(chunked(request(8, 3, 21), 64), kind, 1.0));
+    EXPECT_TRUE(torch::equal(all.slice(0, 0, 8), first_eight)) << static_cast<int>(kind);
+    // Chunks of 3 (the last chunk holds one image) and a request starting at image 5.
+    const auto in_threes = sample(model, with_sampler(chunked(request(10, 3, 21), 3), kind, 1.0));
+    EXPECT_TRUE(torch::equal(all.slice(0, 0, 10), in_threes)) << static_cast<int>(kind);
+    const auto lone = sample(model, with_sampler(chunked(request(1, 3, 21), 64, 5), kind, 1.0));
+    EXPECT_TRUE(torch::equal(all.slice(0, 5, 6), lone)) << static_cast<int>(kind);
+    const auto middle = sample(model, with_sampler(chunked(request(7, 3, 21), 4, 30), kind, 1.0));
+    EXPECT_TRUE(torch::equal(all.slice(0, 30, 37), middle)) << static_cast<int>(kind);
+  }
+  torch::set_num_threads(threads);
+}
+
+TEST(Sampling, CallerNoiseIsTheStartingPoint) {
+  auto model = trained_looking_model();
+  const auto noise = initial_noise(model.config(), 4, 0, 3, torch::kCPU);
+  EXPECT_TRUE(torch::equal(sample(model, request(3, 4, 4), noise), sample(model, request(3, 4, 4))));
+  EXPECT_FALSE(torch::equal(sample(model, request(3, 4, 4), noise * 0.5), sample(model, request(3, 4, 4))));
+  EXPECT_THROW(sample(model, request(2, 4, 4), noise), Error);  // 3 noises for 2 images
+  auto bad = noise.clone();
+  bad[1][0][2][2] = std::nanf("");
+  EXPECT_THROW(sample(model, request(3, 4, 4), bad), Error);
+}
+
+TEST(Sampling, ProgressReportsEveryStepOfEveryChunkAndCanCancel) {
+  auto model = trained_looking_model();
+  auto r = chunked(request(5, 3, 1), 2);
+  std::vector<StepProgress> seen;
+  r.progress = [&](const StepProgress& p) {
+    seen.push_back(p);
+    return true;
+  };
+  sample(model, r);
+  ASSERT_EQ(seen.size(), 9u);  // chunks of 2, 2 and 1 images, 3 steps each
+  EXPECT_EQ(seen[0].step, 1);
+  EXPECT_EQ(seen[2].step, 3);
+  EXPECT_EQ(seen[2].steps, 3);
+  EXPECT_EQ(seen[3].first_image, 2);
+  EXPECT_EQ(seen[8].first_image, 4);
+  EXPECT_EQ(seen[8].images, 1);
+
+  const auto before = model.evaluations();
+  r.progress = [](const StepProgress& p) { return !(p.first_image == 2 && p.step == 2); };
+  try {
+    sample(model, r);
+    FAIL() << "expected cancellation";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), DDIM_ERR_CANCELLED);
+    EXPECT_NE(std::string(e.what()).find("cancelled after step 2"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(model.evaluations() - before, 5);  // 3 for the first chunk, 2 for the second
+}
+
+TEST(Sampling, DpmSolverResultKeepsItsSecondOrderCorrection) {
+  // With one step there is no previous prediction: DPM-Solver++ is first order, and its result
+  // e^-h image + (1 - e^-h) image is the prediction itself.
+  auto model = trained_looking_model();
+  const auto ddim = sample(model, with_sampler(request(2, 1, 3), SamplerKind::Ddim));
+  const auto dpm = sample(model, with_sampler(request(2, 1, 3), SamplerKind::DpmSolverPP2M));
+  EXPECT_TRUE(torch::allclose(ddim, dpm, 1e-5, 1e-6));
+  EXPECT_FALSE(torch::equal(sample(model, with_sampler(request(2, 4, 3), SamplerKind::Ddim)),
+                            sample(model, with_sampler(request(2, 4, 3), SamplerKind::DpmSolverPP2M))));
+}
+
+torch::Tensor some_images(const Model& model, int64_t count, uint64_t seed) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto& c = model.config();
+  return torch::rand({count, c.channels, c.image_size, c.image_size}, generator, torch::kFloat);
+}
+
+TEST(Inversion, EvaluatesStepsTimesIsDeterministicAndChunkInvariant) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 5, 2);
+  const auto before = model.evaluations();
+  const auto noise = invert(model, request(5, 6, 0), images);
+  EXPECT_EQ(model.evaluations() - before, 6);
+  EXPECT_EQ(noise.sizes(), images.sizes());
+  EXPECT_TRUE(torch::isfinite(noise).all().item<bool>());
+  EXPECT_TRUE(torch::equal(noise, invert(model, chunked(request(5, 6, 0), 2), images)));
+  EXPECT_FALSE(torch::equal(noise, invert(model, request(5, 7, 0), images)));
+}
+
+TEST(Inversion, RejectsImagesOutsideTheUnitRangeOrNotFinite) {
+  auto model = trained_looking_model();
+  EXPECT_THROW(invert(model, request(2, 3, 0), some_images(model, 2, 1) * 2), Error);
+  auto nan = some_images(model, 2, 1);
+  nan[0][0][0][0] = std::nanf("");
+  EXPECT_THROW(invert(model, request(2, 3, 0), nan), Error);
+  EXPECT_THROW(invert(model, request(3, 3, 0), some_images(model, 2, 1)), Error);
+}
+
+TEST(Variations, EvaluateStepsTimesStayInRangeAndFollowTheSeed) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 3, 4);
+  const auto before = model.evaluations();
+  const auto varied = vary(model, request(3, 5, 9), images, 0.4);
+  EXPECT_EQ(model.evaluations() - before, 5);
+  EXPECT_GE(varied.min().item<float>(), 0.0f);
+  EXPECT_LE(varied.max().item<float>(), 1.0f);
+  EXPECT_TRUE(torch::equal(varied, vary(model, chunked(request(3, 5, 9), 1), images, 0.4)));
+  EXPECT_FALSE(torch::equal(varied, vary(model, request(3, 5, 10), images, 0.4)));
+  EXPECT_FALSE(torch::equal(varied, vary(model, request(3, 5, 9), images, 0.8)));
+}
+
+TEST(Variations, RejectStrengthOutsideZeroToOne) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 1, 4);
+  for (double strength : {0.0, -0.1, 1.01, std::nan(""), std::numeric_limits<double>::infinity()})
+    EXPECT_THROW(vary(model, request(1, 3, 0), images, strength), Error) << strength;
+  EXPECT_NO_THROW(vary(model, request(1, 3, 0), images, 1.0));
+}
+
+TEST(Inpainting, GeneratingEverywhereIsPlainSampling) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 3, 6);
+  const auto everywhere = torch::ones({1, 1, 16, 16});
+  for (auto kind : kAllSamplers) {
+    const auto r = with_sampler(request(3, 4, 2), kind, 1.0);
+    EXPECT_TRUE(torch::equal(inpaint(model, r, images, everywhere), sample(model, r))) << static_cast<int>(kind);
+  }
+}
+
+TEST(Inpainting, KeptRegionFollowsTheImageAndEachImageMayHaveItsOwnMask) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 2, 6);
+  auto masks = torch::zeros({2, 1, 16, 16});
+  masks[0].slice(1, 0, 8).fill_(1);  // image 0: generate the top half
+  masks[1].slice(2, 0, 8).fill_(1);  // image 1: generate the left half
+  const auto out = inpaint(model, request(2, 4, 2), images, masks);
+  EXPECT_EQ(out.sizes(), images.sizes());
+  // Per-image masks act per image: image 1 with its own mask alone gives the same bits.
+  EXPECT_TRUE(torch::equal(out.slice(0, 1, 2), inpaint(model, chunked(request(1, 4, 2), 64, 1), images.slice(0, 1, 2),
+                                                       masks.slice(0, 1, 2))));
+  // Keeping everything differs from generating everything.
+  EXPECT_FALSE(torch::equal(inpaint(model, request(2, 4, 2), images, torch::zeros({1, 1, 16, 16})),
+                            sample(model, request(2, 4, 2))));
+}
+
+TEST(Inpainting, RejectsBadMasks) {
+  auto model = trained_looking_model();
+  const auto images = some_images(model, 2, 6);
+  EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::ones({1, 1, 8, 8})), Error);
+  EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::ones({3, 1, 16, 16})), Error);
+  EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::ones({1, 1, 16, 16}) * 2), Error);
+  EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::full({1, 1, 16, 16}, std::nanf(""))), Error);
+}
+
 TEST(Sampling, RejectsBadRequests) {
   auto model = trained_looking_model();
   EXPECT_THROW(sample(model, request(0, 4, 1)), Error);
   EXPECT_THROW(sample(model, request(1, 0, 1)), Error);
   EXPECT_THROW(sample(model, with_sampler(request(1, 2, 1), SamplerKind::Ddim, -0.5)), Error);
   EXPECT_THROW(sample(model, with_sampler(request(1, 2, 1), SamplerKind::Ddim, std::nan(""))), Error);
+  EXPECT_THROW(sample(model, chunked(request(1, 2, 1), 0)), Error);
+  EXPECT_THROW(sample(model, chunked(request(1, 2, 1), 4, -1)), Error);
 }
 
 }  // namespace

@@ -154,7 +154,7 @@ class TrainingCApi : public ::testing::Test {
     params.count = 2;
     params.steps = 3;
     std::vector<float> pixels(2 * 256);
-    EXPECT_EQ(ddim_sample(model, &params, pixels.data(), 512), DDIM_OK);
+    EXPECT_EQ(ddim_sample(model, &params, nullptr, 0, pixels.data(), 512), DDIM_OK);
     return pixels;
   }
   void TearDown() override {

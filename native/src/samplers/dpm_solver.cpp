@@ -13,6 +13,8 @@ torch::Tensor DpmSolverPP2MSampler::step(const StepInput& in, const NoiseSource&
   }
   previous_image_ = in.prediction.image;
   previous_h_ = h;
+  const auto decay = torch::exp(-h);
+  final_image_ = decay * in.prediction.image + (1 - decay) * data;
   return (in.next_noise / in.noise) * in.x - in.next_signal * (torch::exp(-h) - 1) * data;
 }
 

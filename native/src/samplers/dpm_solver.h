@@ -5,7 +5,9 @@
 //   later steps: r = h_previous / h,  D = (1 + 1/(2r)) image - 1/(2r) image_previous
 //                x' = (s'/s) x - a' (e^-h - 1) D
 // It reuses the previous step's prediction, so it costs one evaluation a step like DDIM, and is
-// more accurate at few steps.
+// more accurate at few steps. Its result is the image its last state x' implies with the last
+// noise prediction: (x' - s' noise) / a' = e^-h image + (1 - e^-h) D, so the final step keeps its
+// second-order correction instead of falling back to the raw last prediction.
 #pragma once
 
 #include "samplers/sampler.h"
@@ -15,10 +17,12 @@ namespace ddim {
 class DpmSolverPP2MSampler : public Sampler {
  public:
   torch::Tensor step(const StepInput& in, const NoiseSource& fresh_noise) override;
+  torch::Tensor result(const Prediction& last) override { return final_image_; }
 
  private:
   torch::Tensor previous_image_;
   torch::Tensor previous_h_;
+  torch::Tensor final_image_;
 };
 
 }  // namespace ddim

@@ -2,7 +2,8 @@
 // grid and the loop in sampling.cpp, which evaluates the network exactly `steps` times, at
 //   t_k = 1 - k / steps,  k = 0 .. steps-1,
 // and after each evaluation asks the sampler for the sample at t_{k+1} (t_steps = 0). The result
-// of sampling is the last predicted image.
+// of sampling is the sampler's image estimate after the last step (for DDIM and DDPM, the last
+// predicted image).
 #pragma once
 
 #include <functional>
@@ -35,6 +36,8 @@ class Sampler {
   virtual ~Sampler() = default;
   // The sample at t_{k+1}.
   virtual torch::Tensor step(const StepInput& in, const NoiseSource& fresh_noise) = 0;
+  // The clean-image estimate after the last step, given the last prediction.
+  virtual torch::Tensor result(const Prediction& last) { return last.image; }
 };
 
 // eta is used by DDIM only (0: deterministic; 1: the DDPM-like variance).

@@ -131,6 +131,15 @@ public class ddim_h extends ddim_h$shared {
     public static int DDIM_ERR_INTERNAL() {
         return DDIM_ERR_INTERNAL;
     }
+    private static final int DDIM_ERR_CANCELLED = (int)9L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_status.DDIM_ERR_CANCELLED = 9
+     * }
+     */
+    public static int DDIM_ERR_CANCELLED() {
+        return DDIM_ERR_CANCELLED;
+    }
 
     private static class ddim_status_name {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
@@ -1468,6 +1477,8 @@ public class ddim_h extends ddim_h$shared {
             ddim_h.C_POINTER,
             ddim_h.C_POINTER,
             ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
             ddim_h.C_LONG
         );
 
@@ -1479,7 +1490,7 @@ public class ddim_h extends ddim_h$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, float *out_pixels, int64_t out_count)
+     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_pixels, int64_t out_count)
      * }
      */
     public static FunctionDescriptor ddim_sample$descriptor() {
@@ -1489,7 +1500,7 @@ public class ddim_h extends ddim_h$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, float *out_pixels, int64_t out_count)
+     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_pixels, int64_t out_count)
      * }
      */
     public static MethodHandle ddim_sample$handle() {
@@ -1499,7 +1510,7 @@ public class ddim_h extends ddim_h$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, float *out_pixels, int64_t out_count)
+     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_pixels, int64_t out_count)
      * }
      */
     public static MemorySegment ddim_sample$address() {
@@ -1508,16 +1519,279 @@ public class ddim_h extends ddim_h$shared {
 
     /**
      * {@snippet lang=c :
-     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, float *out_pixels, int64_t out_count)
+     * ddim_status ddim_sample(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_pixels, int64_t out_count)
      * }
      */
-    public static int ddim_sample(MemorySegment model, MemorySegment params, MemorySegment out_pixels, long out_count) {
+    public static int ddim_sample(MemorySegment model, MemorySegment params, MemorySegment noise, long noise_count, MemorySegment out_pixels, long out_count) {
         var mh$ = ddim_sample.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("ddim_sample", model, params, out_pixels, out_count);
+                traceDowncall("ddim_sample", model, params, noise, noise_count, out_pixels, out_count);
             }
-            return (int)mh$.invokeExact(model, params, out_pixels, out_count);
+            return (int)mh$.invokeExact(model, params, noise, noise_count, out_pixels, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_initial_noise {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_initial_noise");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_initial_noise(ddim_model *model, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_initial_noise$descriptor() {
+        return ddim_initial_noise.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_initial_noise(ddim_model *model, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_initial_noise$handle() {
+        return ddim_initial_noise.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_initial_noise(ddim_model *model, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_initial_noise$address() {
+        return ddim_initial_noise.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_initial_noise(ddim_model *model, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static int ddim_initial_noise(MemorySegment model, long seed, long first_index, int count, MemorySegment out_noise, long out_count) {
+        var mh$ = ddim_initial_noise.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_initial_noise", model, seed, first_index, count, out_noise, out_count);
+            }
+            return (int)mh$.invokeExact(model, seed, first_index, count, out_noise, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_invert {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_invert");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_invert(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_invert$descriptor() {
+        return ddim_invert.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_invert(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_invert$handle() {
+        return ddim_invert.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_invert(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_invert$address() {
+        return ddim_invert.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_invert(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static int ddim_invert(MemorySegment model, MemorySegment params, MemorySegment pixels, long pixel_count, MemorySegment out_noise, long out_count) {
+        var mh$ = ddim_invert.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_invert", model, params, pixels, pixel_count, out_noise, out_count);
+            }
+            return (int)mh$.invokeExact(model, params, pixels, pixel_count, out_noise, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_vary {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_DOUBLE,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_vary");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_vary(ddim_model *model, const ddim_sample_params *params, double strength, const float *pixels, int64_t pixel_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_vary$descriptor() {
+        return ddim_vary.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_vary(ddim_model *model, const ddim_sample_params *params, double strength, const float *pixels, int64_t pixel_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_vary$handle() {
+        return ddim_vary.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_vary(ddim_model *model, const ddim_sample_params *params, double strength, const float *pixels, int64_t pixel_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_vary$address() {
+        return ddim_vary.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_vary(ddim_model *model, const ddim_sample_params *params, double strength, const float *pixels, int64_t pixel_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static int ddim_vary(MemorySegment model, MemorySegment params, double strength, MemorySegment pixels, long pixel_count, MemorySegment out_pixels, long out_count) {
+        var mh$ = ddim_vary.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_vary", model, params, strength, pixels, pixel_count, out_pixels, out_count);
+            }
+            return (int)mh$.invokeExact(model, params, strength, pixels, pixel_count, out_pixels, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_inpaint {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_inpaint");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_inpaint(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, const float *mask, int64_t mask_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_inpaint$descriptor() {
+        return ddim_inpaint.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_inpaint(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, const float *mask, int64_t mask_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_inpaint$handle() {
+        return ddim_inpaint.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_inpaint(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, const float *mask, int64_t mask_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_inpaint$address() {
+        return ddim_inpaint.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_inpaint(ddim_model *model, const ddim_sample_params *params, const float *pixels, int64_t pixel_count, const float *mask, int64_t mask_count, float *out_pixels, int64_t out_count)
+     * }
+     */
+    public static int ddim_inpaint(MemorySegment model, MemorySegment params, MemorySegment pixels, long pixel_count, MemorySegment mask, long mask_count, MemorySegment out_pixels, long out_count) {
+        var mh$ = ddim_inpaint.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_inpaint", model, params, pixels, pixel_count, mask, mask_count, out_pixels, out_count);
+            }
+            return (int)mh$.invokeExact(model, params, pixels, pixel_count, mask, mask_count, out_pixels, out_count);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

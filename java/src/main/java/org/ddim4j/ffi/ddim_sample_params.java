@@ -21,6 +21,11 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t use_ema;
  *     int32_t sampler;
  *     double eta;
+ *     int64_t first_index;
+ *     int32_t batch_size;
+ *     int32_t micro_batch;
+ *     ddim_progress_callback progress;
+ *     void *progress_user_data;
  * }
  * }
  */
@@ -36,7 +41,12 @@ public class ddim_sample_params {
         ddim_h.C_LONG.withName("seed"),
         ddim_h.C_INT.withName("use_ema"),
         ddim_h.C_INT.withName("sampler"),
-        ddim_h.C_DOUBLE.withName("eta")
+        ddim_h.C_DOUBLE.withName("eta"),
+        ddim_h.C_LONG.withName("first_index"),
+        ddim_h.C_INT.withName("batch_size"),
+        ddim_h.C_INT.withName("micro_batch"),
+        ddim_h.C_POINTER.withName("progress"),
+        ddim_h.C_POINTER.withName("progress_user_data")
     ).withName("ddim_sample_params");
 
     /**
@@ -308,6 +318,226 @@ public class ddim_sample_params {
      */
     public static void eta(MemorySegment struct, double fieldValue) {
         struct.set(eta$LAYOUT, eta$OFFSET, fieldValue);
+    }
+
+    private static final OfLong first_index$LAYOUT = (OfLong)$LAYOUT.select(groupElement("first_index"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t first_index
+     * }
+     */
+    public static final OfLong first_index$layout() {
+        return first_index$LAYOUT;
+    }
+
+    private static final long first_index$OFFSET = $LAYOUT.byteOffset(groupElement("first_index"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t first_index
+     * }
+     */
+    public static final long first_index$offset() {
+        return first_index$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t first_index
+     * }
+     */
+    public static long first_index(MemorySegment struct) {
+        return struct.get(first_index$LAYOUT, first_index$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t first_index
+     * }
+     */
+    public static void first_index(MemorySegment struct, long fieldValue) {
+        struct.set(first_index$LAYOUT, first_index$OFFSET, fieldValue);
+    }
+
+    private static final OfInt batch_size$LAYOUT = (OfInt)$LAYOUT.select(groupElement("batch_size"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t batch_size
+     * }
+     */
+    public static final OfInt batch_size$layout() {
+        return batch_size$LAYOUT;
+    }
+
+    private static final long batch_size$OFFSET = $LAYOUT.byteOffset(groupElement("batch_size"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t batch_size
+     * }
+     */
+    public static final long batch_size$offset() {
+        return batch_size$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t batch_size
+     * }
+     */
+    public static int batch_size(MemorySegment struct) {
+        return struct.get(batch_size$LAYOUT, batch_size$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t batch_size
+     * }
+     */
+    public static void batch_size(MemorySegment struct, int fieldValue) {
+        struct.set(batch_size$LAYOUT, batch_size$OFFSET, fieldValue);
+    }
+
+    private static final OfInt micro_batch$LAYOUT = (OfInt)$LAYOUT.select(groupElement("micro_batch"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t micro_batch
+     * }
+     */
+    public static final OfInt micro_batch$layout() {
+        return micro_batch$LAYOUT;
+    }
+
+    private static final long micro_batch$OFFSET = $LAYOUT.byteOffset(groupElement("micro_batch"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t micro_batch
+     * }
+     */
+    public static final long micro_batch$offset() {
+        return micro_batch$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t micro_batch
+     * }
+     */
+    public static int micro_batch(MemorySegment struct) {
+        return struct.get(micro_batch$LAYOUT, micro_batch$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t micro_batch
+     * }
+     */
+    public static void micro_batch(MemorySegment struct, int fieldValue) {
+        struct.set(micro_batch$LAYOUT, micro_batch$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout progress$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("progress"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * ddim_progress_callback progress
+     * }
+     */
+    public static final AddressLayout progress$layout() {
+        return progress$LAYOUT;
+    }
+
+    private static final long progress$OFFSET = $LAYOUT.byteOffset(groupElement("progress"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * ddim_progress_callback progress
+     * }
+     */
+    public static final long progress$offset() {
+        return progress$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * ddim_progress_callback progress
+     * }
+     */
+    public static MemorySegment progress(MemorySegment struct) {
+        return struct.get(progress$LAYOUT, progress$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * ddim_progress_callback progress
+     * }
+     */
+    public static void progress(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(progress$LAYOUT, progress$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout progress_user_data$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("progress_user_data"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * void *progress_user_data
+     * }
+     */
+    public static final AddressLayout progress_user_data$layout() {
+        return progress_user_data$LAYOUT;
+    }
+
+    private static final long progress_user_data$OFFSET = $LAYOUT.byteOffset(groupElement("progress_user_data"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * void *progress_user_data
+     * }
+     */
+    public static final long progress_user_data$offset() {
+        return progress_user_data$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * void *progress_user_data
+     * }
+     */
+    public static MemorySegment progress_user_data(MemorySegment struct) {
+        return struct.get(progress_user_data$LAYOUT, progress_user_data$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * void *progress_user_data
+     * }
+     */
+    public static void progress_user_data(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(progress_user_data$LAYOUT, progress_user_data$OFFSET, fieldValue);
     }
 
     /**
