@@ -4,13 +4,16 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.ref.Cleaner;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Objects;
+import java.util.concurrent.CancellationException;
 
 import org.ddim4j.ffi.ddim_config;
 import org.ddim4j.ffi.ddim_h;
+import org.ddim4j.ffi.ddim_progress_callback;
 import org.ddim4j.ffi.ddim_sample_params;
 import org.ddim4j.ffi.ddim_train_params;
 
@@ -102,32 +105,294 @@ public final class Ddim implements AutoCloseable {
         }
     }
 
-    /** Generates images with the options' sampler (deterministic DDIM by default); the same options on the same device give bit-identical pixels. */
+    /**
+     * Generates {@code options.count()} images with the options' sampler (deterministic DDIM by
+     * default); the same options on the same device give bit-identical pixels, and image i is the
+     * same whatever the count or batch size. The batch carries the noise each image started from.
+     * A listener may cancel: then {@link CancellationException} is thrown.
+     */
     public synchronized ImageBatch sample(SampleOptions options) {
         Objects.requireNonNull(options, "options");
         ensureOpen();
-        long floats = (long) options.count() * config.pixelsPerImage();
-        if (floats > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(options.count() + " images of " + config.pixelsPerImage()
-                    + " floats do not fit one Java array; sample fewer at a time");
-        }
+        requireNoiseShape(options.noise());
+        long floats = floatsFor(options.count());
+        ProgressBridge progress = new ProgressBridge(options, options.count());
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = ddim_sample_params.allocate(arena);
-            ddim_h.ddim_sample_params_init(params);
-            ddim_sample_params.count(params, options.count());
-            ddim_sample_params.steps(params, options.steps());
-            ddim_sample_params.seed(params, options.seed());
-            ddim_sample_params.use_ema(params, options.useEma() ? 1 : 0);
-            ddim_sample_params.sampler(params, switch (options.sampler()) {
-                case DDIM -> ddim_h.DDIM_SAMPLER_DDIM();
-                case DDPM -> ddim_h.DDIM_SAMPLER_DDPM();
-                case DPM_SOLVER_PP_2M -> ddim_h.DDIM_SAMPLER_DPM_SOLVER_PP_2M();
-            });
-            ddim_sample_params.eta(params, options.eta());
+            MemorySegment params = sampleParams(arena, options, options.count(), options.firstIndex(), progress);
+            MemorySegment noise = options.noise() == null
+                    ? MemorySegment.NULL
+                    : arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values());
             MemorySegment pixels = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            Native.check(ddim_h.ddim_sample(model, params, pixels, floats));
-            return new ImageBatch(options.count(), config.channels(), config.imageSize(), config.imageSize(),
-                    pixels.toArray(ValueLayout.JAVA_FLOAT));
+            progress.check(ddim_h.ddim_sample(model, params, noise, options.noise() == null ? 0 : floats, pixels, floats));
+            ImageBatch images = imagesFrom(pixels, options.count());
+            Noise start = options.noise() != null ? options.noise() : noise(options.seed(), options.firstIndex(), options.count());
+            return images.withStartingNoise(start);
+        }
+    }
+
+    /**
+     * Generates {@code options.count()} images in chunks of {@code options.batchSize()} and hands each
+     * chunk to {@code sink} as soon as it is done, so memory stays bounded by one chunk (e.g.
+     * {@link ImageSink#pngFiles} for thousands of images). The images are the ones
+     * {@link #sample(SampleOptions)} would return. A failing sink stops the run with an
+     * {@link UncheckedIOException}; chunks already delivered stay delivered.
+     */
+    public synchronized void sample(SampleOptions options, ImageSink sink) {
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(sink, "sink");
+        ensureOpen();
+        for (int first = 0; first < options.count(); first += options.batchSize()) {
+            int n = Math.min(options.batchSize(), options.count() - first);
+            SampleOptions chunk = options.toBuilder()
+                    .noise(options.noise() == null ? null : options.noise().slice(first, first + n))
+                    .count(n)
+                    .firstIndex(options.firstIndex() + first)
+                    .listener(options.listener() == null ? null : offsetListener(options, first))
+                    .build();
+            ImageBatch images = sample(chunk);
+            try {
+                sink.accept(options.firstIndex() + first, images);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot store images " + (options.firstIndex() + first) + " to "
+                        + (options.firstIndex() + first + n - 1) + ": " + e.getMessage(), e);
+            }
+        }
+    }
+
+    /** The starting noise of images firstIndex .. firstIndex + count - 1 of {@code seed}, the same on every device. */
+    public synchronized Noise noise(long seed, long firstIndex, int count) {
+        ensureOpen();
+        if (count < 1 || firstIndex < 0) {
+            throw new IllegalArgumentException("count must be >= 1 and firstIndex >= 0, got " + count + " and " + firstIndex);
+        }
+        long floats = floatsFor(count);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            Native.check(ddim_h.ddim_initial_noise(model, seed, firstIndex, count, out, floats));
+            return new Noise(count, config.channels(), config.imageSize(), config.imageSize(), out.toArray(ValueLayout.JAVA_FLOAT));
+        }
+    }
+
+    /**
+     * DDIM inversion with {@code steps} network evaluations: the noise from which deterministic DDIM
+     * with the same steps regenerates {@code images}. The reconstruction error shrinks as steps grow.
+     */
+    public Noise invert(ImageBatch images, int steps) {
+        return invert(images, SampleOptions.builder().steps(steps).build());
+    }
+
+    /**
+     * DDIM inversion using the options' steps, EMA choice, batch and micro-batch sizes and listener;
+     * inversion is always deterministic DDIM, so the sampler must be DDIM with eta 0.
+     */
+    public synchronized Noise invert(ImageBatch images, SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        requireImages(images, "images");
+        if (options.sampler() != Sampler.DDIM || options.eta() != 0) {
+            throw new IllegalArgumentException("inversion runs deterministic DDIM; got sampler " + options.sampler() + " with eta " + options.eta());
+        }
+        long floats = floatsFor(images.count());
+        ProgressBridge progress = new ProgressBridge(options, images.count());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            progress.check(ddim_h.ddim_invert(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats, out, floats));
+            return new Noise(images.count(), config.channels(), config.imageSize(), config.imageSize(), out.toArray(ValueLayout.JAVA_FLOAT));
+        }
+    }
+
+    /**
+     * Variations (SDEdit): noises each image to t = {@code strength} (0 < strength <= 1) with its
+     * seed's noise (image i: (seed, firstIndex + i)), then denoises with the options' sampler in
+     * {@code steps} evaluations. Small strengths stay close to the input. To vary one image several
+     * ways, pass {@code image.repeat(n)}.
+     */
+    public synchronized ImageBatch vary(ImageBatch images, double strength, SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        requireImages(images, "images");
+        if (!(strength > 0 && strength <= 1)) {
+            throw new IllegalArgumentException("strength must lie in (0, 1], got " + strength);
+        }
+        long floats = floatsFor(images.count());
+        ProgressBridge progress = new ProgressBridge(options, images.count());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            progress.check(ddim_h.ddim_vary(model, params, strength, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats,
+                    out, floats));
+            return imagesFrom(out, images.count());
+        }
+    }
+
+    /**
+     * Inpainting: generates where {@code mask} is 1 and keeps {@code images} where it is 0. The mask
+     * is a one-channel batch of the model's size holding one mask for all images or one per image,
+     * values in [0, 1]. The kept region matches the input to within the model's denoising error;
+     * image i's generated content follows (seed, firstIndex + i).
+     */
+    public synchronized ImageBatch inpaint(ImageBatch images, ImageBatch mask, SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(mask, "mask");
+        ensureOpen();
+        requireImages(images, "images");
+        if (mask.channels() != 1 || mask.height() != config.imageSize() || mask.width() != config.imageSize()
+                || (mask.count() != 1 && mask.count() != images.count())) {
+            throw new IllegalArgumentException("the mask must be 1 or " + images.count() + " one-channel " + config.imageSize() + "x"
+                    + config.imageSize() + " image(s), got " + mask.count() + "x" + mask.channels() + "x" + mask.height() + "x"
+                    + mask.width());
+        }
+        float[] maskValues = mask.pixels();
+        requireUnitRange(maskValues, "mask");
+        long floats = floatsFor(images.count());
+        ProgressBridge progress = new ProgressBridge(options, images.count());
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            progress.check(ddim_h.ddim_inpaint(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats,
+                    arena.allocateFrom(ValueLayout.JAVA_FLOAT, maskValues), maskValues.length, out, floats));
+            return imagesFrom(out, images.count());
+        }
+    }
+
+    /**
+     * A strip of {@code frames} images between two single-image noises, by spherical interpolation
+     * of the noise ({@link Noise#slerp}); the ends are the images the two noises generate. Uses the
+     * options' steps, sampler and sizes; count and noise are taken from the strip.
+     */
+    public ImageBatch interpolate(Noise from, Noise to, int frames, SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        Noise strip = Noise.slerpStrip(from, to, frames);
+        return sample(options.toBuilder().noise(strip).build());
+    }
+
+    // ---- sampling plumbing ----
+
+    /** Turns native progress callbacks into listener calls, and a listener's stop, an interrupt or its exception into a cancel. */
+    private static final class ProgressBridge {
+        private final SampleListener listener;
+        private final int steps;
+        private final int batchSize;
+        private final long totalSteps;
+        private Throwable failure;
+
+        /** For one native call over {@code images} images. */
+        ProgressBridge(SampleOptions options, int images) {
+            this.listener = options.listener();
+            this.steps = options.steps();
+            this.batchSize = options.batchSize();
+            this.totalSteps = (long) ((images + batchSize - 1) / batchSize) * steps;
+        }
+
+        MemorySegment callback(Arena arena) {
+            return listener == null ? MemorySegment.NULL : ddim_progress_callback.allocate(this::onStep, arena);
+        }
+
+        private int onStep(MemorySegment userData, int step, int stepsPerChunk, long firstImage, int images) {
+            try {
+                long done = firstImage / batchSize * steps + step;
+                listener.onStep(new SampleListener.SampleProgress(step, stepsPerChunk, firstImage, images, done, totalSteps));
+                return listener.stopRequested() || Thread.currentThread().isInterrupted() ? 1 : 0;
+            } catch (Throwable t) { // an exception must not unwind into native code: cancel and rethrow it later
+                failure = t;
+                return 1;
+            }
+        }
+
+        void check(int status) {
+            if (status == ddim_h.DDIM_ERR_CANCELLED()) {
+                if (failure instanceof RuntimeException e) {
+                    throw e;
+                }
+                if (failure instanceof Error e) {
+                    throw e;
+                }
+                if (failure != null) {
+                    throw new IllegalStateException("the sample listener failed: " + failure, failure);
+                }
+                throw new CancellationException(ddim_h.ddim_last_error().getString(0));
+            }
+            Native.check(status);
+        }
+    }
+
+    private static SampleListener offsetListener(SampleOptions options, int first) {
+        SampleListener listener = options.listener();
+        int batchSize = options.batchSize();
+        long before = (long) (first / batchSize) * options.steps();
+        long total = (long) ((options.count() + batchSize - 1) / batchSize) * options.steps();
+        return new SampleListener() {
+            @Override
+            public void onStep(SampleListener.SampleProgress p) {
+                listener.onStep(new SampleListener.SampleProgress(p.step(), p.steps(), first + p.firstImage(), p.images(),
+                        before + p.stepsDone(), total));
+            }
+
+            @Override
+            public boolean stopRequested() {
+                return listener.stopRequested();
+            }
+        };
+    }
+
+    private MemorySegment sampleParams(Arena arena, SampleOptions options, int count, long firstIndex, ProgressBridge progress) {
+        MemorySegment params = ddim_sample_params.allocate(arena);
+        ddim_h.ddim_sample_params_init(params);
+        ddim_sample_params.count(params, count);
+        ddim_sample_params.steps(params, options.steps());
+        ddim_sample_params.seed(params, options.seed());
+        ddim_sample_params.use_ema(params, options.useEma() ? 1 : 0);
+        ddim_sample_params.sampler(params, switch (options.sampler()) {
+            case DDIM -> ddim_h.DDIM_SAMPLER_DDIM();
+            case DDPM -> ddim_h.DDIM_SAMPLER_DDPM();
+            case DPM_SOLVER_PP_2M -> ddim_h.DDIM_SAMPLER_DPM_SOLVER_PP_2M();
+        });
+        ddim_sample_params.eta(params, options.eta());
+        ddim_sample_params.first_index(params, firstIndex);
+        ddim_sample_params.batch_size(params, options.batchSize());
+        ddim_sample_params.micro_batch(params, options.microBatch());
+        ddim_sample_params.progress(params, progress.callback(arena));
+        return params;
+    }
+
+    private long floatsFor(int count) {
+        long floats = (long) count * config.pixelsPerImage();
+        if (floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(count + " images of " + config.pixelsPerImage()
+                    + " floats do not fit one Java array; use sample(options, sink) or fewer images at a time");
+        }
+        return floats;
+    }
+
+    private ImageBatch imagesFrom(MemorySegment pixels, int count) {
+        return new ImageBatch(count, config.channels(), config.imageSize(), config.imageSize(), pixels.toArray(ValueLayout.JAVA_FLOAT));
+    }
+
+    private void requireNoiseShape(Noise noise) {
+        if (noise != null && (noise.channels() != config.channels() || noise.height() != config.imageSize()
+                || noise.width() != config.imageSize())) {
+            throw new IllegalArgumentException("this model samples " + config.channels() + "x" + config.imageSize() + "x"
+                    + config.imageSize() + " images, but the noise is " + noise);
+        }
+    }
+
+    private void requireImages(ImageBatch images, String name) {
+        Objects.requireNonNull(images, name);
+        if (images.count() < 1 || images.channels() != config.channels() || images.height() != config.imageSize()
+                || images.width() != config.imageSize()) {
+            throw new IllegalArgumentException(name + " must be " + config.channels() + "x" + config.imageSize() + "x"
+                    + config.imageSize() + " images for this model, got " + images.count() + "x" + images.channels() + "x"
+                    + images.height() + "x" + images.width());
+        }
+        requireUnitRange(images.pixels(), name);
+    }
+
+    private static void requireUnitRange(float[] values, String name) {
+        for (int i = 0; i < values.length; i++) {
+            if (!(values[i] >= 0 && values[i] <= 1)) {
+                throw new IllegalArgumentException(name + " value " + i + " is " + values[i] + "; values must lie in [0, 1]");
+            }
         }
     }
 

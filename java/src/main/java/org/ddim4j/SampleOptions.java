@@ -1,19 +1,39 @@
 package org.ddim4j;
 
 /**
- * What to sample: how many images, with how many network evaluations, from which seed.
+ * What to sample: how many images, with how many network evaluations, from which seed or noise.
  *
  * <pre>{@code
  * SampleOptions options = SampleOptions.builder().count(16).steps(20).seed(42).build();
  * }</pre>
  *
- * Image i starts from noise that depends only on (seed, i). {@link Builder#build()} rejects invalid
- * values with {@link IllegalArgumentException}, before anything reaches native code.
+ * Image i starts from noise that depends only on (seed, firstIndex + i), and its pixels depend only
+ * on that noise, the sampler settings and {@code microBatch}: never on {@code count},
+ * {@code batchSize} or the other images. {@link Builder#build()} rejects invalid values with
+ * {@link IllegalArgumentException}, before anything reaches native code.
+ *
+ * <p>For {@link Ddim#invert}, {@link Ddim#vary} and {@link Ddim#inpaint}, the number of images comes
+ * from the input batch, and {@code count} and {@code noise} are not used.
+ *
+ * @param count images to generate, >= 1
+ * @param steps network evaluations, >= 1
+ * @param seed the noise seed
+ * @param useEma use the EMA weights when the model has them
+ * @param sampler the sampler
+ * @param eta DDIM's eta, >= 0 (0: deterministic)
+ * @param firstIndex image i of this request is image firstIndex + i of the seed's sequence, >= 0
+ * @param batchSize images per pass through the sampling loop, a memory bound that never changes results, >= 1
+ * @param microBatch images per network evaluation (short ones padded); results depend on it, >= 1
+ * @param noise starting noise (count images), or null to draw it from the seed
+ * @param listener per-step progress and cancellation, or null
  */
-public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta) {
+public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta, long firstIndex,
+        int batchSize, int microBatch, Noise noise, SampleListener listener) {
     public static final int DEFAULT_COUNT = 16;
     public static final int DEFAULT_STEPS = 20;
     public static final long DEFAULT_SEED = 42;
+    public static final int DEFAULT_BATCH_SIZE = 64;
+    public static final int DEFAULT_MICRO_BATCH = 16;
 
     public SampleOptions {
         if (count < 1) {
@@ -28,6 +48,18 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         if (!(eta >= 0 && Double.isFinite(eta))) {
             throw new IllegalArgumentException("eta must be finite and >= 0, got " + eta);
         }
+        if (firstIndex < 0) {
+            throw new IllegalArgumentException("firstIndex must be >= 0, got " + firstIndex);
+        }
+        if (batchSize < 1) {
+            throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
+        }
+        if (microBatch < 1) {
+            throw new IllegalArgumentException("microBatch must be >= 1, got " + microBatch);
+        }
+        if (noise != null && noise.count() != count) {
+            throw new IllegalArgumentException("the noise holds " + noise.count() + " image(s) but count is " + count);
+        }
     }
 
     public static Builder builder() {
@@ -39,6 +71,23 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         return builder().build();
     }
 
+    /** A builder starting from these options. */
+    public Builder toBuilder() {
+        Builder builder = new Builder();
+        builder.count = count;
+        builder.steps = steps;
+        builder.seed = seed;
+        builder.useEma = useEma;
+        builder.sampler = sampler;
+        builder.eta = eta;
+        builder.firstIndex = firstIndex;
+        builder.batchSize = batchSize;
+        builder.microBatch = microBatch;
+        builder.noise = noise;
+        builder.listener = listener;
+        return builder;
+    }
+
     public static final class Builder {
         private int count = DEFAULT_COUNT;
         private int steps = DEFAULT_STEPS;
@@ -46,6 +95,11 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         private boolean useEma = true;
         private Sampler sampler = Sampler.DDIM;
         private double eta;
+        private long firstIndex;
+        private int batchSize = DEFAULT_BATCH_SIZE;
+        private int microBatch = DEFAULT_MICRO_BATCH;
+        private Noise noise;
+        private SampleListener listener;
 
         private Builder() {}
 
@@ -84,8 +138,46 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
+        /** Start at image {@code firstIndex} of the seed's sequence (default 0), e.g. to continue a large request. */
+        public Builder firstIndex(long firstIndex) {
+            this.firstIndex = firstIndex;
+            return this;
+        }
+
+        /** Images per pass through the sampling loop (default 64): bounds memory, never changes results. */
+        public Builder batchSize(int batchSize) {
+            this.batchSize = batchSize;
+            return this;
+        }
+
+        /**
+         * Images per network evaluation (default 16). libtorch picks its kernels, and so its
+         * rounding, by batch shape; one fixed shape makes every image independent of the request.
+         * Results depend on it: keep it fixed to reproduce them. A smaller value is faster for a
+         * handful of images.
+         */
+        public Builder microBatch(int microBatch) {
+            this.microBatch = microBatch;
+            return this;
+        }
+
+        /** Start from this noise instead of the seed's (sets count to its image count); null for the seed's. */
+        public Builder noise(Noise noise) {
+            this.noise = noise;
+            if (noise != null) {
+                this.count = noise.count();
+            }
+            return this;
+        }
+
+        /** Per-step progress and cancellation (default none). */
+        public Builder listener(SampleListener listener) {
+            this.listener = listener;
+            return this;
+        }
+
         public SampleOptions build() {
-            return new SampleOptions(count, steps, seed, useEma, sampler, eta);
+            return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, noise, listener);
         }
     }
 }

@@ -13,6 +13,8 @@ public enum Status {
     DEVICE(ddim_h.DDIM_ERR_DEVICE()),
     OUT_OF_MEMORY(ddim_h.DDIM_ERR_OUT_OF_MEMORY()),
     INTERNAL(ddim_h.DDIM_ERR_INTERNAL()),
+    /** A progress listener cancelled the call (the Java API throws {@link java.util.concurrent.CancellationException} instead). */
+    CANCELLED(ddim_h.DDIM_ERR_CANCELLED()),
     /** libddim or libtorch could not be loaded (never returned by native code). */
     LIBRARY_NOT_LOADED(-1),
     /** A status code this version of the Java API does not know. */
