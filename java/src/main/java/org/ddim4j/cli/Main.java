@@ -13,7 +13,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "Train and sample DDIM diffusion image models.",
-        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
+        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, InvertCommand.class,
+                InterpolateCommand.class, InpaintCommand.class, VaryCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
     public static void main(String[] args) {

@@ -2,12 +2,15 @@ package org.ddim4j.cli;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.ddim4j.Ddim;
 import org.ddim4j.ImageBatch;
+import org.ddim4j.ImageSink;
+import org.ddim4j.Noise;
 import org.ddim4j.SampleOptions;
-import org.ddim4j.Sampler;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -16,58 +19,85 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "sample", mixinStandardHelpOptions = true,
-        description = "Generate images with DDIM and write them as one PNG grid.")
+        description = "Generate images and write them as one PNG grid, or one PNG per image with --each.")
 final class SampleCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
-    Path model;
+    @Mixin
+    SamplingOptions sampling = new SamplingOptions();
 
-    @Option(names = "--count", defaultValue = "16", description = "images to generate (default: ${DEFAULT-VALUE})")
-    int count;
+    @Option(names = "--count", description = "images to generate (default: 16, or the images in --noise-in)")
+    Integer count;
 
-    @Option(names = "--steps", defaultValue = "20", description = "network evaluations (default: ${DEFAULT-VALUE})")
-    int steps;
+    @Option(names = "--first-index", defaultValue = "0", paramLabel = "I",
+            description = "start at image I of the seed's sequence, e.g. to continue a large request (default: ${DEFAULT-VALUE})")
+    long firstIndex;
 
-    @Option(names = "--seed", defaultValue = "42", description = "noise seed (default: ${DEFAULT-VALUE})")
-    long seed;
-
-    @Option(names = "--out", defaultValue = "samples.png", paramLabel = "PNG", description = "grid to write (default: ${DEFAULT-VALUE})")
+    @Option(names = "--out", paramLabel = "PNG", description = "grid to write (default: samples.png, none with --each)")
     Path out;
+
+    @Option(names = "--each", paramLabel = "DIR",
+            description = "stream each image to DIR/image-NNNNNN.png as its batch finishes (for large counts)")
+    Path each;
 
     @Option(names = "--columns", description = "grid columns (default: the square root of the count, rounded up)")
     Integer columns;
 
-    @Option(names = "--sampler", defaultValue = "DDIM",
-            description = "DDIM, DDPM or DPM_SOLVER_PP_2M (default: ${DEFAULT-VALUE})")
-    Sampler sampler;
+    @Option(names = "--noise-in", paramLabel = "NPY", description = "start from this noise (.npy, [N, C, H, W]) instead of the seed's")
+    Path noiseIn;
 
-    @Option(names = "--eta", defaultValue = "0", description = "DDIM's eta: 0 deterministic, 1 DDPM-like (default: ${DEFAULT-VALUE})")
-    double eta;
-
-    @Option(names = "--no-ema", description = "sample with the raw weights even when the model has EMA weights")
-    boolean noEma;
+    @Option(names = "--noise-out", paramLabel = "NPY", description = "write the noise each image started from (.npy)")
+    Path noiseOut;
 
     @Mixin
     RuntimeOptions runtime = new RuntimeOptions();
 
     @Override
     public Integer call() {
-        SampleOptions options = SampleOptions.builder().count(count).steps(steps).seed(seed).useEma(!noEma).sampler(sampler)
-                .eta(eta).build();
-        int gridColumns = columns != null ? columns : (int) Math.ceil(Math.sqrt(count));
-        if (gridColumns < 1) {
-            throw new IllegalArgumentException("--columns must be >= 1, got " + gridColumns);
+        sampling.validate();
+        if (each != null && out != null) {
+            throw new IllegalArgumentException("--each streams single images; drop --out, or drop --each for a grid");
         }
+        if (columns != null && columns < 1) {
+            throw new IllegalArgumentException("--columns must be >= 1, got " + columns);
+        }
+        Noise noise = noiseIn == null ? null : Noise.read(noiseIn);
+        int images = count != null ? count : noise != null ? noise.count() : SampleOptions.DEFAULT_COUNT;
         PrintWriter stdout = spec.commandLine().getOut();
-        try (Ddim ddim = Ddim.open(model, runtime.device())) {
+        try (Ddim ddim = Ddim.open(sampling.model, runtime.device()); SamplingProgress progress = sampling.progress("sample")) {
+            SampleOptions options = sampling.builder(images).firstIndex(firstIndex).noise(noise).count(images).listener(progress).build();
             long start = System.nanoTime();
-            ImageBatch images = ddim.sample(options);
+            List<Noise> noises = new ArrayList<>();
+            ImageBatch grid = null;
+            if (each != null) {
+                ImageSink files = ImageSink.pngFiles(each);
+                ddim.sample(options, (first, batch) -> {
+                    files.accept(first, batch);
+                    if (noiseOut != null) {
+                        noises.add(batch.startingNoise().orElseThrow());
+                    }
+                });
+            } else {
+                grid = ddim.sample(options);
+                noises.add(grid.startingNoise().orElseThrow());
+            }
+            progress.close();
             double seconds = (System.nanoTime() - start) / 1e9;
-            images.writeGrid(out, gridColumns);
-            stdout.printf("wrote %d image(s) (%d steps, seed %d, %.1f s on %s) to %s%n", count, steps, seed, seconds,
-                    ddim.device(), out.toAbsolutePath());
+            Path gridFile = out != null ? out : each == null ? Path.of("samples.png") : null;
+            if (grid != null) {
+                int gridColumns = columns != null ? columns : (int) Math.ceil(Math.sqrt(images));
+                grid.writeGrid(gridFile, gridColumns);
+            }
+            if (noiseOut != null) {
+                Noise.concat(noises).write(noiseOut);
+            }
+            stdout.printf("wrote %d image(s) (%s, %d steps, seed %d, %.1f s on %s) to %s%n", images, options.sampler(),
+                    options.steps(), options.seed(), seconds, ddim.device(),
+                    gridFile != null ? gridFile.toAbsolutePath() : each.toAbsolutePath());
+            if (noiseOut != null) {
+                stdout.printf("wrote their starting noise to %s%n", noiseOut.toAbsolutePath());
+            }
         }
         return 0;
     }

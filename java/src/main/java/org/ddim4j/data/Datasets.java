@@ -3,7 +3,7 @@ package org.ddim4j.data;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Opens a dataset from a command-line style name: a folder of images, an IDX file, or {@code fashion-mnist}. */
+/** Opens a dataset from a command-line style name: a folder of images, one image file, an IDX file, or {@code fashion-mnist}. */
 public final class Datasets {
     /** Where Debian's dataset-fashion-mnist package installs the files. */
     public static final Path FASHION_MNIST_DIR = Path.of("/usr/share/datasets/fashion-mnist");
@@ -23,10 +23,13 @@ public final class Datasets {
         if (Files.isDirectory(path)) {
             return ImageFolder.load(path, channels, imageSize).head(limit);
         }
+        if (Files.isRegularFile(path) && ImageFolder.isImage(path)) {
+            return ImageFolder.loadFile(path, channels, imageSize);
+        }
         if (Files.isRegularFile(path)) {
             return IdxImages.load(path, channels, imageSize, limit);
         }
-        throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, an IDX file, or fashion-mnist)");
+        throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, a .png/.jpg file, an IDX file, or fashion-mnist)");
     }
 
     /** Fashion-MNIST's 60,000 training images from the Debian package's files. */

@@ -56,7 +56,18 @@ public final class ImageFolder {
         return new Dataset(store, skipped.get(), directory.toString());
     }
 
-    private static boolean isImage(Path file) {
+    /** One JPEG or PNG file as a one-image dataset (centre-cropped and resized); an unreadable file is an error. */
+    public static Dataset loadFile(Path file, int channels, int imageSize) {
+        float[] image = decode(file, channels, imageSize);
+        if (image == null) {
+            throw new IllegalArgumentException("cannot decode " + file + " as a JPEG or PNG image");
+        }
+        ImageCache.Store store = ImageCache.allocate(1, channels, imageSize);
+        store.put(0, image);
+        return new Dataset(store, 0, file.toString());
+    }
+
+    static boolean isImage(Path file) {
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         return name.endsWith(".jpg") || name.endsWith(".jpeg") || name.endsWith(".png");
     }

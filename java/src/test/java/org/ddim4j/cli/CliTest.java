@@ -1,5 +1,6 @@
 package org.ddim4j.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -113,5 +114,97 @@ class CliTest {
         Result result = run("sample");
         assertEquals(2, result.code());
         assertTrue(result.err().contains("--model"), result.err());
+    }
+
+    private Path tinyModel() {
+        Path model = dir.resolve("tiny.safetensors");
+        Result init = run("init", "--out", model.toString(), "--channels", "1", "--image-size", "16", "--widths", "8,16",
+                "--block-depth", "1", "--embedding-dim", "8", "--device", "cpu");
+        assertEquals(0, init.code(), init.err());
+        return model;
+    }
+
+    @Test
+    void noiseOutThenNoiseInRegeneratesTheSameImages() throws Exception {
+        Path model = tinyModel();
+        Path first = dir.resolve("a.png");
+        Path noise = dir.resolve("noise.npy");
+        Result a = run("sample", "--model", model.toString(), "--count", "5", "--steps", "2", "--seed", "9", "--batch-size", "2",
+                "--out", first.toString(), "--noise-out", noise.toString(), "--device", "cpu", "--no-progress");
+        assertEquals(0, a.code(), a.err());
+        Path second = dir.resolve("b.png");
+        Result b = run("sample", "--model", model.toString(), "--steps", "2", "--seed", "1", "--noise-in", noise.toString(),
+                "--out", second.toString(), "--device", "cpu", "--no-progress");
+        assertEquals(0, b.code(), b.err());
+        assertTrue(b.out().contains("wrote 5 image(s)"), b.out());
+        assertArrayEquals(Files.readAllBytes(first), Files.readAllBytes(second));
+
+        Path each = dir.resolve("each");
+        Path streamedNoise = dir.resolve("streamed.npy");
+        Result streamed = run("sample", "--model", model.toString(), "--count", "5", "--steps", "2", "--seed", "9", "--batch-size",
+                "2", "--each", each.toString(), "--noise-out", streamedNoise.toString(), "--device", "cpu", "--no-progress");
+        assertEquals(0, streamed.code(), streamed.err());
+        try (var files = Files.list(each)) {
+            assertEquals(5, files.count());
+        }
+        assertArrayEquals(Files.readAllBytes(noise), Files.readAllBytes(streamedNoise));
+    }
+
+    @Test
+    void editingCommandsWritePngs() throws Exception {
+        Path model = tinyModel();
+        Path picture = dir.resolve("picture.png");
+        BufferedImage source = new BufferedImage(20, 16, BufferedImage.TYPE_INT_RGB);
+        for (int x = 0; x < 20; x++) {
+            for (int y = 0; y < 16; y++) {
+                source.setRGB(x, y, (x * 12) << 16 | (y * 15) << 8 | 90);
+            }
+        }
+        ImageIO.write(source, "png", picture.toFile());
+        Path mask = dir.resolve("mask.png");
+        BufferedImage maskImage = new BufferedImage(16, 16, BufferedImage.TYPE_BYTE_GRAY);
+        maskImage.getRaster().setSample(3, 3, 0, 255);
+        ImageIO.write(maskImage, "png", mask.toFile());
+        String[] common = {"--model", model.toString(), "--steps", "3", "--device", "cpu", "--no-progress"};
+
+        Path noise = dir.resolve("inverted.npy");
+        Path inversion = dir.resolve("inversion.png");
+        Result invert = run(concat(new String[] {"invert", "--images", picture.toString(), "--noise-out", noise.toString(), "--out",
+                inversion.toString()}, common));
+        assertEquals(0, invert.code(), invert.err());
+        assertTrue(invert.out().contains("mean absolute pixel error"), invert.out());
+        assertEquals(2 * 16 + 2, ImageIO.read(inversion.toFile()).getHeight(), "originals over reconstructions");
+        assertTrue(Files.size(noise) > 16 * 16 * 4);
+
+        Path strip = dir.resolve("strip.png");
+        Result interpolate = run(concat(new String[] {"interpolate", "--frames", "5", "--out", strip.toString()}, common));
+        assertEquals(0, interpolate.code(), interpolate.err());
+        assertEquals(5 * 16 + 4 * 2, ImageIO.read(strip.toFile()).getWidth());
+
+        Path filled = dir.resolve("filled.png");
+        Result inpaint = run(concat(new String[] {"inpaint", "--image", picture.toString(), "--mask", mask.toString(), "--count", "2",
+                "--out", filled.toString()}, common));
+        assertEquals(0, inpaint.code(), inpaint.err());
+        assertEquals(3 * 16 + 2 * 2, ImageIO.read(filled.toFile()).getWidth());
+
+        Path varied = dir.resolve("varied.png");
+        Result vary = run(concat(new String[] {"vary", "--image", picture.toString(), "--strength", "0.3", "--count", "3", "--out",
+                varied.toString()}, common));
+        assertEquals(0, vary.code(), vary.err());
+        assertEquals(4 * 16 + 3 * 2, ImageIO.read(varied.toFile()).getWidth());
+
+        Result badStrength = run(concat(new String[] {"vary", "--image", picture.toString(), "--strength", "1.5"}, common));
+        assertEquals(1, badStrength.code());
+        assertTrue(badStrength.err().contains("--strength must lie in (0, 1]"), badStrength.err());
+        Result noMask = run(concat(new String[] {"inpaint", "--image", picture.toString(), "--mask", dir.resolve("none.png").toString()},
+                common));
+        assertEquals(1, noMask.code());
+        assertTrue(noMask.err().contains("no mask file"), noMask.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 }

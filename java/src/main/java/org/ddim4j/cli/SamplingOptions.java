@@ -1,0 +1,57 @@
+package org.ddim4j.cli;
+
+import java.nio.file.Path;
+
+import org.ddim4j.SampleOptions;
+import org.ddim4j.Sampler;
+
+import picocli.CommandLine.Option;
+
+/** Options every command that runs the reverse process shares (sample, invert, interpolate, inpaint, vary). */
+final class SamplingOptions {
+    @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
+    Path model;
+
+    @Option(names = "--steps", defaultValue = "20", description = "network evaluations (default: ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--seed", defaultValue = "42", description = "noise seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--sampler", defaultValue = "DDIM",
+            description = "DDIM, DDPM or DPM_SOLVER_PP_2M (default: ${DEFAULT-VALUE})")
+    Sampler sampler;
+
+    @Option(names = "--eta", defaultValue = "0", description = "DDIM's eta: 0 deterministic, 1 DDPM-like (default: ${DEFAULT-VALUE})")
+    double eta;
+
+    @Option(names = "--no-ema", description = "use the raw weights even when the model has EMA weights")
+    boolean noEma;
+
+    @Option(names = "--batch-size", defaultValue = "" + SampleOptions.DEFAULT_BATCH_SIZE, paramLabel = "N",
+            description = "images per pass through the sampling loop: bounds memory, never changes the images (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = "--micro-batch", defaultValue = "" + SampleOptions.DEFAULT_MICRO_BATCH, paramLabel = "N",
+            description = "images per network evaluation; the images depend on it, so keep it to reproduce them (default: ${DEFAULT-VALUE})")
+    int microBatch;
+
+    @Option(names = "--no-progress", description = "no progress bar (for logs)")
+    boolean noProgress;
+
+    /** The options with the given image count; the listener draws the progress bar. */
+    SampleOptions.Builder builder(int count) {
+        return SampleOptions.builder().count(count).steps(steps).seed(seed).sampler(sampler).eta(eta).useEma(!noEma)
+                .batchSize(batchSize).microBatch(microBatch);
+    }
+
+    /** Rejects bad values (steps < 1, eta < 0, ...) before any model is opened. */
+    void validate() {
+        builder(1).build();
+    }
+
+    /** A progress bar for `task` (or a silent one with --no-progress); close it when done. */
+    SamplingProgress progress(String task) {
+        return new SamplingProgress(task, !noProgress);
+    }
+}
