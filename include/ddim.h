@@ -91,6 +91,10 @@ DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
 /* The number of CPU threads libtorch currently uses inside one operation. */
 DDIM_API int32_t ddim_get_num_threads(void);
 
+/* DDIM_OK when all `count` values are finite and in [0, 1] (valid pixels), else
+ * DDIM_ERR_INVALID_ARGUMENT naming the first bad index. Reads the buffer and nothing else. */
+DDIM_API ddim_status ddim_check_pixels(const float* pixels, int64_t count);
+
 /* The number of CUDA devices this build can use; 0 on a CPU-only build or machine. */
 DDIM_API int32_t ddim_cuda_device_count(void);
 
@@ -214,6 +218,14 @@ typedef enum ddim_sampler {
 typedef int32_t (*ddim_progress_callback)(void* user_data, int32_t step, int32_t steps, int64_t first_image,
                                           int32_t images);
 
+/* The arithmetic of the network during sampling (the sampler's own math stays float32). */
+typedef enum ddim_precision {
+    DDIM_PRECISION_FLOAT32 = 0, /* the default */
+    DDIM_PRECISION_BFLOAT16 = 1 /* a bfloat16 copy of the network: faster where the hardware has bfloat16 arithmetic
+                                 * (AVX512-BF16 CPUs, recent GPUs), at a small cost in accuracy (measured against
+                                 * float32 in benchmarks/RESULTS.md) */
+} ddim_precision;
+
 typedef struct ddim_sample_params {
     int32_t count;       /* images to generate (or images passed in, for invert/vary/inpaint), >= 1 (default 16) */
     int32_t steps;       /* network evaluations, >= 1 (default 20) */
@@ -230,6 +242,7 @@ typedef struct ddim_sample_params {
                           * kernels, and so its rounding, by batch shape: this fixed shape is what makes
                           * image i independent of the request. Results depend on it; keep it fixed to
                           * reproduce them. A batch_size that is a multiple of it wastes nothing. */
+    int32_t precision;   /* a ddim_precision (default DDIM_PRECISION_FLOAT32) */
     ddim_progress_callback progress; /* may be NULL (default) */
     void* progress_user_data;        /* passed to `progress` */
 } ddim_sample_params;

@@ -171,6 +171,7 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
   request.first_index = params->first_index;
   request.batch_size = params->batch_size;
   request.micro_batch = params->micro_batch;
+  request.precision = static_cast<ddim::Precision>(params->precision);
   if (params->progress != nullptr) {
     const auto callback = params->progress;
     void* user_data = params->progress_user_data;
@@ -232,6 +233,16 @@ int32_t ddim_get_num_threads(void) {
   } catch (...) {
     return 1;
   }
+}
+
+ddim_status ddim_check_pixels(const float* pixels, int64_t count) {
+  return guarded([&] {
+    require_pointer(pixels, "pixels");
+    require(count >= 0, DDIM_ERR_BUFFER_SIZE, "count must be >= 0");
+    for (int64_t i = 0; i < count; ++i)
+      require(pixels[i] >= 0.0f && pixels[i] <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,  // false for NaN too
+              "pixel " + std::to_string(i) + " is " + std::to_string(pixels[i]) + "; pixels must be finite and in [0, 1]");
+  });
 }
 
 int32_t ddim_cuda_device_count(void) {

@@ -101,10 +101,24 @@ Prediction Model::predict(UNet& network, const torch::Tensor& noisy, const torch
   // The network is conditioned on the noise variance, as in the reference.
   ++evaluations_;
   const auto variances = noise_rates.square().reshape({-1});
-  const auto output = micro_batch > 0 ? forward_in_micro_batches(network, noisy, variances, micro_batch)
-                                      : network->forward(noisy, variances);
+  // A reduced-precision network computes in its own dtype; the prediction is float32 again.
+  const auto input = noisy.to(network->dtype());
+  const auto output = (micro_batch > 0 ? forward_in_micro_batches(network, input, variances, micro_batch)
+                                       : network->forward(input, variances))
+                          .to(torch::kFloat);
   if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
   return {(noisy - signal_rates * output) / noise_rates, output};
+}
+
+UNet Model::converted_copy(UNet& network, torch::ScalarType dtype) const {
+  auto copy = make_network();
+  torch::NoGradGuard no_grad;
+  const auto parameters = network->named_parameters();
+  for (auto& item : copy->named_parameters()) item.value().copy_(parameters[item.key()]);
+  const auto buffers = network->named_buffers();
+  for (auto& item : copy->named_buffers()) item.value().copy_(buffers[item.key()]);
+  copy->to(dtype);
+  return copy;
 }
 
 }  // namespace ddim

@@ -50,6 +50,9 @@ class Model {
   // A fresh network of this model's config on this model's device (for loading or an EMA copy).
   UNet make_network() const;
 
+  // A copy of `network` with its weights and buffers converted to `dtype` (e.g. bfloat16 for faster sampling).
+  UNet converted_copy(UNet& network, torch::ScalarType dtype) const;
+
  private:
   ModelConfig config_;
   torch::Device device_;

@@ -26,6 +26,8 @@ void SampleRequest::validate() const {
   require(eta >= 0 && std::isfinite(eta), DDIM_ERR_INVALID_ARGUMENT, "eta must be finite and >= 0");
   require(first_index >= 0, DDIM_ERR_INVALID_ARGUMENT, "first_index must be >= 0, got " + std::to_string(first_index));
   require(batch_size >= 1, DDIM_ERR_INVALID_ARGUMENT, "batch_size must be >= 1, got " + std::to_string(batch_size));
+  require(precision == Precision::Float32 || precision == Precision::BFloat16, DDIM_ERR_INVALID_ARGUMENT,
+          "unknown precision " + std::to_string(static_cast<int>(precision)));
   require(micro_batch >= 1, DDIM_ERR_INVALID_ARGUMENT, "micro_batch must be >= 1, got " + std::to_string(micro_batch));
 }
 
@@ -111,6 +113,16 @@ void require_unit_range(const torch::Tensor& values, const char* name) {
           std::string(name) + " must lie in [0, 1]");
 }
 
+// The network a request runs, in eval mode: the model's own, or a bfloat16 copy of it.
+UNet sampling_network(Model& model, const SampleRequest& request) {
+  UNet& network = model.network(request.use_ema);
+  network->eval();
+  if (request.precision == Precision::Float32) return network;
+  auto copy = model.converted_copy(network, torch::kBFloat16);
+  copy->eval();
+  return copy;
+}
+
 // The uniform grid from `start` down to 0 in `steps` steps (start = 1: sampling_times(steps)).
 std::vector<double> times_from(double start, int64_t steps) {
   auto times = sampling_times(steps);
@@ -135,8 +147,7 @@ torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Te
   request.validate();
   if (noise.defined()) require_images(model, request, noise, "noise");
   torch::InferenceMode inference;
-  UNet& network = model.network(request.use_ema);
-  network->eval();
+  UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
     auto x = noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
@@ -152,8 +163,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
   require_images(model, request, pixels, "pixels");
   require_unit_range(pixels, "pixels");
   torch::InferenceMode inference;
-  UNet& network = model.network(request.use_ema);
-  network->eval();
+  UNet network = sampling_network(model, request);
   auto times = sampling_times(request.steps);
   std::reverse(times.begin(), times.end());  // 0 = t_0 < t_1 < ... < t_steps = 1
   return in_chunks(request, [&](int64_t first, int64_t n) {
@@ -173,8 +183,7 @@ torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tens
   require_images(model, request, pixels, "pixels");
   require_unit_range(pixels, "pixels");
   torch::InferenceMode inference;
-  UNet& network = model.network(request.use_ema);
-  network->eval();
+  UNet network = sampling_network(model, request);
   const auto times = times_from(strength, request.steps);
   const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, strength);
   return in_chunks(request, [&](int64_t first, int64_t n) {
@@ -199,8 +208,7 @@ torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::T
   require(torch::isfinite(mask).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "mask contains NaN or infinite values");
   require_unit_range(mask, "mask");
   torch::InferenceMode inference;
-  UNet& network = model.network(request.use_ema);
-  network->eval();
+  UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
     const auto eps = initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());

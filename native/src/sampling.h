@@ -25,6 +25,8 @@ struct StepProgress {
 };
 using ProgressFn = std::function<bool(const StepProgress&)>;
 
+enum class Precision { Float32 = DDIM_PRECISION_FLOAT32, BFloat16 = DDIM_PRECISION_BFLOAT16 };
+
 struct SampleRequest {
   int64_t count = 16;
   int64_t steps = 20;
@@ -35,6 +37,7 @@ struct SampleRequest {
   int64_t first_index = 0;  // image i of the request is image first_index + i of the seed's sequence
   int64_t batch_size = 64;  // images per pass through the loop (a memory bound); never changes results
   int64_t micro_batch = 16; // images per network evaluation, short ones padded; results depend on it
+  Precision precision = Precision::Float32;  // the network's arithmetic
   ProgressFn progress;      // may be empty
 
   void validate() const;

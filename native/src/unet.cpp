@@ -78,7 +78,9 @@ UNetImpl::UNetImpl(const ModelConfig& config) {
 }
 
 torch::Tensor UNetImpl::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances) {
-  const auto embedding = embedding_(noise_variances).expand({-1, -1, noisy.size(2), noisy.size(3)});
+  // The embedding is computed in float32 (its frequencies reach 1000) and then takes the network's dtype.
+  const auto embedding =
+      embedding_(noise_variances.to(torch::kFloat)).to(noisy.scalar_type()).expand({-1, -1, noisy.size(2), noisy.size(3)});
   auto x = torch::cat({input_conv_(noisy), embedding}, 1);
   std::vector<torch::Tensor> skips;
   for (auto& block : *down_) x = block->as<DownBlock>()->forward(x, skips);

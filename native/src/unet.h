@@ -72,6 +72,8 @@ class UNetImpl : public torch::nn::Module {
   explicit UNetImpl(const ModelConfig& config);
   // noisy: [B, C, S, S]; noise_variances: [B]. Returns [B, C, S, S] (the prediction of the target).
   torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances);
+  // The dtype of the weights (float32, or bfloat16 for a reduced-precision copy); inputs must match it.
+  torch::ScalarType dtype() const { return input_conv_->weight.scalar_type(); }
 
  private:
   SinusoidalEmbedding embedding_{nullptr};

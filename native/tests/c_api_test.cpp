@@ -1,6 +1,7 @@
 // The C boundary: status codes, messages, NULLs and wrong lengths, never a crash or an exception.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -77,6 +78,23 @@ TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
   EXPECT_EQ(ddim_vary(handle.model, &params, 0.5, pixels.data(), 512, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
   params.micro_batch = 0;
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  params.micro_batch = 16;
+  params.precision = 5;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  params.precision = DDIM_PRECISION_BFLOAT16;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_OK);
+}
+
+TEST(CApi, CheckPixelsNamesTheFirstBadValue) {
+  std::vector<float> pixels(10, 0.5f);
+  EXPECT_EQ(ddim_check_pixels(pixels.data(), 10), DDIM_OK);
+  pixels[7] = 1.5f;
+  EXPECT_EQ(ddim_check_pixels(pixels.data(), 10), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("pixel 7"), std::string::npos) << ddim_last_error();
+  pixels[7] = std::nanf("");
+  EXPECT_EQ(ddim_check_pixels(pixels.data(), 10), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_check_pixels(nullptr, 10), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_check_pixels(pixels.data(), 0), DDIM_OK);
 }
 
 int32_t cancel_at_second_step(void* user_data, int32_t step, int32_t steps, int64_t first_image, int32_t images) {

@@ -143,6 +143,11 @@ TEST(Sampling, StepNoiseDependsOnlyOnSeedImageAndStep) {
   EXPECT_FALSE(torch::equal(four, initial_noise(config, 9, 0, 4, torch::kCPU)));
 }
 
+SampleRequest with_precision(SampleRequest r) {
+  r.precision = Precision::BFloat16;
+  return r;
+}
+
 SampleRequest chunked(SampleRequest r, int64_t batch_size, int64_t first_index = 0) {
   r.batch_size = batch_size;
   r.first_index = first_index;
@@ -301,6 +306,20 @@ TEST(Inpainting, RejectsBadMasks) {
   EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::ones({3, 1, 16, 16})), Error);
   EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::ones({1, 1, 16, 16}) * 2), Error);
   EXPECT_THROW(inpaint(model, request(2, 3, 0), images, torch::full({1, 1, 16, 16}, std::nanf(""))), Error);
+}
+
+TEST(Sampling, Bfloat16NetworkIsDeterministicAndCloseToFloat32) {
+  auto model = trained_looking_model();
+  auto r = request(4, 3, 5);
+  const auto exact = sample(model, r);
+  r.precision = Precision::BFloat16;
+  const auto before = model.evaluations();
+  const auto reduced = sample(model, r);
+  EXPECT_EQ(model.evaluations() - before, 3);
+  EXPECT_TRUE(torch::equal(reduced, sample(model, r)));
+  EXPECT_FALSE(torch::equal(reduced, exact));
+  EXPECT_LT((reduced - exact).abs().mean().item<float>(), 0.05f);
+  EXPECT_TRUE(torch::equal(reduced.slice(0, 1, 3), sample(model, chunked(with_precision(request(2, 3, 5)), 64, 1))));
 }
 
 TEST(Sampling, RejectsBadRequests) {

@@ -352,6 +352,8 @@ public final class Ddim implements AutoCloseable {
         ddim_sample_params.first_index(params, firstIndex);
         ddim_sample_params.batch_size(params, options.batchSize());
         ddim_sample_params.micro_batch(params, options.microBatch());
+        ddim_sample_params.precision(params, options.precision() == Precision.BFLOAT16
+                ? ddim_h.DDIM_PRECISION_BFLOAT16() : ddim_h.DDIM_PRECISION_FLOAT32());
         ddim_sample_params.progress(params, progress.callback(arena));
         return params;
     }

@@ -96,4 +96,13 @@ class EditingTest {
         assertEquals(4, fourWays.count());
         assertTrue(fourWays.slice(0, 1).meanAbsoluteDifference(fourWays.slice(1, 2)) > 0.01, "each copy gets its own noise");
     }
+
+    @Test
+    void bfloat16SamplingStaysCloseToFloat32() {
+        SampleOptions.Builder options = SampleOptions.builder().count(8).steps(10).seed(5);
+        ImageBatch exact = ddim.sample(options.build());
+        ImageBatch reduced = ddim.sample(options.precision(Precision.BFLOAT16).build());
+        double difference = reduced.meanAbsoluteDifference(exact);
+        assertTrue(difference > 0 && difference < 0.01, "bfloat16 vs float32 mean absolute pixel difference " + difference);
+    }
 }

@@ -2,6 +2,7 @@ package org.ddim4j.cli;
 
 import java.nio.file.Path;
 
+import org.ddim4j.Precision;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.Sampler;
 
@@ -36,13 +37,17 @@ final class SamplingOptions {
             description = "images per network evaluation; the images depend on it, so keep it to reproduce them (default: ${DEFAULT-VALUE})")
     int microBatch;
 
+    @Option(names = "--precision", defaultValue = "FLOAT32",
+            description = "the network's arithmetic: FLOAT32, or BFLOAT16 (faster on CPUs with AVX512-BF16) (default: ${DEFAULT-VALUE})")
+    Precision precision;
+
     @Option(names = "--no-progress", description = "no progress bar (for logs)")
     boolean noProgress;
 
     /** The options with the given image count; the listener draws the progress bar. */
     SampleOptions.Builder builder(int count) {
         return SampleOptions.builder().count(count).steps(steps).seed(seed).sampler(sampler).eta(eta).useEma(!noEma)
-                .batchSize(batchSize).microBatch(microBatch);
+                .batchSize(batchSize).microBatch(microBatch).precision(precision);
     }
 
     /** Rejects bad values (steps < 1, eta < 0, ...) before any model is opened. */

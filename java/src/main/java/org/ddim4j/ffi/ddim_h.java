@@ -493,6 +493,67 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_check_pixels {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_check_pixels");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_check_pixels(const float *pixels, int64_t count)
+     * }
+     */
+    public static FunctionDescriptor ddim_check_pixels$descriptor() {
+        return ddim_check_pixels.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_check_pixels(const float *pixels, int64_t count)
+     * }
+     */
+    public static MethodHandle ddim_check_pixels$handle() {
+        return ddim_check_pixels.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_check_pixels(const float *pixels, int64_t count)
+     * }
+     */
+    public static MemorySegment ddim_check_pixels$address() {
+        return ddim_check_pixels.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_check_pixels(const float *pixels, int64_t count)
+     * }
+     */
+    public static int ddim_check_pixels(MemorySegment pixels, long count) {
+        var mh$ = ddim_check_pixels.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_check_pixels", pixels, count);
+            }
+            return (int)mh$.invokeExact(pixels, count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_cuda_device_count {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT    );
@@ -1410,6 +1471,24 @@ public class ddim_h extends ddim_h$shared {
      */
     public static int DDIM_SAMPLER_DPM_SOLVER_PP_2M() {
         return DDIM_SAMPLER_DPM_SOLVER_PP_2M;
+    }
+    private static final int DDIM_PRECISION_FLOAT32 = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_precision.DDIM_PRECISION_FLOAT32 = 0
+     * }
+     */
+    public static int DDIM_PRECISION_FLOAT32() {
+        return DDIM_PRECISION_FLOAT32;
+    }
+    private static final int DDIM_PRECISION_BFLOAT16 = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_precision.DDIM_PRECISION_BFLOAT16 = 1
+     * }
+     */
+    public static int DDIM_PRECISION_BFLOAT16() {
+        return DDIM_PRECISION_BFLOAT16;
     }
 
     private static class ddim_sample_params_init {

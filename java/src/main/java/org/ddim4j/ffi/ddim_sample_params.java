@@ -24,6 +24,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int64_t first_index;
  *     int32_t batch_size;
  *     int32_t micro_batch;
+ *     int32_t precision;
  *     ddim_progress_callback progress;
  *     void *progress_user_data;
  * }
@@ -45,6 +46,8 @@ public class ddim_sample_params {
         ddim_h.C_LONG.withName("first_index"),
         ddim_h.C_INT.withName("batch_size"),
         ddim_h.C_INT.withName("micro_batch"),
+        ddim_h.C_INT.withName("precision"),
+        MemoryLayout.paddingLayout(4),
         ddim_h.C_POINTER.withName("progress"),
         ddim_h.C_POINTER.withName("progress_user_data")
     ).withName("ddim_sample_params");
@@ -450,6 +453,50 @@ public class ddim_sample_params {
      */
     public static void micro_batch(MemorySegment struct, int fieldValue) {
         struct.set(micro_batch$LAYOUT, micro_batch$OFFSET, fieldValue);
+    }
+
+    private static final OfInt precision$LAYOUT = (OfInt)$LAYOUT.select(groupElement("precision"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t precision
+     * }
+     */
+    public static final OfInt precision$layout() {
+        return precision$LAYOUT;
+    }
+
+    private static final long precision$OFFSET = $LAYOUT.byteOffset(groupElement("precision"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t precision
+     * }
+     */
+    public static final long precision$offset() {
+        return precision$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t precision
+     * }
+     */
+    public static int precision(MemorySegment struct) {
+        return struct.get(precision$LAYOUT, precision$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t precision
+     * }
+     */
+    public static void precision(MemorySegment struct, int fieldValue) {
+        struct.set(precision$LAYOUT, precision$OFFSET, fieldValue);
     }
 
     private static final AddressLayout progress$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("progress"));

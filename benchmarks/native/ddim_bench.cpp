@@ -1,0 +1,121 @@
+// The native benchmark driver: sampling and training throughput through the C ABI alone, no Java.
+// Beside the JMH figures (the same work through Java) it gives Java's overhead; beside
+// benchmarks/python/baseline.py, the speed of ddim4j against eager PyTorch.
+//
+//   ddim_bench --mode sample|train --config reference|fashion [--batch 16] [--steps 20]
+//              [--iterations 5] [--warmup 1] [--threads 0] [--precision fp32|bf16]
+//
+// Prints one JSON object: the settings, seconds per iteration (median and all) and images/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ddim.h"
+
+namespace {
+
+struct Settings {
+  std::string mode = "sample";
+  std::string config = "reference";
+  int batch = 16;
+  int steps = 20;
+  int iterations = 5;
+  int warmup = 1;
+  int threads = 0;
+  std::string precision = "fp32";
+};
+
+[[noreturn]] void usage(const char* problem) {
+  std::fprintf(stderr, "ddim_bench: %s\nusage: ddim_bench --mode sample|train --config reference|fashion [--batch N] "
+                       "[--steps N] [--iterations N] [--warmup N] [--threads N] [--precision fp32|bf16]\n", problem);
+  std::exit(2);
+}
+
+Settings parse(int argc, char** argv) {
+  Settings s;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) usage(("missing value for " + flag).c_str());
+    const std::string value = argv[++i];
+    if (flag == "--mode") s.mode = value;
+    else if (flag == "--config") s.config = value;
+    else if (flag == "--batch") s.batch = std::atoi(value.c_str());
+    else if (flag == "--steps") s.steps = std::atoi(value.c_str());
+    else if (flag == "--iterations") s.iterations = std::atoi(value.c_str());
+    else if (flag == "--warmup") s.warmup = std::atoi(value.c_str());
+    else if (flag == "--threads") s.threads = std::atoi(value.c_str());
+    else if (flag == "--precision") s.precision = value;
+    else usage(("unknown option " + flag).c_str());
+  }
+  if (s.mode != "sample" && s.mode != "train") usage("--mode must be sample or train");
+  if (s.config != "reference" && s.config != "fashion") usage("--config must be reference or fashion");
+  if (s.precision != "fp32" && s.precision != "bf16") usage("--precision must be fp32 or bf16");
+  if (s.batch < 1 || s.steps < 1 || s.iterations < 1 || s.warmup < 0) usage("counts must be positive");
+  return s;
+}
+
+void check(ddim_status status, const char* what) {
+  if (status != DDIM_OK) {
+    std::fprintf(stderr, "ddim_bench: %s failed: %s: %s\n", what, ddim_status_name(status), ddim_last_error());
+    std::exit(1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Settings s = parse(argc, argv);
+  check(ddim_set_num_threads(s.threads), "ddim_set_num_threads");
+  ddim_config config;
+  ddim_config_init(&config);
+  if (s.config == "fashion") {
+    config.channels = 1;
+    config.image_size = 32;
+  }
+  ddim_model* model = nullptr;
+  check(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model), "ddim_model_create");
+  const int64_t floats = int64_t{s.batch} * config.channels * config.image_size * config.image_size;
+  std::vector<float> pixels(static_cast<size_t>(floats));
+
+  ddim_sample_params sample;
+  ddim_sample_params_init(&sample);
+  sample.count = s.batch;
+  sample.steps = s.steps;
+  sample.seed = 1;
+  sample.precision = s.precision == "bf16" ? DDIM_PRECISION_BFLOAT16 : DDIM_PRECISION_FLOAT32;
+  if (s.mode == "train") {
+    ddim_train_params train;
+    ddim_train_params_init(&train);
+    check(ddim_train_begin(model, &train), "ddim_train_begin");
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.0f;
+  }
+
+  std::vector<double> seconds;
+  for (int i = 0; i < s.warmup + s.iterations; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    if (s.mode == "sample") {
+      check(ddim_sample(model, &sample, nullptr, 0, pixels.data(), floats), "ddim_sample");
+    } else {
+      float loss = 0;
+      check(ddim_train_step(model, pixels.data(), s.batch, floats, &loss), "ddim_train_step");
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (i >= s.warmup) seconds.push_back(elapsed);
+  }
+  ddim_model_free(model);
+
+  std::vector<double> sorted = seconds;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  std::printf("{\"tool\": \"native\", \"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
+              "\"precision\": \"%s\", \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
+              s.mode.c_str(), s.config.c_str(), s.batch, s.mode == "sample" ? s.steps : 1, ddim_get_num_threads(),
+              s.precision.c_str(), median, s.batch / median);
+  for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
+  std::printf("]}\n");
+  return 0;
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""The Python baseline: the same model, training step and DDIM loop as ddim4j, in eager PyTorch.
+
+Run with Debian's python3-torch (the same libtorch 1.13 as ddim4j here) and the same thread count:
+
+    /usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion \
+        [--batch 16] [--steps 20] [--iterations 5] [--warmup 1] [--threads 2]
+
+Prints one JSON object in the native driver's format. The model is the Keras DDIM example's U-Net
+as ddim4j builds it (3,562,211 parameters at 3x64x64; checked at start-up), the schedule the offset
+cosine, the step MAE on the noise with AdamW and an EMA of weights and BatchNorm statistics.
+"""
+import argparse
+import copy
+import json
+import math
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SinusoidalEmbedding(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, variances):
+        frequencies = torch.linspace(math.log(1.0), math.log(1000.0), self.dim // 2, device=variances.device).exp()
+        angles = 2 * math.pi * frequencies[None, :] * variances.reshape(-1, 1)
+        return torch.cat([angles.sin(), angles.cos()], dim=1)[:, :, None, None]
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(in_channels)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv_a = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv_b = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.shortcut(x) + self.conv_b(F.silu(self.conv_a(self.norm(x))))
+
+
+class DownBlock(nn.Module):
+    def __init__(self, in_channels, width, depth):
+        super().__init__()
+        self.blocks = nn.ModuleList([ResidualBlock(in_channels if i == 0 else width, width) for i in range(depth)])
+
+    def forward(self, x, skips):
+        for block in self.blocks:
+            x = block(x)
+            skips.append(x)
+        return F.avg_pool2d(x, 2)
+
+
+class UpBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, depth):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [ResidualBlock((in_channels if i == 0 else out_channels) + in_channels, out_channels) for i in range(depth)])
+
+    def forward(self, x, skips):
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        for block in self.blocks:
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return x
+
+
+class UNet(nn.Module):
+    def __init__(self, channels, widths=(32, 64, 96, 128), depth=2, embedding_dim=32):
+        super().__init__()
+        self.embedding = SinusoidalEmbedding(embedding_dim)
+        self.input_conv = nn.Conv2d(channels, widths[0], 1)
+        self.down = nn.ModuleList()
+        c = widths[0] + embedding_dim
+        for w in widths:
+            self.down.append(DownBlock(c, w, depth))
+            c = w
+        self.middle_a = ResidualBlock(c, 2 * c)
+        self.middle_b = ResidualBlock(2 * c, c)
+        self.up = nn.ModuleList([UpBlock(widths[i], widths[max(i - 1, 0)], depth) for i in reversed(range(len(widths)))])
+        self.output_conv = nn.Conv2d(widths[0], channels, 1)
+        nn.init.zeros_(self.output_conv.weight)
+        nn.init.zeros_(self.output_conv.bias)
+
+    def forward(self, noisy, variances):
+        embedding = self.embedding(variances).expand(-1, -1, noisy.shape[2], noisy.shape[3])
+        x = torch.cat([self.input_conv(noisy), embedding], dim=1)
+        skips = []
+        for block in self.down:
+            x = block(x, skips)
+        x = self.middle_b(self.middle_a(x))
+        for block in self.up:
+            x = block(x, skips)
+        return self.output_conv(x)
+
+
+MIN_SIGNAL, MAX_SIGNAL = 0.02, 0.95
+
+
+def rates(t):
+    start, end = math.acos(MAX_SIGNAL), math.acos(MIN_SIGNAL)
+    angles = start + t * (end - start)
+    return torch.cos(angles), torch.sin(angles)
+
+
+def sample(net, count, steps, channels, size):
+    """The reference's deterministic DDIM loop; returns the last predicted image."""
+    x = torch.randn(count, channels, size, size)
+    times = torch.linspace(1.0, 0.0, steps + 1)
+    for k in range(steps):
+        signal, noise = rates(times[k].expand(count).reshape(-1, 1, 1, 1))
+        next_signal, next_noise = rates(times[k + 1].expand(count).reshape(-1, 1, 1, 1))
+        predicted_noise = net(x, noise.reshape(-1) ** 2)
+        image = (x - noise * predicted_noise) / signal
+        x = next_signal * image + next_noise * predicted_noise
+    return image.clamp(0, 1)
+
+
+def train_step(net, ema, optimizer, images, step):
+    t = torch.rand(images.shape[0])
+    signal, noise = rates(t.reshape(-1, 1, 1, 1))
+    epsilon = torch.randn_like(images)
+    noisy = signal * images + noise * epsilon
+    loss = (net(noisy, noise.reshape(-1) ** 2) - epsilon).abs().mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    decay = min(0.999, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), net.parameters()):
+            e.mul_(decay).add_(p, alpha=1 - decay)
+        for e, b in zip(ema.buffers(), net.buffers()):
+            if e.dtype.is_floating_point:
+                e.mul_(decay).add_(b, alpha=1 - decay)
+            else:
+                e.copy_(b)
+    return loss.item()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["sample", "train"], default="sample")
+    parser.add_argument("--config", choices=["reference", "fashion"], default="reference")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+
+    import os
+    torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
+    torch.manual_seed(1)
+    channels, size = (3, 64) if args.config == "reference" else (1, 32)
+    net = UNet(channels)
+    if args.config == "reference":
+        count = sum(p.numel() for p in net.parameters())
+        assert count == 3_562_211, f"the baseline's U-Net has {count} parameters, ddim4j's has 3,562,211"
+
+    seconds = []
+    if args.mode == "sample":
+        net.eval()
+        with torch.inference_mode():
+            for i in range(args.warmup + args.iterations):
+                start = time.perf_counter()
+                sample(net, args.batch, args.steps, channels, size)
+                if i >= args.warmup:
+                    seconds.append(time.perf_counter() - start)
+    else:
+        net.train()
+        ema = copy.deepcopy(net)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+        images = torch.rand(args.batch, channels, size, size)
+        for i in range(args.warmup + args.iterations):
+            start = time.perf_counter()
+            train_step(net, ema, optimizer, images, i)
+            if i >= args.warmup:
+                seconds.append(time.perf_counter() - start)
+
+    median = statistics.median(seconds)
+    print(json.dumps({"tool": "python", "mode": args.mode, "config": args.config, "batch": args.batch,
+                      "steps": args.steps if args.mode == "sample" else 1, "threads": torch.get_num_threads(),
+                      "precision": "fp32", "median_seconds": median, "images_per_second": args.batch / median,
+                      "seconds": seconds, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

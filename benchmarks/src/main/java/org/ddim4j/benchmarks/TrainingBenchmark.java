@@ -1,0 +1,66 @@
+package org.ddim4j.benchmarks;
+
+import java.util.concurrent.TimeUnit;
+
+import org.ddim4j.Ddim;
+import org.ddim4j.Device;
+import org.ddim4j.ModelConfig;
+import org.ddim4j.TrainOptions;
+import org.ddim4j.Trainer;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * Training throughput through the Java API on the CPU: one {@link Trainer#step} (forward, MAE,
+ * backward, AdamW, EMA) per operation. Multiply the score by {@code batch} for images per second.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+@Warmup(iterations = 1, time = 5)
+@Measurement(iterations = 3, time = 10)
+public class TrainingBenchmark {
+    /** "fashion": 1x32x32 (Fashion-MNIST); "reference": 3x64x64. */
+    @Param({"fashion", "reference"})
+    public String config;
+
+    @Param({"16"})
+    public int batch;
+
+    private Ddim ddim;
+    private Trainer trainer;
+    private float[] pixels;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        ModelConfig modelConfig = config.equals("fashion") ? ModelConfig.builder().channels(1).imageSize(32).build() : ModelConfig.defaults();
+        ddim = Ddim.create(modelConfig, Device.cpu(), 1);
+        trainer = ddim.trainer(TrainOptions.builder().build());
+        pixels = new float[batch * modelConfig.pixelsPerImage()];
+        for (int i = 0; i < pixels.length; i++) {
+            pixels[i] = (float) ((i * 2654435761L) % 1000) / 1000f;
+        }
+    }
+
+    @Benchmark
+    public float step() {
+        return trainer.step(pixels);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        ddim.close();
+    }
+}
