@@ -240,8 +240,9 @@ ddim_status ddim_check_pixels(const float* pixels, int64_t count) {
     require_pointer(pixels, "pixels");
     require(count >= 0, DDIM_ERR_BUFFER_SIZE, "count must be >= 0");
     for (int64_t i = 0; i < count; ++i)
-      require(pixels[i] >= 0.0f && pixels[i] <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,  // false for NaN too
-              "pixel " + std::to_string(i) + " is " + std::to_string(pixels[i]) + "; pixels must be finite and in [0, 1]");
+      if (!(pixels[i] >= 0.0f && pixels[i] <= 1.0f))  // true for NaN too
+        fail(DDIM_ERR_INVALID_ARGUMENT,
+             "pixel " + std::to_string(i) + " is " + std::to_string(pixels[i]) + "; pixels must be finite and in [0, 1]");
   });
 }
 

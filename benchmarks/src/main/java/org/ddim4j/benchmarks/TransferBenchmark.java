@@ -41,7 +41,8 @@ public class TransferBenchmark {
     private float[] heap;
     private Arena arena;
     private MemorySegment offHeap;
-    private MethodHandle criticalCheck;
+    /** static final, as jextract's own handles are, so the JIT can inline the call. */
+    private static final MethodHandle CRITICAL_CHECK = criticalCheck();
 
     @Setup
     public void setUp() {
@@ -53,9 +54,13 @@ public class TransferBenchmark {
         }
         arena = Arena.ofShared();
         offHeap = arena.allocateFrom(ValueLayout.JAVA_FLOAT, heap);
+    }
+
+    private static MethodHandle criticalCheck() {
+        Ddim.version(); // loads libddim
         MemorySegment symbol = SymbolLookup.loaderLookup().find("ddim_check_pixels").orElseThrow();
         // critical(true) lets native code read the heap array in place; legal for a short call that never calls back.
-        criticalCheck = Linker.nativeLinker().downcallHandle(symbol,
+        return Linker.nativeLinker().downcallHandle(symbol,
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG), Linker.Option.critical(true));
     }
 
@@ -78,7 +83,7 @@ public class TransferBenchmark {
 
     @Benchmark
     public int ffmCriticalHeap() throws Throwable {
-        return (int) criticalCheck.invokeExact(MemorySegment.ofArray(heap), (long) FLOATS);
+        return (int) CRITICAL_CHECK.invokeExact(MemorySegment.ofArray(heap), (long) FLOATS);
     }
 
     @Benchmark
