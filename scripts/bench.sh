@@ -4,7 +4,10 @@
 # thread count. Writes the raw figures to benchmarks/results/ and the report to benchmarks/RESULTS.md.
 #
 #   scripts/bench.sh                  # all processors
-#   THREADS=1 ITERATIONS=3 scripts/bench.sh
+#   THREADS=1 SECONDS_PER_RUN=10 scripts/bench.sh
+#
+# Every measurement warms up (2 operations; JMH: 2 x 10 s), then times at least 3 operations and
+# SECONDS_PER_RUN seconds (JMH: 3 x 10 s), and reports throughput over all timed operations.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -22,24 +25,24 @@ if ! "$python" -c 'import torch' 2>/dev/null; then
 fi
 
 threads=${THREADS:-$(nproc)}
-iterations=${ITERATIONS:-5}
+seconds=${SECONDS_PER_RUN:-20}
 results=benchmarks/results
 mkdir -p "$results"
 rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt
 
-echo "== native driver and Python baseline ($threads threads, $iterations iterations each)"
+echo "== native driver and Python baseline ($threads threads, >= $seconds s each)"
 for config in fashion reference; do
   for mode in sample train; do
-    build/ddim_bench --mode "$mode" --config "$config" --threads "$threads" --iterations "$iterations" | tee -a "$results/native.jsonl"
-    "$python" benchmarks/python/baseline.py --mode "$mode" --config "$config" --threads "$threads" --iterations "$iterations" \
+    build/ddim_bench --mode "$mode" --config "$config" --threads "$threads" --min-seconds "$seconds" | tee -a "$results/native.jsonl"
+    "$python" benchmarks/python/baseline.py --mode "$mode" --config "$config" --threads "$threads" --min-seconds "$seconds" \
       | tee -a "$results/python.jsonl"
   done
-  build/ddim_bench --mode sample --config "$config" --threads "$threads" --iterations "$iterations" --precision bf16 \
+  build/ddim_bench --mode sample --config "$config" --threads "$threads" --min-seconds "$seconds" --precision bf16 \
     | tee -a "$results/native.jsonl"
   "$python" benchmarks/python/baseline.py --config "$config" --flops | tee -a "$results/flops.jsonl"
 done
 # The thread-count default, before (libtorch's 1 thread here) and after (all processors).
-build/ddim_bench --mode sample --config reference --threads 1 --iterations "$iterations" | tee "$results/one-thread.jsonl"
+build/ddim_bench --mode sample --config reference --threads 1 --min-seconds "$seconds" | tee "$results/one-thread.jsonl"
 
 echo "== JMH (Java API; FFM against JNI)"
 java --enable-native-access=ALL-UNNAMED -Dddim4j.threads="$threads" -jar benchmarks/target/benchmarks.jar \

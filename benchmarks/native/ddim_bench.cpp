@@ -3,9 +3,11 @@
 // benchmarks/python/baseline.py, the speed of ddim4j against eager PyTorch.
 //
 //   ddim_bench --mode sample|train --config reference|fashion [--batch 16] [--steps 20]
-//              [--iterations 5] [--warmup 1] [--threads 0] [--precision fp32|bf16]
+//              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--device cpu|cuda|N]
 //
-// Prints one JSON object: the settings, seconds per iteration (median and all) and images/s.
+// Warms up, then times operations until it has at least --iterations of them and --min-seconds of
+// timed work. Prints one JSON object: the settings, seconds per operation (median and all) and
+// images/s over all timed operations.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,15 +25,17 @@ struct Settings {
   std::string config = "reference";
   int batch = 16;
   int steps = 20;
-  int iterations = 5;
-  int warmup = 1;
+  int iterations = 3;      // at least this many timed operations
+  double min_seconds = 20;  // and at least this much timed time (the JMH measurement's length)
+  int warmup = 2;
   int threads = 0;
   std::string precision = "fp32";
+  std::string device = "cpu";  // cpu, cuda (device 0) or a CUDA index
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "ddim_bench: %s\nusage: ddim_bench --mode sample|train --config reference|fashion [--batch N] "
-                       "[--steps N] [--iterations N] [--warmup N] [--threads N] [--precision fp32|bf16]\n", problem);
+                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--device cpu|cuda|N]\n", problem);
   std::exit(2);
 }
 
@@ -47,8 +51,10 @@ Settings parse(int argc, char** argv) {
     else if (flag == "--steps") s.steps = std::atoi(value.c_str());
     else if (flag == "--iterations") s.iterations = std::atoi(value.c_str());
     else if (flag == "--warmup") s.warmup = std::atoi(value.c_str());
+    else if (flag == "--min-seconds") s.min_seconds = std::atof(value.c_str());
     else if (flag == "--threads") s.threads = std::atoi(value.c_str());
     else if (flag == "--precision") s.precision = value;
+    else if (flag == "--device") s.device = value;
     else usage(("unknown option " + flag).c_str());
   }
   if (s.mode != "sample" && s.mode != "train") usage("--mode must be sample or train");
@@ -76,8 +82,9 @@ int main(int argc, char** argv) {
     config.channels = 1;
     config.image_size = 32;
   }
+  const int32_t device = s.device == "cpu" ? DDIM_DEVICE_CPU : s.device == "cuda" ? 0 : std::atoi(s.device.c_str());
   ddim_model* model = nullptr;
-  check(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model), "ddim_model_create");
+  check(ddim_model_create(&config, device, 1, &model), "ddim_model_create");
   const int64_t floats = int64_t{s.batch} * config.channels * config.image_size * config.image_size;
   std::vector<float> pixels(static_cast<size_t>(floats));
 
@@ -95,7 +102,8 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> seconds;
-  for (int i = 0; i < s.warmup + s.iterations; ++i) {
+  double timed = 0;
+  for (int i = 0; i < s.warmup || static_cast<int>(seconds.size()) < s.iterations || timed < s.min_seconds; ++i) {
     const auto start = std::chrono::steady_clock::now();
     if (s.mode == "sample") {
       check(ddim_sample(model, &sample, nullptr, 0, pixels.data(), floats), "ddim_sample");
@@ -104,17 +112,22 @@ int main(int argc, char** argv) {
       check(ddim_train_step(model, pixels.data(), s.batch, floats, &loss), "ddim_train_step");
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (i >= s.warmup) seconds.push_back(elapsed);
+    if (i >= s.warmup) {
+      seconds.push_back(elapsed);
+      timed += elapsed;
+    }
   }
   ddim_model_free(model);
 
   std::vector<double> sorted = seconds;
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted[sorted.size() / 2];
+  // Throughput over all timed operations, as JMH reports it.
+  const double images_per_second = s.batch * static_cast<double>(seconds.size()) / timed;
   std::printf("{\"tool\": \"native\", \"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
-              "\"precision\": \"%s\", \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
+              "\"precision\": \"%s\", \"device\": \"%s\", \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
               s.mode.c_str(), s.config.c_str(), s.batch, s.mode == "sample" ? s.steps : 1, ddim_get_num_threads(),
-              s.precision.c_str(), median, s.batch / median);
+              s.precision.c_str(), s.device.c_str(), median, images_per_second);
   for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
   std::printf("]}\n");
   return 0;

@@ -4,7 +4,7 @@
 Run with Debian's python3-torch (the same libtorch 1.13 as ddim4j here) and the same thread count:
 
     /usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion \
-        [--batch 16] [--steps 20] [--iterations 5] [--warmup 1] [--threads 2]
+        [--batch 16] [--steps 20] [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 2] [--device cpu|cuda]
 
 Prints one JSON object in the native driver's format. The model is the Keras DDIM example's U-Net
 as ddim4j builds it (3,562,211 parameters at 3x64x64; checked at start-up), the schedule the offset
@@ -108,10 +108,10 @@ def rates(t):
     return torch.cos(angles), torch.sin(angles)
 
 
-def sample(net, count, steps, channels, size):
+def sample(net, count, steps, channels, size, device):
     """The reference's deterministic DDIM loop; returns the last predicted image."""
-    x = torch.randn(count, channels, size, size)
-    times = torch.linspace(1.0, 0.0, steps + 1)
+    x = torch.randn(count, channels, size, size, device=device)
+    times = torch.linspace(1.0, 0.0, steps + 1, device=device)
     for k in range(steps):
         signal, noise = rates(times[k].expand(count).reshape(-1, 1, 1, 1))
         next_signal, next_noise = rates(times[k + 1].expand(count).reshape(-1, 1, 1, 1))
@@ -122,7 +122,7 @@ def sample(net, count, steps, channels, size):
 
 
 def train_step(net, ema, optimizer, images, step):
-    t = torch.rand(images.shape[0])
+    t = torch.rand(images.shape[0], device=images.device)
     signal, noise = rates(t.reshape(-1, 1, 1, 1))
     epsilon = torch.randn_like(images)
     noisy = signal * images + noise * epsilon
@@ -166,9 +166,11 @@ def main():
     parser.add_argument("--config", choices=["reference", "fashion"], default="reference")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=3, help="at least this many timed operations")
+    parser.add_argument("--min-seconds", type=float, default=20, help="and at least this much timed time")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--flops", action="store_true", help="print the convolution FLOPs of one forward pass per image and exit")
     args = parser.parse_args()
 
@@ -185,30 +187,45 @@ def main():
         print(json.dumps({"tool": "flops", "config": args.config, "forward_flops_per_image": convolution_flops(net, channels, size)}))
         return
 
+    device = torch.device(args.device)
+    net = net.to(device)
+
+    def synchronize():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     seconds = []
     if args.mode == "sample":
         net.eval()
         with torch.inference_mode():
-            for i in range(args.warmup + args.iterations):
+            i = 0
+            while i < args.warmup or len(seconds) < args.iterations or sum(seconds) < args.min_seconds:
+                i += 1
+                synchronize()
                 start = time.perf_counter()
-                sample(net, args.batch, args.steps, channels, size)
-                if i >= args.warmup:
+                sample(net, args.batch, args.steps, channels, size, device)
+                synchronize()
+                if i > args.warmup:
                     seconds.append(time.perf_counter() - start)
     else:
         net.train()
         ema = copy.deepcopy(net)
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-        images = torch.rand(args.batch, channels, size, size)
-        for i in range(args.warmup + args.iterations):
+        images = torch.rand(args.batch, channels, size, size, device=device)
+        i = 0
+        while i < args.warmup or len(seconds) < args.iterations or sum(seconds) < args.min_seconds:
+            synchronize()
             start = time.perf_counter()
             train_step(net, ema, optimizer, images, i)
-            if i >= args.warmup:
+            synchronize()
+            i += 1
+            if i > args.warmup:
                 seconds.append(time.perf_counter() - start)
 
     median = statistics.median(seconds)
     print(json.dumps({"tool": "python", "mode": args.mode, "config": args.config, "batch": args.batch,
                       "steps": args.steps if args.mode == "sample" else 1, "threads": torch.get_num_threads(),
-                      "precision": "fp32", "median_seconds": median, "images_per_second": args.batch / median,
+                      "precision": "fp32", "device": args.device, "median_seconds": median, "images_per_second": args.batch * len(seconds) / sum(seconds),
                       "seconds": seconds, "torch": torch.__version__}))
 
 

@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#ifdef DDIM_CUDA
+#include "cuda/kernels_torch.h"
+#endif
+
 namespace ddim {
 
 namespace nn = torch::nn;
@@ -11,6 +15,9 @@ SinusoidalEmbeddingImpl::SinusoidalEmbeddingImpl(int64_t dim) : dim_(dim) {}
 
 torch::Tensor SinusoidalEmbeddingImpl::forward(const torch::Tensor& noise_variances) {
   // Computed on the fly (16 numbers) rather than stored, so it never appears in a model file.
+#ifdef DDIM_CUDA
+  if (cuda::fusable(noise_variances)) return cuda::sinusoidal_embedding(noise_variances, dim_).unsqueeze(-1).unsqueeze(-1);
+#endif
   const auto options = noise_variances.options();
   const auto frequencies = torch::linspace(std::log(1.0), std::log(1000.0), dim_ / 2, options).exp();
   const auto angles = (2 * M_PI) * frequencies.unsqueeze(0) * noise_variances.reshape({-1, 1});

@@ -17,12 +17,17 @@ namespace ddim {
 class DpmSolverPP2MSampler : public Sampler {
  public:
   torch::Tensor step(const StepInput& in, const NoiseSource& fresh_noise) override;
-  torch::Tensor result(const Prediction& last) override { return final_image_; }
+  torch::Tensor result(const Prediction& last) override;
 
  private:
+  // What the last step saw, for result(): its data prediction D is rebuilt once, not every step.
+  struct LastStep {
+    torch::Tensor image, previous_image, half_inverse_r, h;
+    torch::Tensor data() const;
+  };
   torch::Tensor previous_image_;
   torch::Tensor previous_h_;
-  torch::Tensor final_image_;
+  LastStep last_;
 };
 
 }  // namespace ddim

@@ -29,7 +29,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
-@Warmup(iterations = 1, time = 5)
+@Warmup(iterations = 2, time = 10)
 @Measurement(iterations = 3, time = 10)
 public class TrainingBenchmark {
     /** "fashion": 1x32x32 (Fashion-MNIST); "reference": 3x64x64. */
