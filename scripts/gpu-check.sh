@@ -28,7 +28,7 @@ fi
 [[ -n ${DDIM_DEPS:-} ]] && prefixes+=("$(cd "$DDIM_DEPS" && pwd)")
 prefix_path=$(IFS=';'; echo "${prefixes[*]:-}")
 
-build=build-gpu-check
+build=${BUILD_DIR:-build-gpu-check}  # BUILD_DIR=build reuses an existing build
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 start=$(date +%s)
