@@ -1,6 +1,6 @@
 #include "kernels_torch.h"
 
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels.h"
 
@@ -22,7 +22,7 @@ torch::Tensor ddim_update(const torch::Tensor& image, const torch::Tensor& noise
   const int64_t images = image.size(0);
   ddim::cuda::ddim_update(image_c.data_ptr<float>(), noise_c.data_ptr<float>(), a.data_ptr<float>(), s.data_ptr<float>(),
                           images, images == 0 ? 0 : image_c.numel() / images, out.data_ptr<float>(),
-                          at::cuda::getCurrentCUDAStream());
+                          c10::cuda::getCurrentCUDAStream());
   return out;
 }
 
@@ -39,14 +39,14 @@ torch::Tensor dpm_solver_update(const torch::Tensor& x, const torch::Tensor& ima
                                 previous_c.defined() ? previous_c.data_ptr<float>() : nullptr, s.data_ptr<float>(),
                                 a_next.data_ptr<float>(), s_next.data_ptr<float>(), h_c.data_ptr<float>(), k.data_ptr<float>(),
                                 images, images == 0 ? 0 : x_c.numel() / images, out.data_ptr<float>(),
-                                at::cuda::getCurrentCUDAStream());
+                                c10::cuda::getCurrentCUDAStream());
   return out;
 }
 
 torch::Tensor sinusoidal_embedding(const torch::Tensor& variances, int64_t dim) {
   const auto v = variances.reshape({-1}).to(torch::kFloat).contiguous();
   auto out = torch::empty({v.size(0), dim}, v.options());
-  ddim::cuda::sinusoidal_embedding(v.data_ptr<float>(), v.size(0), dim, out.data_ptr<float>(), at::cuda::getCurrentCUDAStream());
+  ddim::cuda::sinusoidal_embedding(v.data_ptr<float>(), v.size(0), dim, out.data_ptr<float>(), c10::cuda::getCurrentCUDAStream());
   return out;
 }
 
