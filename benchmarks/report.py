@@ -140,6 +140,16 @@ w("|---|---|---|---|---|")
 transfers = [jmh_score("TransferBenchmark." + name) for name in ("ffmHeapCopied", "ffmOffHeap", "ffmCriticalHeap", "jniCopied", "jniCritical")]
 w("| " + " | ".join(f"{score:.1f} ± {error:.1f}" for score, error, _ in transfers) + " |")
 w("")
+w("## Malloc caching")
+w("")
+no_caching = lines("no-malloc-caching.jsonl")
+if no_caching:
+    off = no_caching[0]["images_per_second"]
+    on = find(native, mode="train", config="fashion", precision="fp32")["images_per_second"]
+    w(f"Fashion training, native: glibc's default malloc {off:.2f} images/s, with `ddim_set_malloc_caching(1)` (the default) "
+      f"{on:.2f} images/s: **{on / off:.2f}x**. The Python baseline runs with glibc's defaults, as PyTorch users do; "
+      "it speeds up too with `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` set.")
+w("")
 w("## Thread count")
 w("")
 if one_thread:

@@ -91,6 +91,16 @@ DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
 /* The number of CPU threads libtorch currently uses inside one operation. */
 DDIM_API int32_t ddim_get_num_threads(void);
 
+/* With `enabled` != 0, keeps freed large blocks in the C heap instead of handing them back to the
+ * OS (glibc: mallopt M_MMAP_THRESHOLD = 32 MiB, M_TRIM_THRESHOLD = 512 MiB); with 0, restores
+ * glibc's defaults. libtorch frees and re-allocates every activation at every step, and with
+ * glibc's defaults each large one is a fresh mmap whose pages fault in again: that made a
+ * training forward pass 3.6x slower (benchmarks/RESULTS.md). It affects the whole process and
+ * keeps its peak heap mapped, so it is a choice for the application: the Java API and the CLI turn
+ * it on when the library loads (-Dddim4j.mallocCaching=false to keep glibc's defaults). A no-op
+ * returning DDIM_OK where the C library is not glibc. */
+DDIM_API ddim_status ddim_set_malloc_caching(int32_t enabled);
+
 /* DDIM_OK when all `count` values are finite and in [0, 1] (valid pixels), else
  * DDIM_ERR_INVALID_ARGUMENT naming the first bad index. Reads the buffer and nothing else. */
 DDIM_API ddim_status ddim_check_pixels(const float* pixels, int64_t count);

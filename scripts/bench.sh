@@ -41,6 +41,9 @@ for config in fashion reference; do
     | tee -a "$results/native.jsonl"
   "$python" benchmarks/python/baseline.py --config "$config" --flops | tee -a "$results/flops.jsonl"
 done
+# Malloc caching (on by default), before and after.
+build/ddim_bench --mode train --config fashion --threads "$threads" --min-seconds "$seconds" --malloc-caching off \
+  | tee "$results/no-malloc-caching.jsonl"
 # The thread-count default, before (libtorch's 1 thread here) and after (all processors).
 build/ddim_bench --mode sample --config reference --threads 1 --min-seconds "$seconds" | tee "$results/one-thread.jsonl"
 

@@ -4,6 +4,7 @@
 //
 //   ddim_bench --mode sample|train --config reference|fashion [--batch 16] [--steps 20]
 //              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--device cpu|cuda|N]
+//              [--malloc-caching on|off]
 //
 // Warms up, then times operations until it has at least --iterations of them and --min-seconds of
 // timed work. Prints one JSON object: the settings, seconds per operation (median and all) and
@@ -31,11 +32,12 @@ struct Settings {
   int threads = 0;
   std::string precision = "fp32";
   std::string device = "cpu";  // cpu, cuda (device 0) or a CUDA index
+  bool malloc_caching = true;  // as the Java API does by default
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "ddim_bench: %s\nusage: ddim_bench --mode sample|train --config reference|fashion [--batch N] "
-                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--device cpu|cuda|N]\n", problem);
+                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--device cpu|cuda|N] [--malloc-caching on|off]\n", problem);
   std::exit(2);
 }
 
@@ -55,6 +57,7 @@ Settings parse(int argc, char** argv) {
     else if (flag == "--threads") s.threads = std::atoi(value.c_str());
     else if (flag == "--precision") s.precision = value;
     else if (flag == "--device") s.device = value;
+    else if (flag == "--malloc-caching") s.malloc_caching = value != "off";
     else usage(("unknown option " + flag).c_str());
   }
   if (s.mode != "sample" && s.mode != "train") usage("--mode must be sample or train");
@@ -76,6 +79,7 @@ void check(ddim_status status, const char* what) {
 int main(int argc, char** argv) {
   const Settings s = parse(argc, argv);
   check(ddim_set_num_threads(s.threads), "ddim_set_num_threads");
+  check(ddim_set_malloc_caching(s.malloc_caching ? 1 : 0), "ddim_set_malloc_caching");
   ddim_config config;
   ddim_config_init(&config);
   if (s.config == "fashion") {
@@ -125,9 +129,9 @@ int main(int argc, char** argv) {
   // Throughput over all timed operations, as JMH reports it.
   const double images_per_second = s.batch * static_cast<double>(seconds.size()) / timed;
   std::printf("{\"tool\": \"native\", \"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
-              "\"precision\": \"%s\", \"device\": \"%s\", \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
+              "\"precision\": \"%s\", \"device\": \"%s\", \"malloc_caching\": %s, \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
               s.mode.c_str(), s.config.c_str(), s.batch, s.mode == "sample" ? s.steps : 1, ddim_get_num_threads(),
-              s.precision.c_str(), s.device.c_str(), median, images_per_second);
+              s.precision.c_str(), s.device.c_str(), s.malloc_caching ? "true" : "false", median, images_per_second);
   for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
   std::printf("]}\n");
   return 0;

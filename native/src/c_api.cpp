@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <new>
 #include <string>
@@ -233,6 +236,20 @@ int32_t ddim_get_num_threads(void) {
   } catch (...) {
     return 1;
   }
+}
+
+ddim_status ddim_set_malloc_caching(int32_t enabled) {
+  return guarded([&] {
+#if defined(__GLIBC__)
+    constexpr int kDefaultThreshold = 128 * 1024;  // glibc's documented defaults for both
+    const int mmap_threshold = enabled != 0 ? 32 * 1024 * 1024 : kDefaultThreshold;
+    const int trim_threshold = enabled != 0 ? 512 * 1024 * 1024 : kDefaultThreshold;
+    require(mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1,
+            DDIM_ERR_INTERNAL, "mallopt refused the thresholds");
+#else
+    (void)enabled;
+#endif
+  });
 }
 
 ddim_status ddim_check_pixels(const float* pixels, int64_t count) {

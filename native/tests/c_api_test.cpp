@@ -85,6 +85,11 @@ TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_OK);
 }
 
+TEST(CApi, MallocCachingCanBeTurnedOnAndOff) {
+  EXPECT_EQ(ddim_set_malloc_caching(1), DDIM_OK);
+  EXPECT_EQ(ddim_set_malloc_caching(0), DDIM_OK);
+}
+
 TEST(CApi, CheckPixelsNamesTheFirstBadValue) {
   std::vector<float> pixels(10, 0.5f);
   EXPECT_EQ(ddim_check_pixels(pixels.data(), 10), DDIM_OK);

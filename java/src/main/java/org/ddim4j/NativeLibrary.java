@@ -17,7 +17,8 @@ import org.ddim4j.ffi.ddim_h;
  * {@code java.library.path}. The libtorch that libddim links against is found by the system's
  * dynamic linker (Debian's libtorch-dev, or libddim's RUNPATH, or LD_LIBRARY_PATH).
  *
- * <p>After loading, libtorch's intra-op thread count is set to {@code ddim4j.threads} (default:
+ * <p>After loading, glibc keeps freed large blocks for reuse ({@code ddim_set_malloc_caching}; off with
+ * {@code -Dddim4j.mallocCaching=false}), and libtorch's intra-op thread count is set to {@code ddim4j.threads} (default:
  * all available processors), since libtorch may start with a single thread.
  */
 final class NativeLibrary {
@@ -44,6 +45,8 @@ final class NativeLibrary {
             }
             int threads = Integer.getInteger("ddim4j.threads", Runtime.getRuntime().availableProcessors());
             Native.check(ddim_h.ddim_set_num_threads(threads));
+            // Keeps libtorch's freed activations in the C heap: training steps measured up to 3x faster (ddim.h).
+            Native.check(ddim_h.ddim_set_malloc_caching(Boolean.parseBoolean(System.getProperty("ddim4j.mallocCaching", "true")) ? 1 : 0));
             loaded = true;
         }
     }

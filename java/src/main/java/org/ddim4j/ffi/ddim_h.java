@@ -493,6 +493,66 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_set_malloc_caching {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_set_malloc_caching");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * }
+     */
+    public static FunctionDescriptor ddim_set_malloc_caching$descriptor() {
+        return ddim_set_malloc_caching.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * }
+     */
+    public static MethodHandle ddim_set_malloc_caching$handle() {
+        return ddim_set_malloc_caching.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * }
+     */
+    public static MemorySegment ddim_set_malloc_caching$address() {
+        return ddim_set_malloc_caching.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * }
+     */
+    public static int ddim_set_malloc_caching(int enabled) {
+        var mh$ = ddim_set_malloc_caching.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_set_malloc_caching", enabled);
+            }
+            return (int)mh$.invokeExact(enabled);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_check_pixels {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
