@@ -70,7 +70,8 @@ w("")
 w(f"- CPU: {info.get('model name', '?')}, {cores} cores at {mhz:.0f} MHz, flags include "
   f"{', '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags)}")
 w(f"- Threads: {threads} for ddim4j (libtorch intra-op) and for PyTorch; libtorch {torch_version} in both (Debian)")
-w(f"- Java: {java_version}; JMH 1.37, 1 fork, 2 warm-up + 3 measured iterations of 10 s (throughput)")
+w(f"- Java: {java_version}; JMH 1.37, 1 fork, 2 warm-up + 3 measured iterations of 10 s (throughput), with `MALLOC_ARENA_MAX=1` "
+  "as `scripts/ddim` sets it (without it, reference sampling through Java ran at 2.1 instead of 5.7 images/s)")
 w("- Native driver `build/ddim_bench` and Python `benchmarks/python/baseline.py`: 2 warm-up operations, then throughput over at least "
   "3 operations and 20 s of timed work, like JMH's measurement")
 w("- Work: sampling = 16 images x 20 deterministic DDIM steps from fresh noise; training = one step on 16 images "

@@ -47,8 +47,8 @@ build/ddim_bench --mode train --config fashion --threads "$threads" --min-second
 # The thread-count default, before (libtorch's 1 thread here) and after (all processors).
 build/ddim_bench --mode sample --config reference --threads 1 --min-seconds "$seconds" | tee "$results/one-thread.jsonl"
 
-echo "== JMH (Java API; FFM against JNI)"
-java --enable-native-access=ALL-UNNAMED -Dddim4j.threads="$threads" -jar benchmarks/target/benchmarks.jar \
+echo "== JMH (Java API; FFM against JNI), with MALLOC_ARENA_MAX=1 as scripts/ddim sets it"
+MALLOC_ARENA_MAX=1 java --enable-native-access=ALL-UNNAMED -Dddim4j.threads="$threads" -jar benchmarks/target/benchmarks.jar \
   'SamplingBenchmark|TrainingBenchmark|CallOverheadBenchmark|TransferBenchmark' \
   -jvmArgsAppend "-Dddim4j.threads=$threads -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" \
   -rf json -rff "$results/jmh.json"
