@@ -130,6 +130,29 @@ std::vector<double> times_from(double start, int64_t steps) {
   return times;
 }
 
+// Images given for editing: the request's count of the model's shape, finite and in [0, 1].
+void require_pixels(const Model& model, const SampleRequest& request, const torch::Tensor& pixels) {
+  require_images(model, request, pixels, "pixels");
+  require_unit_range(pixels, "pixels");
+}
+
+// The starting noise of the chunk of n images `first` images into the request.
+torch::Tensor chunk_noise(const Model& model, const SampleRequest& request, int64_t first, int64_t n) {
+  return initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+}
+
+// The chunk's images from `pixels`, normalised, on the model's device.
+torch::Tensor chunk_images(const Model& model, const torch::Tensor& pixels, int64_t first, int64_t n) {
+  return model.normalize(pixels.slice(0, first, first + n).to(model.device()));
+}
+
+// Runs a fresh sampler of the request's kind over one chunk from x and returns its images as pixels in [0, 1].
+torch::Tensor generate_chunk(Model& model, UNet& network, const SampleRequest& request, const std::vector<double>& times,
+                             const torch::Tensor& x, int64_t first, const KeptRegion* kept = nullptr) {
+  const auto sampler = make_sampler(request.sampler, request.eta);  // per chunk: DPM-Solver++ keeps state
+  return model.denormalize(run_chunk(model, network, *sampler, request, times, x, first, kept).image).clamp(0.0, 1.0);
+}
+
 }  // namespace
 
 torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count,
@@ -150,18 +173,15 @@ torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Te
   UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    auto x = noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
-                             : initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
-    const auto sampler = make_sampler(request.sampler, request.eta);
-    const auto result = run_chunk(model, network, *sampler, request, times, x, first, nullptr);
-    return model.denormalize(result.image).clamp(0.0, 1.0);
+    const auto x = noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
+                                   : chunk_noise(model, request, first, n);
+    return generate_chunk(model, network, request, times, x, first);
   });
 }
 
 torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Tensor& pixels) {
   request.validate();
-  require_images(model, request, pixels, "pixels");
-  require_unit_range(pixels, "pixels");
+  require_pixels(model, request, pixels);
   torch::InferenceMode inference;
   UNet network = sampling_network(model, request);
   auto times = sampling_times(request.steps);
@@ -170,7 +190,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
     // The clean image at t = 0 carries no noise yet; each DDIM step, taken forward in time, re-mixes
     // the predicted image and noise at the next t.
     const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, 0.0);
-    const auto x = static_cast<float>(signal) * model.normalize(pixels.slice(0, first, first + n).to(model.device()));
+    const auto x = static_cast<float>(signal) * chunk_images(model, pixels, first, n);
     DdimSampler deterministic(0.0);
     return run_chunk(model, network, deterministic, request, times, x, first, nullptr).x;
   });
@@ -180,27 +200,22 @@ torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tens
   request.validate();
   require(std::isfinite(strength) && strength > 0 && strength <= 1, DDIM_ERR_INVALID_ARGUMENT,
           "strength must lie in (0, 1], got " + std::to_string(strength));
-  require_images(model, request, pixels, "pixels");
-  require_unit_range(pixels, "pixels");
+  require_pixels(model, request, pixels);
   torch::InferenceMode inference;
   UNet network = sampling_network(model, request);
   const auto times = times_from(strength, request.steps);
   const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, strength);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    const auto image = model.normalize(pixels.slice(0, first, first + n).to(model.device()));
-    const auto eps = initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
-    const auto x = static_cast<float>(signal) * image + static_cast<float>(noise_rate) * eps;
-    const auto sampler = make_sampler(request.sampler, request.eta);
-    const auto result = run_chunk(model, network, *sampler, request, times, x, first, nullptr);
-    return model.denormalize(result.image).clamp(0.0, 1.0);
+    const auto x = static_cast<float>(signal) * chunk_images(model, pixels, first, n) +
+                   static_cast<float>(noise_rate) * chunk_noise(model, request, first, n);
+    return generate_chunk(model, network, request, times, x, first);
   });
 }
 
 torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::Tensor& pixels,
                       const torch::Tensor& mask) {
   request.validate();
-  require_images(model, request, pixels, "pixels");
-  require_unit_range(pixels, "pixels");
+  require_pixels(model, request, pixels);
   const auto size = model.config().image_size;
   require(mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == request.count) && mask.size(1) == 1 &&
               mask.size(2) == size && mask.size(3) == size,
@@ -211,13 +226,10 @@ torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::T
   UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    const auto eps = initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+    const auto eps = chunk_noise(model, request, first, n);
     const auto chunk_mask = mask.size(0) == 1 ? mask : mask.slice(0, first, first + n);
-    const KeptRegion kept{model.normalize(pixels.slice(0, first, first + n).to(model.device())),
-                          1 - chunk_mask.to(model.device(), torch::kFloat), eps};
-    const auto sampler = make_sampler(request.sampler, request.eta);
-    const auto result = run_chunk(model, network, *sampler, request, times, eps, first, &kept);
-    return model.denormalize(result.image).clamp(0.0, 1.0);
+    const KeptRegion kept{chunk_images(model, pixels, first, n), 1 - chunk_mask.to(model.device(), torch::kFloat), eps};
+    return generate_chunk(model, network, request, times, eps, first, &kept);
   });
 }
 
