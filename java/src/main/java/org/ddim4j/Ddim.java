@@ -115,19 +115,11 @@ public final class Ddim implements AutoCloseable {
         Objects.requireNonNull(options, "options");
         ensureOpen();
         requireNoiseShape(options.noise());
-        long floats = floatsFor(options.count());
-        ProgressBridge progress = new ProgressBridge(options, options.count());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = sampleParams(arena, options, options.count(), options.firstIndex(), progress);
-            MemorySegment noise = options.noise() == null
-                    ? MemorySegment.NULL
-                    : arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values());
-            MemorySegment pixels = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            progress.check(ddim_h.ddim_sample(model, params, noise, options.noise() == null ? 0 : floats, pixels, floats));
-            ImageBatch images = imagesFrom(pixels, options.count());
-            Noise start = options.noise() != null ? options.noise() : noise(options.seed(), options.firstIndex(), options.count());
-            return images.withStartingNoise(start);
-        }
+        float[] pixels = runSampling(options, options.count(), (arena, params, out, floats) -> options.noise() == null
+                ? ddim_h.ddim_sample(model, params, MemorySegment.NULL, 0, out, floats)
+                : ddim_h.ddim_sample(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values()), floats, out, floats));
+        Noise start = options.noise() != null ? options.noise() : noise(options.seed(), options.firstIndex(), options.count());
+        return imagesFrom(pixels, options.count()).withStartingNoise(start);
     }
 
     /**
@@ -188,18 +180,13 @@ public final class Ddim implements AutoCloseable {
     public synchronized Noise invert(ImageBatch images, SampleOptions options) {
         Objects.requireNonNull(options, "options");
         ensureOpen();
-        requireImages(images, "images");
+        float[] pixels = requireImages(images, "images");
         if (options.sampler() != Sampler.DDIM || options.eta() != 0) {
             throw new IllegalArgumentException("inversion runs deterministic DDIM; got sampler " + options.sampler() + " with eta " + options.eta());
         }
-        long floats = floatsFor(images.count());
-        ProgressBridge progress = new ProgressBridge(options, images.count());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
-            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            progress.check(ddim_h.ddim_invert(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats, out, floats));
-            return new Noise(images.count(), config.channels(), config.imageSize(), config.imageSize(), out.toArray(ValueLayout.JAVA_FLOAT));
-        }
+        float[] noise = runSampling(options, images.count(), (arena, params, out, floats) ->
+                ddim_h.ddim_invert(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), floats, out, floats));
+        return new Noise(images.count(), config.channels(), config.imageSize(), config.imageSize(), noise);
     }
 
     /**
@@ -211,19 +198,13 @@ public final class Ddim implements AutoCloseable {
     public synchronized ImageBatch vary(ImageBatch images, double strength, SampleOptions options) {
         Objects.requireNonNull(options, "options");
         ensureOpen();
-        requireImages(images, "images");
+        float[] pixels = requireImages(images, "images");
         if (!(strength > 0 && strength <= 1)) {
             throw new IllegalArgumentException("strength must lie in (0, 1], got " + strength);
         }
-        long floats = floatsFor(images.count());
-        ProgressBridge progress = new ProgressBridge(options, images.count());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
-            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            progress.check(ddim_h.ddim_vary(model, params, strength, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats,
-                    out, floats));
-            return imagesFrom(out, images.count());
-        }
+        return imagesFrom(runSampling(options, images.count(), (arena, params, out, floats) ->
+                ddim_h.ddim_vary(model, params, strength, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), floats, out, floats)),
+                images.count());
     }
 
     /**
@@ -236,7 +217,7 @@ public final class Ddim implements AutoCloseable {
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(mask, "mask");
         ensureOpen();
-        requireImages(images, "images");
+        float[] pixels = requireImages(images, "images");
         if (mask.channels() != 1 || mask.height() != config.imageSize() || mask.width() != config.imageSize()
                 || (mask.count() != 1 && mask.count() != images.count())) {
             throw new IllegalArgumentException("the mask must be 1 or " + images.count() + " one-channel " + config.imageSize() + "x"
@@ -245,15 +226,10 @@ public final class Ddim implements AutoCloseable {
         }
         float[] maskValues = mask.pixels();
         requireUnitRange(maskValues, "mask");
-        long floats = floatsFor(images.count());
-        ProgressBridge progress = new ProgressBridge(options, images.count());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment params = sampleParams(arena, options, images.count(), options.firstIndex(), progress);
-            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            progress.check(ddim_h.ddim_inpaint(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, images.pixels()), floats,
-                    arena.allocateFrom(ValueLayout.JAVA_FLOAT, maskValues), maskValues.length, out, floats));
-            return imagesFrom(out, images.count());
-        }
+        return imagesFrom(runSampling(options, images.count(), (arena, params, out, floats) ->
+                ddim_h.ddim_inpaint(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), floats,
+                        arena.allocateFrom(ValueLayout.JAVA_FLOAT, maskValues), maskValues.length, out, floats)),
+                images.count());
     }
 
     /**
@@ -268,6 +244,24 @@ public final class Ddim implements AutoCloseable {
     }
 
     // ---- sampling plumbing ----
+
+    /** One call of the sampling family, given its arena, filled-in parameters and an output buffer of {@code floats} floats. */
+    @FunctionalInterface
+    private interface SamplingCall {
+        int run(Arena arena, MemorySegment params, MemorySegment out, long floats);
+    }
+
+    /** Runs {@code call} over {@code count} images with the options' parameters and listener; returns the output floats. */
+    private float[] runSampling(SampleOptions options, int count, SamplingCall call) {
+        long floats = floatsFor(count);
+        ProgressBridge progress = new ProgressBridge(options, count);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = sampleParams(arena, options, count, progress);
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            progress.check(call.run(arena, params, out, floats));
+            return out.toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
 
     /** Turns native progress callbacks into listener calls, and a listener's stop, an interrupt or its exception into a cancel. */
     private static final class ProgressBridge {
@@ -336,7 +330,7 @@ public final class Ddim implements AutoCloseable {
         };
     }
 
-    private MemorySegment sampleParams(Arena arena, SampleOptions options, int count, long firstIndex, ProgressBridge progress) {
+    private MemorySegment sampleParams(Arena arena, SampleOptions options, int count, ProgressBridge progress) {
         MemorySegment params = ddim_sample_params.allocate(arena);
         ddim_h.ddim_sample_params_init(params);
         ddim_sample_params.count(params, count);
@@ -349,7 +343,7 @@ public final class Ddim implements AutoCloseable {
             case DPM_SOLVER_PP_2M -> ddim_h.DDIM_SAMPLER_DPM_SOLVER_PP_2M();
         });
         ddim_sample_params.eta(params, options.eta());
-        ddim_sample_params.first_index(params, firstIndex);
+        ddim_sample_params.first_index(params, options.firstIndex());
         ddim_sample_params.batch_size(params, options.batchSize());
         ddim_sample_params.micro_batch(params, options.microBatch());
         ddim_sample_params.precision(params, options.precision() == Precision.BFLOAT16
@@ -367,8 +361,8 @@ public final class Ddim implements AutoCloseable {
         return floats;
     }
 
-    private ImageBatch imagesFrom(MemorySegment pixels, int count) {
-        return new ImageBatch(count, config.channels(), config.imageSize(), config.imageSize(), pixels.toArray(ValueLayout.JAVA_FLOAT));
+    private ImageBatch imagesFrom(float[] pixels, int count) {
+        return new ImageBatch(count, config.channels(), config.imageSize(), config.imageSize(), pixels);
     }
 
     private void requireNoiseShape(Noise noise) {
@@ -379,7 +373,8 @@ public final class Ddim implements AutoCloseable {
         }
     }
 
-    private void requireImages(ImageBatch images, String name) {
+    /** Checks {@code images} against the model and returns a copy of their pixels (one copy, reused for the call). */
+    private float[] requireImages(ImageBatch images, String name) {
         Objects.requireNonNull(images, name);
         if (images.count() < 1 || images.channels() != config.channels() || images.height() != config.imageSize()
                 || images.width() != config.imageSize()) {
@@ -387,7 +382,9 @@ public final class Ddim implements AutoCloseable {
                     + config.imageSize() + " images for this model, got " + images.count() + "x" + images.channels() + "x"
                     + images.height() + "x" + images.width());
         }
-        requireUnitRange(images.pixels(), name);
+        float[] pixels = images.pixels();
+        requireUnitRange(pixels, name);
+        return pixels;
     }
 
     private static void requireUnitRange(float[] values, String name) {
