@@ -53,6 +53,10 @@ MALLOC_ARENA_MAX=1 java --enable-native-access=ALL-UNNAMED -Dddim4j.threads="$th
   -jvmArgsAppend "-Dddim4j.threads=$threads -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" \
   -rf json -rff "$results/jmh.json"
 
+echo "== Java overhead: Java API and bare downcalls interleaved in one process"
+MALLOC_ARENA_MAX=1 java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead \
+  --threads "$threads" --rounds "${OVERHEAD_ROUNDS:-10}" --seconds "${OVERHEAD_SECONDS:-6}" | tee "$results/interleaved.jsonl"
+
 echo "== bfloat16 accuracy"
 java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy \
   | tee "$results/accuracy.txt"
