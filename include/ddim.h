@@ -163,6 +163,13 @@ DDIM_API ddim_status ddim_config_validate(const ddim_config* config);
 DDIM_API ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count,
                                          float* signal_rates, float* noise_rates);
 
+/* Writes the sinusoidal embedding the U-Net of `config` gives `count` noise variances (noise rate
+ * squared): out[i * embedding_dim + j] = sin(2 pi f_j v_i) for j < embedding_dim / 2, and the
+ * cosines after them, with frequencies f_j spaced geometrically from 1 to 1000. `out_count` must
+ * equal count * embedding_dim. */
+DDIM_API ddim_status ddim_noise_embedding(const ddim_config* config, const float* noise_variances, int64_t count,
+                                          float* out_embedding, int64_t out_count);
+
 /* ---------------------------------------------------------------------------------------------
  * Models
  * ------------------------------------------------------------------------------------------- */
@@ -269,6 +276,14 @@ DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
 DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise,
                                  int64_t noise_count, float* out_pixels, int64_t out_count);
 
+/* Like ddim_sample, and also writes the states the sampler passes through, as pixels (the state
+ * denormalised and clipped to [0, 1]): for each image, steps + 1 frames of channels * size * size
+ * floats, frame k < steps the state x at t = 1 - k/steps before evaluation k (frame 0: the
+ * starting noise), the last frame the sampled image. `out_count` must equal
+ * count * (steps + 1) * channels * size * size; image i's frames come before image i + 1's. */
+DDIM_API ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* params, const float* noise,
+                                            int64_t noise_count, float* out_frames, int64_t out_count);
+
 /* Writes the starting noise of images first_index .. first_index + count - 1 of `seed`: N(0, I),
  * drawn per image on the CPU from a generator seeded by (seed, index), so it is the same on every
  * device. `out_count` must equal count * channels * size * size. */
@@ -368,6 +383,60 @@ DDIM_API ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer,
 
 /* Writes a model file for sampling (no optimizer state), atomically. */
 DDIM_API ddim_status ddim_model_export(ddim_model* model, const char* path, int32_t flags);
+
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation: feature extractors and KID
+ *
+ * KID (Kernel Inception Distance) compares real and generated images through the features a
+ * network gives them: the unbiased MMD^2 under the kernel k(x, y) = (x.y / d + 1)^3, computed in
+ * float64 and averaged over random subsets. Lower is better; 0 means the same distribution.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ddim_extractor ddim_extractor;
+
+/* Loads a TorchScript feature extractor (a module saved with torch.jit.save whose forward maps a
+ * [batch, channels, size, size] float tensor to [batch, ...] features) onto `device`. Its
+ * preprocessing comes from `<path>.json` when that file exists (keys input_size, input_channels,
+ * mean, std, feature_mean, feature_std; see README); without it, torchvision's InceptionV3 is
+ * assumed: 3x299x299 input, ImageNet mean and std, features unstandardised. DDIM_ERR_IO for a
+ * missing file, DDIM_ERR_FORMAT for one that is not TorchScript or a malformed .json. */
+DDIM_API ddim_status ddim_extractor_load(const char* path, int32_t device, ddim_extractor** out_extractor);
+
+/* Frees the extractor. NULL is a no-op. */
+DDIM_API void ddim_extractor_free(ddim_extractor* extractor);
+
+/* The extractor's feature dimension, input side, input channels (1 or 3) and whether it
+ * standardises its features (1) or not (0). Any output pointer may be NULL. */
+DDIM_API ddim_status ddim_extractor_info(ddim_extractor* extractor, int64_t* out_dimension, int32_t* out_input_size,
+                                         int32_t* out_input_channels, int32_t* out_standardised);
+
+/* Features of `count` images (NCHW float32 in [0, 1], any channels 1..4 and size; resized,
+ * converted and normalised as the extractor expects). `pixel_count` must equal
+ * count * channels * height * width and `out_count` count * dimension. */
+DDIM_API ddim_status ddim_extractor_features(ddim_extractor* extractor, const float* pixels, int64_t count,
+                                             int32_t channels, int32_t height, int32_t width, int64_t pixel_count,
+                                             float* out_features, int64_t out_count);
+
+typedef struct ddim_kid_params {
+    int32_t subsets;     /* random subsets to average over, >= 1 (default 100) */
+    int32_t subset_size; /* images per subset from each side, >= 2; 0: half the smaller set, at most 1000 (default 0) */
+    uint64_t seed;       /* which subsets (default 0) */
+} ddim_kid_params;
+
+/* Fills `params` with the defaults above. NULL is a no-op. */
+DDIM_API void ddim_kid_params_init(ddim_kid_params* params);
+
+typedef struct ddim_kid_result {
+    double kid;          /* the mean of the subsets' MMD^2 estimates */
+    double std;          /* their standard deviation */
+    int32_t subsets;
+    int32_t subset_size; /* as used */
+} ddim_kid_result;
+
+/* KID between `real_count` real and `generated_count` generated feature vectors of `dimension`
+ * floats each (rows of ddim_extractor_features), both counts >= 2. */
+DDIM_API ddim_status ddim_kid(const float* real, int64_t real_count, const float* generated, int64_t generated_count,
+                              int64_t dimension, const ddim_kid_params* params, ddim_kid_result* out_result);
 
 #ifdef __cplusplus
 }

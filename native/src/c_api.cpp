@@ -15,11 +15,14 @@
 #include "config.h"
 #include "ddim.h"
 #include "error.h"
+#include "feature_extractor.h"
+#include "kid.h"
 #include "model.h"
 #include "model_file.h"
 #include "sampling.h"
 #include "schedule.h"
 #include "training.h"
+#include "unet.h"
 #include "version.h"
 
 struct ddim_model {
@@ -28,6 +31,11 @@ struct ddim_model {
   std::unique_ptr<ddim::Model> model;
   std::unique_ptr<ddim::Trainer> trainer;  // declared after the model it refers to, so freed first
   std::string user_state;                  // from the checkpoint this handle was loaded from
+};
+
+struct ddim_extractor {
+  std::mutex mutex;  // serialises calls on one handle
+  std::unique_ptr<ddim::FeatureExtractor> extractor;
 };
 
 namespace {
@@ -92,6 +100,16 @@ ddim_status with_handle(ddim_model* handle, Body&& body) noexcept {
 template <typename Body>
 ddim_status with_model(ddim_model* handle, Body&& body) noexcept {
   return with_handle(handle, [&](ddim_model& locked) { body(*locked.model); });
+}
+
+// Runs `body(extractor)` with the handle locked.
+template <typename Body>
+ddim_status with_extractor(ddim_extractor* handle, Body&& body) noexcept {
+  return guarded([&] {
+    require(handle != nullptr, DDIM_ERR_NULL_POINTER, "extractor handle is NULL");
+    std::lock_guard<std::mutex> lock(handle->mutex);
+    body(*handle->extractor);
+  });
 }
 
 template <typename T>
@@ -279,6 +297,23 @@ ddim_status ddim_config_validate(const ddim_config* config) {
   return guarded([&] { ddim::ModelConfig::from_c(config); });
 }
 
+ddim_status ddim_noise_embedding(const ddim_config* config, const float* noise_variances, int64_t count,
+                                 float* out_embedding, int64_t out_count) {
+  return guarded([&] {
+    const auto model_config = ddim::ModelConfig::from_c(config);
+    require_pointer(noise_variances, "noise_variances");
+    require_pointer(out_embedding, "out_embedding");
+    require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+    require_count(out_count, count * model_config.embedding_dim, "out_embedding");
+    const auto variances = torch::from_blob(const_cast<float*>(noise_variances), {count}, torch::kFloat);
+    require(torch::isfinite(variances).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+            "noise_variances contain NaN or infinite values");
+    torch::NoGradGuard no_grad;
+    const auto embedding = ddim::SinusoidalEmbedding(model_config.embedding_dim)->forward(variances).reshape({count, -1});
+    std::memcpy(out_embedding, embedding.contiguous().data_ptr<float>(), static_cast<size_t>(out_count) * sizeof(float));
+  });
+}
+
 ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count, float* signal_rates,
                                 float* noise_rates) {
   return guarded([&] {
@@ -408,6 +443,16 @@ ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, con
   });
 }
 
+ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* params, const float* noise,
+                                   int64_t noise_count, float* out_frames, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    const auto request = sample_request_from_c(params);
+    const auto start = noise == nullptr ? torch::Tensor() : image_batch(m, noise, request.count, noise_count, "noise");
+    write_images(ddim::sample_trajectory(m, request, start).flatten(0, 1), out_frames, out_count, m,
+                 request.count * (request.steps + 1));
+  });
+}
+
 ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
                                int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
@@ -527,6 +572,77 @@ ddim_status ddim_model_export(ddim_model* model, const char* path, int32_t flags
     options.ema_as_weights = (flags & DDIM_EXPORT_EMA_WEIGHTS) != 0;
     options.half_precision = (flags & DDIM_EXPORT_HALF) != 0;
     ddim::save_model(m, path, options);
+  });
+}
+
+ddim_status ddim_extractor_load(const char* path, int32_t device, ddim_extractor** out_extractor) {
+  return guarded([&] {
+    require_pointer(path, "path");
+    require_pointer(out_extractor, "out_extractor");
+    *out_extractor = nullptr;
+    auto extractor = std::make_unique<ddim::FeatureExtractor>(path, resolve_device(device));
+    auto* handle = new ddim_extractor();
+    handle->extractor = std::move(extractor);
+    *out_extractor = handle;
+  });
+}
+
+void ddim_extractor_free(ddim_extractor* extractor) { delete extractor; }
+
+ddim_status ddim_extractor_info(ddim_extractor* extractor, int64_t* out_dimension, int32_t* out_input_size,
+                                int32_t* out_input_channels, int32_t* out_standardised) {
+  return with_extractor(extractor, [&](ddim::FeatureExtractor& e) {
+    if (out_dimension != nullptr) *out_dimension = e.dimension();
+    if (out_input_size != nullptr) *out_input_size = static_cast<int32_t>(e.spec().input_size);
+    if (out_input_channels != nullptr) *out_input_channels = static_cast<int32_t>(e.spec().input_channels);
+    if (out_standardised != nullptr) *out_standardised = e.spec().feature_mean.empty() ? 0 : 1;
+  });
+}
+
+ddim_status ddim_extractor_features(ddim_extractor* extractor, const float* pixels, int64_t count, int32_t channels,
+                                    int32_t height, int32_t width, int64_t pixel_count, float* out_features,
+                                    int64_t out_count) {
+  return with_extractor(extractor, [&](ddim::FeatureExtractor& e) {
+    require_pointer(pixels, "pixels");
+    require_pointer(out_features, "out_features");
+    require(count >= 1 && channels >= 1 && channels <= 4 && height >= 1 && width >= 1, DDIM_ERR_INVALID_ARGUMENT,
+            "need count >= 1, channels 1..4 and a positive height and width");
+    require_count(pixel_count, count * channels * height * width, "pixels");
+    require_count(out_count, count * e.dimension(), "out_features");
+    const auto images = torch::from_blob(const_cast<float*>(pixels), {count, channels, height, width}, torch::kFloat);
+    const auto features = e.features(images).contiguous();
+    std::memcpy(out_features, features.data_ptr<float>(), static_cast<size_t>(out_count) * sizeof(float));
+  });
+}
+
+void ddim_kid_params_init(ddim_kid_params* params) {
+  if (params == nullptr) return;
+  const ddim::KidOptions defaults;
+  params->subsets = static_cast<int32_t>(defaults.subsets);
+  params->subset_size = static_cast<int32_t>(defaults.subset_size);
+  params->seed = defaults.seed;
+}
+
+ddim_status ddim_kid(const float* real, int64_t real_count, const float* generated, int64_t generated_count,
+                     int64_t dimension, const ddim_kid_params* params, ddim_kid_result* out_result) {
+  return guarded([&] {
+    require_pointer(real, "real");
+    require_pointer(generated, "generated");
+    require_pointer(params, "params");
+    require_pointer(out_result, "out_result");
+    require(real_count >= 0 && generated_count >= 0 && dimension >= 1, DDIM_ERR_INVALID_ARGUMENT,
+            "counts must be >= 0 and dimension >= 1");
+    ddim::KidOptions options;
+    options.subsets = params->subsets;
+    options.subset_size = params->subset_size;
+    options.seed = params->seed;
+    const auto result = ddim::kernel_inception_distance(
+        torch::from_blob(const_cast<float*>(real), {real_count, dimension}, torch::kFloat),
+        torch::from_blob(const_cast<float*>(generated), {generated_count, dimension}, torch::kFloat), options);
+    out_result->kid = result.mean;
+    out_result->std = result.std;
+    out_result->subsets = static_cast<int32_t>(result.subsets);
+    out_result->subset_size = static_cast<int32_t>(result.subset_size);
   });
 }
 

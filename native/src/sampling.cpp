@@ -66,8 +66,12 @@ struct ChunkResult {
   torch::Tensor x;
 };
 
+// Sees the state x before each network evaluation k (sample_trajectory records it).
+using StateObserver = std::function<void(int64_t k, const torch::Tensor& x)>;
+
 ChunkResult run_chunk(Model& model, UNet& network, Sampler& sampler, const SampleRequest& request,
-                      const std::vector<double>& times, torch::Tensor x, int64_t first, const KeptRegion* kept) {
+                      const std::vector<double>& times, torch::Tensor x, int64_t first, const KeptRegion* kept,
+                      const StateObserver* observe = nullptr) {
   const int64_t n = x.size(0);
   const int64_t steps = static_cast<int64_t>(times.size()) - 1;
   const auto options = torch::TensorOptions().dtype(torch::kFloat).device(model.device());
@@ -81,6 +85,7 @@ ChunkResult run_chunk(Model& model, UNet& network, Sampler& sampler, const Sampl
   for (int64_t k = 0; k < steps; ++k) {
     const auto signal = rate_at(rates.signal, k), noise = rate_at(rates.noise, k);
     const auto next_signal = rate_at(rates.signal, k + 1), next_noise = rate_at(rates.noise, k + 1);
+    if (observe != nullptr) (*observe)(k, x);
     prediction = model.predict(network, x, signal, noise, request.micro_batch);
     x = sampler.step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
     if (kept != nullptr) x = kept->at(next_signal, next_noise, x);
@@ -148,9 +153,17 @@ torch::Tensor chunk_images(const Model& model, const torch::Tensor& pixels, int6
 
 // Runs a fresh sampler of the request's kind over one chunk from x and returns its images as pixels in [0, 1].
 torch::Tensor generate_chunk(Model& model, UNet& network, const SampleRequest& request, const std::vector<double>& times,
-                             const torch::Tensor& x, int64_t first, const KeptRegion* kept = nullptr) {
+                             const torch::Tensor& x, int64_t first, const KeptRegion* kept = nullptr,
+                             const StateObserver* observe = nullptr) {
   const auto sampler = make_sampler(request.sampler, request.eta);  // per chunk: DPM-Solver++ keeps state
-  return model.denormalize(run_chunk(model, network, *sampler, request, times, x, first, kept).image).clamp(0.0, 1.0);
+  return model.denormalize(run_chunk(model, network, *sampler, request, times, x, first, kept, observe).image).clamp(0.0, 1.0);
+}
+
+// The request's starting state for the chunk of n images `first` images in: the caller's noise, or the seed's.
+torch::Tensor chunk_start(const Model& model, const SampleRequest& request, const torch::Tensor& noise, int64_t first,
+                          int64_t n) {
+  return noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
+                         : chunk_noise(model, request, first, n);
 }
 
 }  // namespace
@@ -173,9 +186,25 @@ torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Te
   UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    const auto x = noise.defined() ? noise.slice(0, first, first + n).to(model.device(), torch::kFloat)
-                                   : chunk_noise(model, request, first, n);
-    return generate_chunk(model, network, request, times, x, first);
+    return generate_chunk(model, network, request, times, chunk_start(model, request, noise, first, n), first);
+  });
+}
+
+torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
+  request.validate();
+  if (noise.defined()) require_images(model, request, noise, "noise");
+  torch::InferenceMode inference;
+  UNet network = sampling_network(model, request);
+  const auto times = sampling_times(request.steps);
+  return in_chunks(request, [&](int64_t first, int64_t n) {
+    std::vector<torch::Tensor> frames;
+    const StateObserver record = [&](int64_t, const torch::Tensor& x) {
+      frames.push_back(model.denormalize(x).clamp(0.0, 1.0));
+    };
+    const auto images =
+        generate_chunk(model, network, request, times, chunk_start(model, request, noise, first, n), first, nullptr, &record);
+    frames.push_back(images);
+    return torch::stack(frames, 1);
   });
 }
 

@@ -61,6 +61,11 @@ torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first
 // `noise` ([count, C, S, S], any device) when given, else from initial_noise(seed, first_index).
 torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise = {});
 
+// Like sample(), and also the states the sampler passes through: [count, steps + 1, C, S, S] pixels
+// in [0, 1] (states denormalised and clipped): frame k < steps the state at t = 1 - k/steps before
+// evaluation k (frame 0 the starting noise), the last frame the sampled image.
+torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, const torch::Tensor& noise = {});
+
 // DDIM inversion: runs deterministic DDIM backwards from `pixels` ([count, C, S, S] in [0, 1]) at
 // t = 0 to t = 1, evaluating the network `steps` times at t = 0, 1/steps, ..., 1 - 1/steps, and
 // returns the noise ([count, C, S, S]) from which deterministic DDIM with the same number of steps

@@ -8,6 +8,8 @@ import java.io.UncheckedIOException;
 import java.lang.ref.Cleaner;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
 
@@ -243,6 +245,30 @@ public final class Ddim implements AutoCloseable {
         return sample(options.toBuilder().noise(strip).build());
     }
 
+    /**
+     * Samples as {@link #sample(SampleOptions)} does and also returns the states the sampler passes
+     * through, as images: element i holds image i's {@code steps + 1} frames, frame k < steps the
+     * state at t = 1 - k/steps before network evaluation k (frame 0: the starting noise), the last
+     * frame the sampled image. States are shown as pixels: denormalised and clipped to [0, 1].
+     */
+    public synchronized List<ImageBatch> trajectories(SampleOptions options) {
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        requireNoiseShape(options.noise());
+        int frames = options.steps() + 1;
+        int images = Math.multiplyExact(options.count(), frames);
+        float[] pixels = runSampling(options, options.count(), images, (arena, params, out, floats) -> options.noise() == null
+                ? ddim_h.ddim_sample_trajectory(model, params, MemorySegment.NULL, 0, out, floats)
+                : ddim_h.ddim_sample_trajectory(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values()),
+                        options.noise().values().length, out, floats));
+        ImageBatch all = imagesFrom(pixels, images);
+        List<ImageBatch> result = new ArrayList<>(options.count());
+        for (int i = 0; i < options.count(); i++) {
+            result.add(all.slice(i * frames, (i + 1) * frames));
+        }
+        return result;
+    }
+
     // ---- sampling plumbing ----
 
     /** One call of the sampling family, given its arena, filled-in parameters and an output buffer of {@code floats} floats. */
@@ -253,7 +279,12 @@ public final class Ddim implements AutoCloseable {
 
     /** Runs {@code call} over {@code count} images with the options' parameters and listener; returns the output floats. */
     private float[] runSampling(SampleOptions options, int count, SamplingCall call) {
-        long floats = floatsFor(count);
+        return runSampling(options, count, count, call);
+    }
+
+    /** As above, for a call that writes {@code outputImages} images (e.g. a trajectory's frames). */
+    private float[] runSampling(SampleOptions options, int count, int outputImages, SamplingCall call) {
+        long floats = floatsFor(outputImages);
         ProgressBridge progress = new ProgressBridge(options, count);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = sampleParams(arena, options, count, progress);

@@ -4,10 +4,8 @@ import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -216,26 +214,10 @@ public final class ImageBatch {
 
     /** Writes any image as a PNG, atomically (a temporary file beside it, then a rename), creating missing directories. */
     public static void writePng(BufferedImage image, Path path) {
-        Path target = path.toAbsolutePath();
-        Path temp = null;
-        try {
-            Path directory = target.getParent();
-            Files.createDirectories(directory);
-            temp = Files.createTempFile(directory, "." + target.getFileName(), ".tmp");
+        AtomicFiles.write(path, temp -> {
             if (!ImageIO.write(image, "png", temp.toFile())) {
                 throw new IOException("no PNG writer available");
             }
-            Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + path + ": " + e.getMessage(), e);
-        } finally {
-            if (temp != null) {
-                try {
-                    Files.deleteIfExists(temp);
-                } catch (IOException ignored) {
-                    // best effort: the temporary file is hidden and harmless
-                }
-            }
-        }
+        });
     }
 }

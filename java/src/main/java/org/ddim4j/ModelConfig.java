@@ -2,6 +2,7 @@ package org.ddim4j;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 import org.ddim4j.ffi.ddim_config;
@@ -91,6 +92,29 @@ public final class ModelConfig {
     /** Floats in one image: channels x imageSize x imageSize. */
     public int pixelsPerImage() {
         return channels * imageSize * imageSize;
+    }
+
+    /**
+     * The sinusoidal embedding this configuration's U-Net gives each noise variance (noise rate
+     * squared): row i holds {@code embeddingDim()} values, sines then cosines of 2 pi f v_i, with
+     * frequencies f spaced geometrically from 1 to 1000.
+     */
+    public float[][] noiseEmbedding(float... noiseVariances) {
+        if (noiseVariances.length == 0) {
+            throw new IllegalArgumentException("need at least one noise variance");
+        }
+        NativeLibrary.load();
+        try (Arena arena = Arena.ofConfined()) {
+            long floats = (long) noiseVariances.length * embeddingDim();
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
+            Native.check(ddim_h.ddim_noise_embedding(toNative(arena), arena.allocateFrom(ValueLayout.JAVA_FLOAT, noiseVariances),
+                    noiseVariances.length, out, floats));
+            float[][] rows = new float[noiseVariances.length][];
+            for (int i = 0; i < rows.length; i++) {
+                rows[i] = out.asSlice(4L * i * embeddingDim(), 4L * embeddingDim()).toArray(ValueLayout.JAVA_FLOAT);
+            }
+            return rows;
+        }
     }
 
     MemorySegment toNative(Arena arena) {

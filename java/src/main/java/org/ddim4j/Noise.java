@@ -3,14 +3,12 @@ package org.ddim4j;
 import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
@@ -177,29 +175,16 @@ public final class Noise {
 
     /** Writes a NumPy .npy file (float32, shape [N, C, H, W]) atomically, creating missing directories. */
     public void write(Path path) {
-        Path target = path.toAbsolutePath();
-        Path temp = null;
-        try {
-            Files.createDirectories(target.getParent());
-            temp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
-            String dictionary = String.format(Locale.ROOT, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }",
-                    count, channels, height, width);
-            int unpadded = NPY_MAGIC.length + 2 + 2 + dictionary.length() + 1;
-            String header = dictionary + " ".repeat((64 - unpadded % 64) % 64) + "\n";
-            ByteBuffer buffer = ByteBuffer.allocate(NPY_MAGIC.length + 4 + header.length() + 4 * values.length)
-                    .order(ByteOrder.LITTLE_ENDIAN);
-            buffer.put(NPY_MAGIC).put((byte) 1).put((byte) 0).putShort((short) header.length())
-                    .put(header.getBytes(StandardCharsets.US_ASCII));
-            buffer.asFloatBuffer().put(values);
-            try (OutputStream out = Files.newOutputStream(temp)) {
-                out.write(buffer.array());
-            }
-            Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + path + ": " + e.getMessage(), e);
-        } finally {
-            deleteQuietly(temp);
-        }
+        String dictionary = String.format(Locale.ROOT, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }",
+                count, channels, height, width);
+        int unpadded = NPY_MAGIC.length + 2 + 2 + dictionary.length() + 1;
+        String header = dictionary + " ".repeat((64 - unpadded % 64) % 64) + "\n";
+        ByteBuffer buffer = ByteBuffer.allocate(NPY_MAGIC.length + 4 + header.length() + 4 * values.length)
+                .order(ByteOrder.LITTLE_ENDIAN);
+        buffer.put(NPY_MAGIC).put((byte) 1).put((byte) 0).putShort((short) header.length())
+                .put(header.getBytes(StandardCharsets.US_ASCII));
+        buffer.asFloatBuffer().put(values);
+        AtomicFiles.write(path, temp -> Files.write(temp, buffer.array()));
     }
 
     /**
@@ -253,16 +238,6 @@ public final class Noise {
             throw new UncheckedIOException("cannot read " + path + ": " + e.getMessage(), e);
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(path + " has a corrupt .npy shape", e);
-        }
-    }
-
-    private static void deleteQuietly(Path temp) {
-        if (temp != null) {
-            try {
-                Files.deleteIfExists(temp);
-            } catch (IOException ignored) {
-                // best effort: the temporary file is hidden and harmless
-            }
         }
     }
 

@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
         versionProvider = VersionProvider.class,
         description = "Train and sample DDIM diffusion image models.",
         subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, InvertCommand.class,
-                InterpolateCommand.class, InpaintCommand.class, VaryCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
+                InterpolateCommand.class, InpaintCommand.class, VaryCommand.class, EvalCommand.class, PlotCommand.class,
+                LrFindCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
     public static void main(String[] args) {

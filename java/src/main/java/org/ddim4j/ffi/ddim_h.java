@@ -891,6 +891,70 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_noise_embedding {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_noise_embedding");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_noise_embedding(const ddim_config *config, const float *noise_variances, int64_t count, float *out_embedding, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_noise_embedding$descriptor() {
+        return ddim_noise_embedding.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_noise_embedding(const ddim_config *config, const float *noise_variances, int64_t count, float *out_embedding, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_noise_embedding$handle() {
+        return ddim_noise_embedding.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_noise_embedding(const ddim_config *config, const float *noise_variances, int64_t count, float *out_embedding, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_noise_embedding$address() {
+        return ddim_noise_embedding.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_noise_embedding(const ddim_config *config, const float *noise_variances, int64_t count, float *out_embedding, int64_t out_count)
+     * }
+     */
+    public static int ddim_noise_embedding(MemorySegment config, MemorySegment noise_variances, long count, MemorySegment out_embedding, long out_count) {
+        var mh$ = ddim_noise_embedding.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_noise_embedding", config, noise_variances, count, out_embedding, out_count);
+            }
+            return (int)mh$.invokeExact(config, noise_variances, count, out_embedding, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_model_create {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
@@ -1675,6 +1739,71 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_sample_trajectory {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_sample_trajectory");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_sample_trajectory(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_frames, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_sample_trajectory$descriptor() {
+        return ddim_sample_trajectory.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_sample_trajectory(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_frames, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_sample_trajectory$handle() {
+        return ddim_sample_trajectory.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_sample_trajectory(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_frames, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_sample_trajectory$address() {
+        return ddim_sample_trajectory.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_sample_trajectory(ddim_model *model, const ddim_sample_params *params, const float *noise, int64_t noise_count, float *out_frames, int64_t out_count)
+     * }
+     */
+    public static int ddim_sample_trajectory(MemorySegment model, MemorySegment params, MemorySegment noise, long noise_count, MemorySegment out_frames, long out_count) {
+        var mh$ = ddim_sample_trajectory.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_sample_trajectory", model, params, noise, noise_count, out_frames, out_count);
+            }
+            return (int)mh$.invokeExact(model, params, noise, noise_count, out_frames, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_initial_noise {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
@@ -2450,6 +2579,384 @@ public class ddim_h extends ddim_h$shared {
                 traceDowncall("ddim_model_export", model, path, flags);
             }
             return (int)mh$.invokeExact(model, path, flags);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_extractor_load {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_extractor_load");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_load(const char *path, int32_t device, ddim_extractor **out_extractor)
+     * }
+     */
+    public static FunctionDescriptor ddim_extractor_load$descriptor() {
+        return ddim_extractor_load.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_load(const char *path, int32_t device, ddim_extractor **out_extractor)
+     * }
+     */
+    public static MethodHandle ddim_extractor_load$handle() {
+        return ddim_extractor_load.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_load(const char *path, int32_t device, ddim_extractor **out_extractor)
+     * }
+     */
+    public static MemorySegment ddim_extractor_load$address() {
+        return ddim_extractor_load.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_load(const char *path, int32_t device, ddim_extractor **out_extractor)
+     * }
+     */
+    public static int ddim_extractor_load(MemorySegment path, int device, MemorySegment out_extractor) {
+        var mh$ = ddim_extractor_load.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_extractor_load", path, device, out_extractor);
+            }
+            return (int)mh$.invokeExact(path, device, out_extractor);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_extractor_free {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_extractor_free");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void ddim_extractor_free(ddim_extractor *extractor)
+     * }
+     */
+    public static FunctionDescriptor ddim_extractor_free$descriptor() {
+        return ddim_extractor_free.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void ddim_extractor_free(ddim_extractor *extractor)
+     * }
+     */
+    public static MethodHandle ddim_extractor_free$handle() {
+        return ddim_extractor_free.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void ddim_extractor_free(ddim_extractor *extractor)
+     * }
+     */
+    public static MemorySegment ddim_extractor_free$address() {
+        return ddim_extractor_free.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void ddim_extractor_free(ddim_extractor *extractor)
+     * }
+     */
+    public static void ddim_extractor_free(MemorySegment extractor) {
+        var mh$ = ddim_extractor_free.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_extractor_free", extractor);
+            }
+            mh$.invokeExact(extractor);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_extractor_info {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_extractor_info");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_info(ddim_extractor *extractor, int64_t *out_dimension, int32_t *out_input_size, int32_t *out_input_channels, int32_t *out_standardised)
+     * }
+     */
+    public static FunctionDescriptor ddim_extractor_info$descriptor() {
+        return ddim_extractor_info.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_info(ddim_extractor *extractor, int64_t *out_dimension, int32_t *out_input_size, int32_t *out_input_channels, int32_t *out_standardised)
+     * }
+     */
+    public static MethodHandle ddim_extractor_info$handle() {
+        return ddim_extractor_info.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_info(ddim_extractor *extractor, int64_t *out_dimension, int32_t *out_input_size, int32_t *out_input_channels, int32_t *out_standardised)
+     * }
+     */
+    public static MemorySegment ddim_extractor_info$address() {
+        return ddim_extractor_info.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_info(ddim_extractor *extractor, int64_t *out_dimension, int32_t *out_input_size, int32_t *out_input_channels, int32_t *out_standardised)
+     * }
+     */
+    public static int ddim_extractor_info(MemorySegment extractor, MemorySegment out_dimension, MemorySegment out_input_size, MemorySegment out_input_channels, MemorySegment out_standardised) {
+        var mh$ = ddim_extractor_info.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_extractor_info", extractor, out_dimension, out_input_size, out_input_channels, out_standardised);
+            }
+            return (int)mh$.invokeExact(extractor, out_dimension, out_input_size, out_input_channels, out_standardised);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_extractor_features {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_INT,
+            ddim_h.C_INT,
+            ddim_h.C_INT,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_extractor_features");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_features(ddim_extractor *extractor, const float *pixels, int64_t count, int32_t channels, int32_t height, int32_t width, int64_t pixel_count, float *out_features, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_extractor_features$descriptor() {
+        return ddim_extractor_features.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_features(ddim_extractor *extractor, const float *pixels, int64_t count, int32_t channels, int32_t height, int32_t width, int64_t pixel_count, float *out_features, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_extractor_features$handle() {
+        return ddim_extractor_features.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_features(ddim_extractor *extractor, const float *pixels, int64_t count, int32_t channels, int32_t height, int32_t width, int64_t pixel_count, float *out_features, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_extractor_features$address() {
+        return ddim_extractor_features.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_extractor_features(ddim_extractor *extractor, const float *pixels, int64_t count, int32_t channels, int32_t height, int32_t width, int64_t pixel_count, float *out_features, int64_t out_count)
+     * }
+     */
+    public static int ddim_extractor_features(MemorySegment extractor, MemorySegment pixels, long count, int channels, int height, int width, long pixel_count, MemorySegment out_features, long out_count) {
+        var mh$ = ddim_extractor_features.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_extractor_features", extractor, pixels, count, channels, height, width, pixel_count, out_features, out_count);
+            }
+            return (int)mh$.invokeExact(extractor, pixels, count, channels, height, width, pixel_count, out_features, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_kid_params_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_kid_params_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void ddim_kid_params_init(ddim_kid_params *params)
+     * }
+     */
+    public static FunctionDescriptor ddim_kid_params_init$descriptor() {
+        return ddim_kid_params_init.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void ddim_kid_params_init(ddim_kid_params *params)
+     * }
+     */
+    public static MethodHandle ddim_kid_params_init$handle() {
+        return ddim_kid_params_init.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void ddim_kid_params_init(ddim_kid_params *params)
+     * }
+     */
+    public static MemorySegment ddim_kid_params_init$address() {
+        return ddim_kid_params_init.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void ddim_kid_params_init(ddim_kid_params *params)
+     * }
+     */
+    public static void ddim_kid_params_init(MemorySegment params) {
+        var mh$ = ddim_kid_params_init.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_kid_params_init", params);
+            }
+            mh$.invokeExact(params);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_kid {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_kid");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_kid(const float *real, int64_t real_count, const float *generated, int64_t generated_count, int64_t dimension, const ddim_kid_params *params, ddim_kid_result *out_result)
+     * }
+     */
+    public static FunctionDescriptor ddim_kid$descriptor() {
+        return ddim_kid.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_kid(const float *real, int64_t real_count, const float *generated, int64_t generated_count, int64_t dimension, const ddim_kid_params *params, ddim_kid_result *out_result)
+     * }
+     */
+    public static MethodHandle ddim_kid$handle() {
+        return ddim_kid.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_kid(const float *real, int64_t real_count, const float *generated, int64_t generated_count, int64_t dimension, const ddim_kid_params *params, ddim_kid_result *out_result)
+     * }
+     */
+    public static MemorySegment ddim_kid$address() {
+        return ddim_kid.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_kid(const float *real, int64_t real_count, const float *generated, int64_t generated_count, int64_t dimension, const ddim_kid_params *params, ddim_kid_result *out_result)
+     * }
+     */
+    public static int ddim_kid(MemorySegment real, long real_count, MemorySegment generated, long generated_count, long dimension, MemorySegment params, MemorySegment out_result) {
+        var mh$ = ddim_kid.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_kid", real, real_count, generated, generated_count, dimension, params, out_result);
+            }
+            return (int)mh$.invokeExact(real, real_count, generated, generated_count, dimension, params, out_result);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -202,6 +202,42 @@ class CliTest {
         assertTrue(noMask.err().contains("no mask file"), noMask.err());
     }
 
+    @Test
+    void evalPlotsAndLrFindEndToEnd() throws Exception {
+        String model = Path.of(System.getProperty("ddim4j.repo", ".."), "models", "fashion-mnist-32.safetensors").toString();
+        Path json = dir.resolve("eval.json");
+        Result eval = run("eval", "--model", model, "--data", "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                "--count", "32", "--steps", "5", "--subsets", "10", "--json", json.toString(), "--no-progress", "--device", "cpu");
+        assertEquals(0, eval.code(), eval.err());
+        assertTrue(eval.out().contains("KID") && eval.out().contains("noise_loss") && eval.out().contains("image_loss"), eval.out());
+        com.fasterxml.jackson.databind.JsonNode figures = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
+        assertTrue(Double.isFinite(figures.get("kid").asDouble()));
+        assertEquals(32, figures.get("generated").asInt());
+
+        for (String[] plot : new String[][] {
+                {"plot", "schedules", "--out", dir.resolve("schedules.png").toString()},
+                {"plot", "embedding", "--out", dir.resolve("embedding.png").toString()},
+                {"plot", "process", "--model", model, "--device", "cpu", "--out", dir.resolve("process.png").toString()}}) {
+            Result result = run(plot);
+            assertEquals(0, result.code(), result.err());
+            Path png = Path.of(plot[plot.length - 1]);
+            assertTrue(ImageIO.read(png.toFile()).getWidth() > 100, png.toString());
+        }
+
+        Path lr = dir.resolve("lr.png");
+        Result find = run("lr-find", "--data", "fashion-mnist", "--limit", "256", "--channels", "1", "--image-size", "16", "--widths",
+                "8,16", "--block-depth", "1", "--embedding-dim", "8", "--steps", "20", "--batch-size", "8", "--device", "cpu",
+                "--out", lr.toString());
+        assertEquals(0, find.code(), find.err());
+        assertTrue(find.out().contains("suggested learning rate"), find.out());
+        assertTrue(Files.readAllLines(dir.resolve("lr.csv")).size() > 10);
+        assertTrue(ImageIO.read(lr.toFile()).getWidth() > 100);
+
+        Result missing = run("eval", "--model", model, "--data", "fashion-mnist", "--extractor", dir.resolve("none.pt").toString());
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().startsWith("ddim: IO:"), missing.err());
+    }
+
     private static String[] concat(String[] a, String[] b) {
         String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, all, a.length, b.length);
