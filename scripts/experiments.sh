@@ -7,6 +7,8 @@
 #
 #   scripts/experiments.sh                       # the budget below
 #   STEPS=2000 COUNT=1000 scripts/experiments.sh # a larger one
+#   ONLY="mae-noise-cosine mae-image-cosine" STEPS=1600 RUNS=experiments/longer/runs OUT=experiments/longer/RESULTS.md \
+#     scripts/experiments.sh                     # some of them
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -16,7 +18,9 @@ batch=${BATCH:-64}          # images per step
 count=${COUNT:-500}         # images generated (and test images compared) for KID
 sample_steps=${SAMPLE_STEPS:-20}
 test_images=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-runs=experiments/runs
+runs=${RUNS:-experiments/runs}
+out=${OUT:-experiments/RESULTS.md}
+only=${ONLY:-}              # e.g. "mae-noise-cosine mae-image-cosine": just these runs
 
 scripts/setup.sh >/dev/null
 mkdir -p "$runs"
@@ -24,6 +28,7 @@ for loss in mae mse; do
   for target in noise image; do
     for schedule in cosine linear; do
       run="$runs/$loss-$target-$schedule"
+      [[ -z "$only" || " $only " == *" $loss-$target-$schedule "* ]] || continue
       rm -rf "$run"
       echo "== $loss / $target / $schedule: training $steps steps of $batch images"
       start=$(date +%s)
@@ -38,5 +43,7 @@ for loss in mae mse; do
     done
   done
 done
-/usr/bin/python3 experiments/report.py "$runs" "$steps" "$batch" "$count" "$sample_steps" > experiments/RESULTS.md
-echo "experiments: wrote experiments/RESULTS.md"
+mkdir -p "$(dirname "$out")"
+/usr/bin/python3 experiments/report.py "$runs" "$steps" "$batch" "$count" "$sample_steps" "$out" > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "experiments: wrote $out"
