@@ -69,8 +69,11 @@ public final class LrFinder {
             chart.getStyler().setXAxisDecimalPattern("0.0E0");
             chart.addSeries("batch loss", learningRates, losses).setMarker(SeriesMarkers.NONE);
             chart.addSeries("smoothed loss", learningRates, smoothedLosses).setMarker(SeriesMarkers.NONE);
+            // Divergence spikes would flatten the curve that matters: show up to 1.5x the starting loss.
             double low = Arrays.stream(smoothedLosses).min().orElse(0);
-            double high = Arrays.stream(smoothedLosses).max().orElse(1);
+            double high = 1.5 * Math.max(smoothedLosses[0], losses[0]);
+            chart.getStyler().setYAxisMin(0.9 * Math.min(low, Arrays.stream(losses).min().orElse(low)));
+            chart.getStyler().setYAxisMax(high);
             chart.addSeries(String.format("suggested %.2g", suggested), new double[] {suggested, suggested}, new double[] {low, high})
                     .setMarker(SeriesMarkers.NONE);
             return BitmapEncoder.getBufferedImage(chart);
