@@ -86,14 +86,20 @@ ddim_status guarded(Body&& body) noexcept {
   }
 }
 
-// Runs `body(handle)` with the handle locked.
-template <typename Body>
-ddim_status with_handle(ddim_model* handle, Body&& body) noexcept {
+// Runs `body(*handle)` with the handle locked; `name` names it in the NULL message.
+template <typename Handle, typename Body>
+ddim_status with_locked(Handle* handle, const char* name, Body&& body) noexcept {
   return guarded([&] {
-    require(handle != nullptr, DDIM_ERR_NULL_POINTER, "model handle is NULL");
+    require(handle != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " handle is NULL");
     std::lock_guard<std::mutex> lock(handle->mutex);
     body(*handle);
   });
+}
+
+// Runs `body(handle)` with the model handle locked.
+template <typename Body>
+ddim_status with_handle(ddim_model* handle, Body&& body) noexcept {
+  return with_locked(handle, "model", std::forward<Body>(body));
 }
 
 // Runs `body(model)` with the handle locked.
@@ -105,11 +111,7 @@ ddim_status with_model(ddim_model* handle, Body&& body) noexcept {
 // Runs `body(extractor)` with the handle locked.
 template <typename Body>
 ddim_status with_extractor(ddim_extractor* handle, Body&& body) noexcept {
-  return guarded([&] {
-    require(handle != nullptr, DDIM_ERR_NULL_POINTER, "extractor handle is NULL");
-    std::lock_guard<std::mutex> lock(handle->mutex);
-    body(*handle->extractor);
-  });
+  return with_locked(handle, "extractor", [&](ddim_extractor& locked) { body(*locked.extractor); });
 }
 
 template <typename T>

@@ -30,21 +30,30 @@ double mean_kernel(const torch::Tensor& a, const torch::Tensor& b, bool same) {
   return (kernel.sum() - kernel.diagonal().sum()).item<double>() / (m * (m - 1));
 }
 
-}  // namespace
-
-double polynomial_mmd(const torch::Tensor& real, const torch::Tensor& generated) {
+// Both sets valid and of one dimension.
+void require_pair(const torch::Tensor& real, const torch::Tensor& generated) {
   require_features(real, "real");
   require_features(generated, "generated");
   require(real.size(1) == generated.size(1), DDIM_ERR_INVALID_ARGUMENT,
           "real and generated features differ in dimension: " + std::to_string(real.size(1)) + " and " +
               std::to_string(generated.size(1)));
-  const auto x = real.to(torch::kCPU, torch::kDouble), y = generated.to(torch::kCPU, torch::kDouble);
+}
+
+// The unbiased MMD^2 of two checked float64 CPU feature sets.
+double mmd(const torch::Tensor& x, const torch::Tensor& y) {
   return mean_kernel(x, x, true) + mean_kernel(y, y, true) - 2.0 * mean_kernel(x, y, false);
 }
 
+}  // namespace
+
+double polynomial_mmd(const torch::Tensor& real, const torch::Tensor& generated) {
+  require_pair(real, generated);
+  return mmd(real.to(torch::kCPU, torch::kDouble), generated.to(torch::kCPU, torch::kDouble));
+}
+
 KidResult kernel_inception_distance(const torch::Tensor& real, const torch::Tensor& generated, const KidOptions& options) {
-  require_features(real, "real");
-  require_features(generated, "generated");
+  // Checked and converted once here, not again for every subset.
+  require_pair(real, generated);
   require(options.subsets >= 1, DDIM_ERR_INVALID_ARGUMENT, "subsets must be >= 1, got " + std::to_string(options.subsets));
   const int64_t available = std::min(real.size(0), generated.size(0));
   // By default half the smaller set (at most the customary 1000), so that subsets differ and their spread means something.
@@ -71,7 +80,7 @@ KidResult kernel_inception_distance(const torch::Tensor& real, const torch::Tens
   for (int64_t s = 0; s < options.subsets; ++s) {
     const auto real_subset = x.index_select(0, draw(x.size(0)));
     const auto generated_subset = y.index_select(0, draw(y.size(0)));
-    estimates.push_back(polynomial_mmd(real_subset, generated_subset));
+    estimates.push_back(mmd(real_subset, generated_subset));
   }
   KidResult result;
   result.subsets = options.subsets;

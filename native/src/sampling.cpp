@@ -179,31 +179,40 @@ torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first
                          [&](int64_t i) { return image_seed(image_seed(seed, first + i) ^ kStepStream, step); });
 }
 
-torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
+namespace {
+
+// The frame sample() and sample_trajectory() share: checks, the network, the time grid, and
+// `chunk(network, times, x, first)` for each chunk from its starting state x.
+template <typename Chunk>
+torch::Tensor generate(Model& model, const SampleRequest& request, const torch::Tensor& noise, Chunk&& chunk) {
   request.validate();
   if (noise.defined()) require_images(model, request, noise, "noise");
   torch::InferenceMode inference;
   UNet network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    return generate_chunk(model, network, request, times, chunk_start(model, request, noise, first, n), first);
+    return chunk(network, times, chunk_start(model, request, noise, first, n), first);
+  });
+}
+
+}  // namespace
+
+torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
+  return generate(model, request, noise, [&](UNet& network, const std::vector<double>& times, const torch::Tensor& x,
+                                             int64_t first) {
+    return generate_chunk(model, network, request, times, x, first);
   });
 }
 
 torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
-  request.validate();
-  if (noise.defined()) require_images(model, request, noise, "noise");
-  torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
-  const auto times = sampling_times(request.steps);
-  return in_chunks(request, [&](int64_t first, int64_t n) {
+  return generate(model, request, noise, [&](UNet& network, const std::vector<double>& times, const torch::Tensor& x,
+                                             int64_t first) {
     std::vector<torch::Tensor> frames;
-    const StateObserver record = [&](int64_t, const torch::Tensor& x) {
-      frames.push_back(model.denormalize(x).clamp(0.0, 1.0));
+    const StateObserver record = [&](int64_t, const torch::Tensor& state) {
+      frames.push_back(model.denormalize(state).clamp(0.0, 1.0));
     };
-    const auto images =
-        generate_chunk(model, network, request, times, chunk_start(model, request, noise, first, n), first, nullptr, &record);
-    frames.push_back(images);
+    const auto images = generate_chunk(model, network, request, times, x, first, nullptr, &record);
+    frames.push_back(images);  // after the states it recorded
     return torch::stack(frames, 1);
   });
 }
