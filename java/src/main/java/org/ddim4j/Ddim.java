@@ -117,9 +117,8 @@ public final class Ddim implements AutoCloseable {
         Objects.requireNonNull(options, "options");
         ensureOpen();
         requireNoiseShape(options.noise());
-        float[] pixels = runSampling(options, options.count(), (arena, params, out, floats) -> options.noise() == null
-                ? ddim_h.ddim_sample(model, params, MemorySegment.NULL, 0, out, floats)
-                : ddim_h.ddim_sample(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values()), floats, out, floats));
+        float[] pixels = runSampling(options, options.count(), (arena, params, out, floats) ->
+                ddim_h.ddim_sample(model, params, noiseArgument(arena, options), noiseFloats(options), out, floats));
         Noise start = options.noise() != null ? options.noise() : noise(options.seed(), options.firstIndex(), options.count());
         return imagesFrom(pixels, options.count()).withStartingNoise(start);
     }
@@ -257,10 +256,8 @@ public final class Ddim implements AutoCloseable {
         requireNoiseShape(options.noise());
         int frames = options.steps() + 1;
         int images = Math.multiplyExact(options.count(), frames);
-        float[] pixels = runSampling(options, options.count(), images, (arena, params, out, floats) -> options.noise() == null
-                ? ddim_h.ddim_sample_trajectory(model, params, MemorySegment.NULL, 0, out, floats)
-                : ddim_h.ddim_sample_trajectory(model, params, arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values()),
-                        options.noise().values().length, out, floats));
+        float[] pixels = runSampling(options, options.count(), images, (arena, params, out, floats) ->
+                ddim_h.ddim_sample_trajectory(model, params, noiseArgument(arena, options), noiseFloats(options), out, floats));
         ImageBatch all = imagesFrom(pixels, images);
         List<ImageBatch> result = new ArrayList<>(options.count());
         for (int i = 0; i < options.count(); i++) {
@@ -292,6 +289,15 @@ public final class Ddim implements AutoCloseable {
             progress.check(call.run(arena, params, out, floats));
             return out.toArray(ValueLayout.JAVA_FLOAT);
         }
+    }
+
+    /** The options' starting noise for a native call: NULL when the seed's noise is to be used. */
+    private static MemorySegment noiseArgument(Arena arena, SampleOptions options) {
+        return options.noise() == null ? MemorySegment.NULL : arena.allocateFrom(ValueLayout.JAVA_FLOAT, options.noise().values());
+    }
+
+    private static long noiseFloats(SampleOptions options) {
+        return options.noise() == null ? 0 : options.noise().values().length;
     }
 
     /** Turns native progress callbacks into listener calls, and a listener's stop, an interrupt or its exception into a cancel. */

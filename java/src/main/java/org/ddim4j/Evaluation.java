@@ -69,19 +69,7 @@ public record Evaluation(Kid.Result kid, double noiseLoss, double imageLoss, int
         List<Features> generated = new ArrayList<>();
         ddim.sample(sampling.toBuilder().count(count).batchSize(Math.min(CHUNK, sampling.batchSize())).build(),
                 (firstIndex, images) -> generated.add(extractor.features(images)));
-        Kid.Result kid = Kid.compute(concat(real), concat(generated), kidOptions);
+        Kid.Result kid = Kid.compute(Features.concat(real), Features.concat(generated), kidOptions);
         return new Evaluation(kid, noiseLoss / realCount, imageLoss / realCount, realCount, count);
-    }
-
-    private static Features concat(List<Features> parts) {
-        int dimension = parts.get(0).dimension();
-        int count = parts.stream().mapToInt(Features::count).sum();
-        float[] values = new float[count * dimension];
-        int offset = 0;
-        for (Features part : parts) {
-            System.arraycopy(part.values(), 0, values, offset, part.values().length);
-            offset += part.values().length;
-        }
-        return new Features(count, dimension, values);
     }
 }

@@ -1,5 +1,6 @@
 package org.ddim4j;
 
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -21,6 +22,29 @@ public record Features(int count, int dimension, float[] values) {
         float[] row = new float[dimension];
         System.arraycopy(values, i * dimension, row, 0, dimension);
         return row;
+    }
+
+    /** The rows of all parts, in order; they must share one dimension. */
+    public static Features concat(List<Features> parts) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("nothing to concatenate");
+        }
+        int dimension = parts.get(0).dimension();
+        int count = 0;
+        for (Features part : parts) {
+            if (part.dimension() != dimension) {
+                throw new IllegalArgumentException("features of dimensions " + dimension + " and " + part.dimension()
+                        + " cannot be concatenated");
+            }
+            count += part.count();
+        }
+        float[] values = new float[Math.multiplyExact(count, dimension)];
+        int offset = 0;
+        for (Features part : parts) {
+            System.arraycopy(part.values(), 0, values, offset, part.values().length);
+            offset += part.values().length;
+        }
+        return new Features(count, dimension, values);
     }
 
     /** The rows {@code from} (inclusive) to {@code to} (exclusive). */

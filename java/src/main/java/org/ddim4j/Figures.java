@@ -211,15 +211,9 @@ public final class Figures {
 
     // ---- numbers ----
 
+    /** One image of {@code like}'s shape, for drawing: {@link ImageBatch#image} clips values to [0, 1] itself. */
     private static ImageBatch single(ImageBatch like, float[] pixels) {
-        return new ImageBatch(1, like.channels(), like.height(), like.width(), clamp(pixels));
-    }
-
-    private static float[] clamp(float[] values) {
-        for (int i = 0; i < values.length; i++) {
-            values[i] = Math.clamp(values[i], 0f, 1f);
-        }
-        return values;
+        return new ImageBatch(1, like.channels(), like.height(), like.width(), pixels);
     }
 
     private static float[] gaussian(int n, long seed) {
