@@ -17,8 +17,16 @@
  *   A NULL handle or pointer, or a wrong count, is an error, never a crash.
  * - Pixels are float32, NCHW, in [0, 1].
  * - Calls on one model handle are serialised by a lock inside the handle, so two threads may
- *   share a handle; they just take turns. Freeing a handle while another thread uses it is the
- *   caller's bug (the Java API prevents it).
+ *   share a handle; they just take turns. A call made on a handle from inside one of its own
+ *   progress callbacks returns DDIM_ERR_REENTRANT instead of deadlocking; ddim_model_free from
+ *   such a callback is deferred until the running call returns. ddim_model_free from another
+ *   thread waits for a running call; freeing a handle that further threads are still waiting to
+ *   use is the caller's bug (the Java API prevents it).
+ * - Every size that comes from a caller or a file is checked before it allocates anything (see
+ *   "Limits" below), and products of sizes are checked for overflow. Model files are validated
+ *   completely (layout, shapes, values) before any weight is allocated; no file makes a load read
+ *   more than the file's own size or hang. TorchScript feature extractors are programs, not data:
+ *   load trusted files only.
  *
  * The model
  * ---------
@@ -64,7 +72,10 @@ typedef enum ddim_status {
     DDIM_ERR_DEVICE = 6,           /* the requested device does not exist or is not supported by this build */
     DDIM_ERR_OUT_OF_MEMORY = 7,    /* host or device memory ran out */
     DDIM_ERR_INTERNAL = 8,         /* anything else libtorch reported */
-    DDIM_ERR_CANCELLED = 9         /* a progress callback asked to stop; the output buffers hold nothing useful */
+    DDIM_ERR_CANCELLED = 9,        /* a progress callback asked to stop; the output buffers hold nothing useful */
+    DDIM_ERR_NON_FINITE = 10,      /* the computation produced NaN or infinite values (diverged weights or extreme inputs);
+                                    * the output buffers hold nothing useful */
+    DDIM_ERR_REENTRANT = 11        /* a progress callback called back into the handle whose call is running */
 } ddim_status;
 
 /* The symbolic name of a status ("DDIM_ERR_IO", ...); "DDIM_UNKNOWN_STATUS" for other values. Never NULL. */
@@ -73,6 +84,20 @@ DDIM_API const char* ddim_status_name(int32_t status);
 /* The message of the last failed call on this thread, or "" if none failed yet. Never NULL. The
  * pointer stays valid until the next ddim call on this thread. */
 DDIM_API const char* ddim_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits: larger values are DDIM_ERR_INVALID_ARGUMENT (from a caller) or DDIM_ERR_FORMAT (from a
+ * file), before anything is allocated.
+ * ------------------------------------------------------------------------------------------- */
+
+#define DDIM_MAX_PARAMETERS 268435456  /* trainable parameters of one model (2^28: 1 GiB in float32) */
+#define DDIM_MAX_STEPS 10000           /* sampling steps per call */
+#define DDIM_MAX_MICRO_BATCH 4096      /* images per network evaluation */
+#define DDIM_MAX_ETA 1                 /* DDIM's eta: 0 deterministic .. 1 the DDPM-like variance */
+#define DDIM_MAX_FIRST_INDEX 4611686018427387904 /* first_index (2^62) */
+#define DDIM_MAX_THREADS_PER_CORE 4    /* ddim_set_num_threads accepts up to 4x the hardware threads */
+#define DDIM_MAX_HEADER_BYTES 16777216 /* the JSON header of a model file (16 MiB) */
+#define DDIM_MAX_JSON_DEPTH 32         /* nesting of arrays and objects in a model file's JSON */
 
 /* ---------------------------------------------------------------------------------------------
  * Library and runtime
@@ -85,7 +110,8 @@ DDIM_API const char* ddim_version(void);
 DDIM_API const char* ddim_torch_version(void);
 
 /* Sets the number of CPU threads libtorch uses inside one operation (intra-op parallelism).
- * `threads` <= 0 means "all hardware threads". libtorch may start with 1 thread: set it. */
+ * `threads` <= 0 means "all hardware threads"; more than DDIM_MAX_THREADS_PER_CORE times the
+ * hardware threads is DDIM_ERR_INVALID_ARGUMENT. libtorch may start with 1 thread: set it. */
 DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
 
 /* The number of CPU threads libtorch currently uses inside one operation. */
@@ -98,7 +124,8 @@ DDIM_API int32_t ddim_get_num_threads(void);
  * training forward pass 3.6x slower (benchmarks/RESULTS.md). It affects the whole process and
  * keeps its peak heap mapped, so it is a choice for the application: the Java API and the CLI turn
  * it on when the library loads (-Dddim4j.mallocCaching=false to keep glibc's defaults). A no-op
- * returning DDIM_OK where the C library is not glibc. */
+ * returning DDIM_OK where the C library is not glibc; DDIM_ERR_INTERNAL where glibc refuses it (as
+ * under AddressSanitizer), which changes nothing else: callers may treat it as a warning. */
 DDIM_API ddim_status ddim_set_malloc_caching(int32_t enabled);
 
 /* DDIM_OK when all `count` values are finite and in [0, 1] (valid pixels), else
@@ -179,20 +206,25 @@ typedef struct ddim_model ddim_model;
 /* Creates an untrained model on `device`. Weights are drawn from `seed` on the CPU (libtorch's
  * default initialisation; the output convolution starts at zero) and then moved, so a seed gives
  * the same weights on every device. The normaliser starts as mean 0, std 1. The config is
- * validated before anything is allocated. */
+ * validated before anything is allocated, its parameter count included (DDIM_MAX_PARAMETERS). */
 DDIM_API ddim_status ddim_model_create(const ddim_config* config, int32_t device, uint64_t seed,
                                        ddim_model** out_model);
 
-/* Loads a model file (safetensors) onto `device`. Truncated, corrupt or inconsistent files, and
- * unknown format versions, give DDIM_ERR_FORMAT with a message naming the problem. A checkpoint
- * (ddim_checkpoint_save) also restores its training state. */
+/* Loads a model file (safetensors) onto `device`. The path must name a regular file (a directory,
+ * FIFO or device is DDIM_ERR_IO). Truncated, corrupt or inconsistent files, and unknown format
+ * versions, give DDIM_ERR_FORMAT with a message naming the problem: the header (at most
+ * DDIM_MAX_HEADER_BYTES, nested at most DDIM_MAX_JSON_DEPTH deep), the config, and every tensor's
+ * name, dtype, shape and place in the file are checked against what the config needs before the
+ * data is read; then the checksum, and the values (finite; BatchNorm variances >= 0). A checkpoint
+ * (ddim_checkpoint_save) also restores its training state, validated the same way. */
 DDIM_API ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_model);
 
 /* Writes the model to `path` (safetensors) atomically: a temporary file beside it is written,
  * flushed and then renamed over `path`, so a failed save never replaces a good file. */
 DDIM_API ddim_status ddim_model_save(ddim_model* model, const char* path);
 
-/* Frees a model. NULL is a no-op. */
+/* Frees a model. NULL is a no-op. Waits for a call running on another thread; from the handle's
+ * own progress callback, the free happens when the running call returns. */
 DDIM_API void ddim_model_free(ddim_model* model);
 
 /* Copies the model's configuration into `out_config`. */
@@ -245,16 +277,16 @@ typedef enum ddim_precision {
 
 typedef struct ddim_sample_params {
     int32_t count;       /* images to generate (or images passed in, for invert/vary/inpaint), >= 1 (default 16) */
-    int32_t steps;       /* network evaluations, >= 1 (default 20) */
+    int32_t steps;       /* network evaluations, 1 .. DDIM_MAX_STEPS (default 20) */
     uint64_t seed;       /* image i's starting noise (and a stochastic sampler's noise) depends only on (seed, first_index + i) (default 42) */
     int32_t use_ema;     /* 1: use the EMA weights when the model has them (default); 0: the raw weights */
     int32_t sampler;     /* a ddim_sampler (default DDIM_SAMPLER_DDIM); invert always runs deterministic DDIM */
-    double eta;          /* DDIM's eta, >= 0 (default 0) */
+    double eta;          /* DDIM's eta, 0 .. DDIM_MAX_ETA (default 0) */
     int64_t first_index; /* image i of this call is image first_index + i of the seed's sequence, so a large
                           * request can be made in several calls (default 0) */
     int32_t batch_size;  /* images per pass through the sampling loop, >= 1; larger calls run in chunks of
                           * this many, which bounds memory and never changes the result (default 64) */
-    int32_t micro_batch; /* images per network evaluation, >= 1 (default 16). The network always sees
+    int32_t micro_batch; /* images per network evaluation, 1 .. DDIM_MAX_MICRO_BATCH (default 16). The network always sees
                           * exactly this many (a short batch is padded), because libtorch picks its
                           * kernels, and so its rounding, by batch shape: this fixed shape is what makes
                           * image i independent of the request. Results depend on it; keep it fixed to
@@ -272,7 +304,9 @@ DDIM_API void ddim_sample_params_init(ddim_sample_params* params);
  * Starts from `noise` (count * channels * size * size floats, the state at t = 1) when it is not
  * NULL, else from the seed's noise (see ddim_initial_noise). Image i depends only on (seed,
  * first_index + i) (or its own noise) and micro_batch, never on count, batch_size or the other
- * images: the same image is bit-identical on the same device however a request is split. */
+ * images: the same image is bit-identical on the same device however a request is split.
+ * Non-finite noise, or a network whose output is not finite, gives DDIM_ERR_NON_FINITE rather
+ * than NaN pixels; so do all the sampling calls below. */
 DDIM_API ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise,
                                  int64_t noise_count, float* out_pixels, int64_t out_count);
 
@@ -349,8 +383,9 @@ DDIM_API ddim_status ddim_train_begin(ddim_model* model, const ddim_train_params
 
 /* One training step on `count` images (NCHW float32 in [0, 1], `pixel_count` = count * channels *
  * size * size). Writes the batch loss. Forward, loss, backward, AdamW and EMA happen in this call.
- * Non-finite pixels are DDIM_ERR_INVALID_ARGUMENT; a non-finite loss (divergence) too, before any
- * weight changes. Needs ddim_train_begin first. */
+ * Pixels that are not finite or outside [0, 1] are DDIM_ERR_INVALID_ARGUMENT; a non-finite loss
+ * (divergence) is DDIM_ERR_NON_FINITE, reported before any weight changes. Needs
+ * ddim_train_begin first. */
 DDIM_API ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
                                      float* out_loss);
 
@@ -361,7 +396,7 @@ DDIM_API ddim_status ddim_train_state(ddim_model* model, int32_t* out_active, dd
 
 /* Validation losses as the reference reports them: MAE of the predicted noise and of the
  * predicted image, on `count` images at t and noise drawn from `seed`; with the EMA weights when
- * `use_ema` and the model has them. Changes nothing. */
+ * `use_ema` and the model has them. Pixels must be finite and in [0, 1]. Changes nothing. */
 DDIM_API ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
                                    uint64_t seed, int32_t use_ema, float* out_noise_loss, float* out_image_loss);
 
@@ -399,7 +434,8 @@ typedef struct ddim_extractor ddim_extractor;
  * preprocessing comes from `<path>.json` when that file exists (keys input_size, input_channels,
  * mean, std, feature_mean, feature_std; see README); without it, torchvision's InceptionV3 is
  * assumed: 3x299x299 input, ImageNet mean and std, features unstandardised. DDIM_ERR_IO for a
- * missing file, DDIM_ERR_FORMAT for one that is not TorchScript or a malformed .json. */
+ * missing file, DDIM_ERR_FORMAT for one that is not TorchScript or a malformed .json.
+ * TorchScript is code: loading a file runs what it contains. Load trusted files only. */
 DDIM_API ddim_status ddim_extractor_load(const char* path, int32_t device, ddim_extractor** out_extractor);
 
 /* Frees the extractor. NULL is a no-op. */

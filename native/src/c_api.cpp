@@ -7,6 +7,7 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <atomic>
 #include <mutex>
 #include <new>
 #include <string>
@@ -25,21 +26,28 @@
 #include "unet.h"
 #include "version.h"
 
-struct ddim_model {
+// What every handle needs to serialise its calls and to notice a call made from inside one of
+// them (a progress callback calling back in would otherwise deadlock on the mutex it holds).
+struct LockedHandle {
+  std::mutex mutex;                       // serialises calls on one handle
+  std::atomic<std::thread::id> owner{};   // the thread running a call, if any
+  bool free_requested = false;            // set by a free from inside a running call: freed when it returns
+};
+
+struct ddim_model : LockedHandle {
   explicit ddim_model(std::unique_ptr<ddim::Model> model) : model(std::move(model)) {}
-  std::mutex mutex;  // serialises calls on one handle
   std::unique_ptr<ddim::Model> model;
   std::unique_ptr<ddim::Trainer> trainer;  // declared after the model it refers to, so freed first
   std::string user_state;                  // from the checkpoint this handle was loaded from
 };
 
-struct ddim_extractor {
-  std::mutex mutex;  // serialises calls on one handle
+struct ddim_extractor : LockedHandle {
   std::unique_ptr<ddim::FeatureExtractor> extractor;
 };
 
 namespace {
 
+using ddim::checked_product;
 using ddim::fail;
 using ddim::require;
 
@@ -86,14 +94,43 @@ ddim_status guarded(Body&& body) noexcept {
   }
 }
 
-// Runs `body(*handle)` with the handle locked; `name` names it in the NULL message.
+// Runs `body(*handle)` with the handle locked; `name` names it in messages. A call from the thread
+// that already runs one on this handle (from its progress callback) is refused, not deadlocked.
 template <typename Handle, typename Body>
 ddim_status with_locked(Handle* handle, const char* name, Body&& body) noexcept {
-  return guarded([&] {
+  bool free_after = false;
+  const ddim_status status = guarded([&] {
     require(handle != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " handle is NULL");
+    require(handle->owner.load() != std::this_thread::get_id(), DDIM_ERR_REENTRANT,
+            std::string("a progress callback called back into the ") + name + " whose call is running");
     std::lock_guard<std::mutex> lock(handle->mutex);
+    handle->owner.store(std::this_thread::get_id());
+    // Runs before the unlock: once unlocked, another thread's free may delete the handle.
+    struct Release {
+      LockedHandle& handle;
+      bool& free_after;
+      ~Release() {
+        free_after = handle.free_requested;
+        handle.owner.store(std::thread::id());
+      }
+    } release{*handle, free_after};
     body(*handle);
   });
+  if (free_after) delete handle;  // freed from inside the call (its callback): now it has returned
+  return status;
+}
+
+// Frees a handle: waits for a call running on another thread; from inside a running call (its
+// progress callback), defers the free until that call returns.
+template <typename Handle>
+void free_handle(Handle* handle) {
+  if (handle == nullptr) return;
+  if (handle->owner.load() == std::this_thread::get_id()) {
+    handle->free_requested = true;
+    return;
+  }
+  { std::lock_guard<std::mutex> wait(handle->mutex); }
+  delete handle;
 }
 
 // Runs `body(handle)` with the model handle locked.
@@ -119,7 +156,7 @@ void require_pointer(const T* pointer, const char* name) {
   require(pointer != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " is NULL");
 }
 
-void require_count(int64_t given, int64_t needed, const char* name) {
+void require_count(int64_t given, int64_t needed, const std::string& name) {
   require(given == needed, DDIM_ERR_BUFFER_SIZE,
           std::string(name) + " holds " + std::to_string(given) + " floats, the call needs " + std::to_string(needed));
 }
@@ -167,7 +204,7 @@ torch::Tensor image_batch(const ddim::Model& model, const float* values, int64_t
                           const char* name) {
   require_pointer(values, name);
   const auto& config = model.config();
-  require_count(value_count, count * config.channels * config.image_size * config.image_size, name);
+  require_count(value_count, checked_product({count, config.channels, config.image_size, config.image_size}, name), name);
   return torch::from_blob(const_cast<float*>(values), {count, config.channels, config.image_size, config.image_size},
                           torch::kFloat);
 }
@@ -212,7 +249,8 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
 void write_images(const torch::Tensor& images, float* out, int64_t out_count, const ddim::Model& model, int64_t count) {
   require_pointer(out, "output buffer");
   const auto& config = model.config();
-  require_count(out_count, count * config.channels * config.image_size * config.image_size, "output buffer");
+  require_count(out_count, checked_product({count, config.channels, config.image_size, config.image_size}, "output buffer"),
+                "output buffer");
   const auto host = images.to(torch::kCPU, torch::kFloat).contiguous();
   std::memcpy(out, host.data_ptr<float>(), host.numel() * sizeof(float));
 }
@@ -233,6 +271,8 @@ const char* ddim_status_name(int32_t status) {
     case DDIM_ERR_OUT_OF_MEMORY: return "DDIM_ERR_OUT_OF_MEMORY";
     case DDIM_ERR_INTERNAL: return "DDIM_ERR_INTERNAL";
     case DDIM_ERR_CANCELLED: return "DDIM_ERR_CANCELLED";
+    case DDIM_ERR_NON_FINITE: return "DDIM_ERR_NON_FINITE";
+    case DDIM_ERR_REENTRANT: return "DDIM_ERR_REENTRANT";
     default: return "DDIM_UNKNOWN_STATUS";
   }
 }
@@ -245,8 +285,13 @@ const char* ddim_torch_version(void) { return TORCH_VERSION; }
 
 ddim_status ddim_set_num_threads(int32_t threads) {
   return guarded([&] {
-    const int32_t count = threads > 0 ? threads : static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
-    torch::set_num_threads(count);
+    const int32_t hardware = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    // Thousands of threads took minutes to start and could hang libtorch's pool.
+    require(threads <= DDIM_MAX_THREADS_PER_CORE * hardware, DDIM_ERR_INVALID_ARGUMENT,
+            "threads must be at most " + std::to_string(DDIM_MAX_THREADS_PER_CORE * hardware) + " (" +
+                std::to_string(DDIM_MAX_THREADS_PER_CORE) + "x the " + std::to_string(hardware) +
+                " hardware threads), got " + std::to_string(threads));
+    torch::set_num_threads(threads > 0 ? threads : hardware);
   });
 }
 
@@ -292,7 +337,12 @@ int32_t ddim_cuda_device_count(void) {
 }
 
 void ddim_config_init(ddim_config* config) {
-  if (config != nullptr) *config = ddim::ModelConfig{}.to_c();
+  if (config == nullptr) return;
+  try {
+    *config = ddim::ModelConfig{}.to_c();
+  } catch (...) {  // the defaults' vector could not be allocated: leave a config that fails validation
+    *config = ddim_config{};
+  }
 }
 
 ddim_status ddim_config_validate(const ddim_config* config) {
@@ -306,7 +356,7 @@ ddim_status ddim_noise_embedding(const ddim_config* config, const float* noise_v
     require_pointer(noise_variances, "noise_variances");
     require_pointer(out_embedding, "out_embedding");
     require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
-    require_count(out_count, count * model_config.embedding_dim, "out_embedding");
+    require_count(out_count, checked_product({count, model_config.embedding_dim}, "out_embedding"), "out_embedding");
     const auto variances = torch::from_blob(const_cast<float*>(noise_variances), {count}, torch::kFloat);
     require(torch::isfinite(variances).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
             "noise_variances contain NaN or infinite values");
@@ -369,7 +419,7 @@ ddim_status ddim_model_save(ddim_model* model, const char* path) {
   });
 }
 
-void ddim_model_free(ddim_model* model) { delete model; }
+void ddim_model_free(ddim_model* model) { free_handle(model); }
 
 ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config) {
   return with_model(model, [&](ddim::Model& m) {
@@ -450,8 +500,8 @@ ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* 
   return with_model(model, [&](ddim::Model& m) {
     const auto request = sample_request_from_c(params);
     const auto start = noise == nullptr ? torch::Tensor() : image_batch(m, noise, request.count, noise_count, "noise");
-    write_images(ddim::sample_trajectory(m, request, start).flatten(0, 1), out_frames, out_count, m,
-                 request.count * (request.steps + 1));
+    const int64_t frames = checked_product({request.count, request.steps + 1}, "out_frames");
+    write_images(ddim::sample_trajectory(m, request, start).flatten(0, 1), out_frames, out_count, m, frames);
   });
 }
 
@@ -459,7 +509,8 @@ ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_i
                                int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
     require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
-    require(first_index >= 0, DDIM_ERR_INVALID_ARGUMENT, "first_index must be >= 0, got " + std::to_string(first_index));
+    require(first_index >= 0 && first_index <= DDIM_MAX_FIRST_INDEX, DDIM_ERR_INVALID_ARGUMENT,
+            "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
     write_images(ddim::initial_noise(m.config(), seed, first_index, count, torch::kCPU), out_noise, out_count, m, count);
   });
 }
@@ -489,9 +540,10 @@ ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, co
     const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
     require_pointer(mask, "mask");
     const int64_t size = m.config().image_size, plane = size * size;
-    require(mask_count == plane || mask_count == request.count * plane, DDIM_ERR_BUFFER_SIZE,
+    const int64_t masks_for_all = checked_product({request.count, plane}, "mask");
+    require(mask_count == plane || mask_count == masks_for_all, DDIM_ERR_BUFFER_SIZE,
             "mask holds " + std::to_string(mask_count) + " floats, the call needs " + std::to_string(plane) +
-                " (one mask for all images) or " + std::to_string(request.count * plane) + " (one per image)");
+                " (one mask for all images) or " + std::to_string(masks_for_all) + " (one per image)");
     const auto masks = torch::from_blob(const_cast<float*>(mask), {mask_count / plane, 1, size, size}, torch::kFloat);
     write_images(ddim::inpaint(m, request, images, masks), out_pixels, out_count, m, request.count);
   });
@@ -589,7 +641,7 @@ ddim_status ddim_extractor_load(const char* path, int32_t device, ddim_extractor
   });
 }
 
-void ddim_extractor_free(ddim_extractor* extractor) { delete extractor; }
+void ddim_extractor_free(ddim_extractor* extractor) { free_handle(extractor); }
 
 ddim_status ddim_extractor_info(ddim_extractor* extractor, int64_t* out_dimension, int32_t* out_input_size,
                                 int32_t* out_input_channels, int32_t* out_standardised) {
@@ -609,8 +661,8 @@ ddim_status ddim_extractor_features(ddim_extractor* extractor, const float* pixe
     require_pointer(out_features, "out_features");
     require(count >= 1 && channels >= 1 && channels <= 4 && height >= 1 && width >= 1, DDIM_ERR_INVALID_ARGUMENT,
             "need count >= 1, channels 1..4 and a positive height and width");
-    require_count(pixel_count, count * channels * height * width, "pixels");
-    require_count(out_count, count * e.dimension(), "out_features");
+    require_count(pixel_count, checked_product({count, channels, height, width}, "pixels"), "pixels");
+    require_count(out_count, checked_product({count, e.dimension()}, "out_features"), "out_features");
     const auto images = torch::from_blob(const_cast<float*>(pixels), {count, channels, height, width}, torch::kFloat);
     const auto features = e.features(images).contiguous();
     std::memcpy(out_features, features.data_ptr<float>(), static_cast<size_t>(out_count) * sizeof(float));
@@ -634,6 +686,7 @@ ddim_status ddim_kid(const float* real, int64_t real_count, const float* generat
     require_pointer(out_result, "out_result");
     require(real_count >= 0 && generated_count >= 0 && dimension >= 1, DDIM_ERR_INVALID_ARGUMENT,
             "counts must be >= 0 and dimension >= 1");
+    checked_product({std::max(real_count, generated_count), dimension, int64_t{sizeof(float)}}, "the feature sets");
     ddim::KidOptions options;
     options.subsets = params->subsets;
     options.subset_size = params->subset_size;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "unet.h"
 
 namespace ddim {
 namespace {
@@ -35,6 +36,11 @@ void ModelConfig::validate() const {
     invalid("signal bounds must satisfy 0 < min_signal < max_signal < 1, got " + std::to_string(schedule.min_signal) +
             " and " + std::to_string(schedule.max_signal));
   if (target != Target::Noise && target != Target::Image) invalid("unknown target");
+  // Last: counting needs the fields above to be sane. Checked before any network is built.
+  const int64_t parameters = unet_parameter_count(*this);
+  if (parameters > DDIM_MAX_PARAMETERS)
+    invalid("the network would have " + std::to_string(parameters) + " parameters, more than the limit of " +
+            std::to_string(DDIM_MAX_PARAMETERS) + " (DDIM_MAX_PARAMETERS)");
 }
 
 nlohmann::json ModelConfig::to_json() const {

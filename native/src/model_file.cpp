@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <vector>
@@ -19,15 +18,13 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "unet.h"
 #include "version.h"
 
 namespace ddim {
 namespace {
 
 using nlohmann::json;
-
-// A generous bound on the JSON header, so a corrupt length can't make us allocate gigabytes.
-constexpr uint64_t kMaxHeaderBytes = 64ull << 20;
 
 struct DtypeInfo {
   const char* name;
@@ -132,61 +129,122 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
   }
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(DDIM_ERR_IO, "cannot open model file " + path + ": " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail(DDIM_ERR_IO, "cannot read model file " + path);
-  return bytes;
-}
-
-struct StoredTensor {
-  const DtypeInfo* dtype;
-  std::vector<int64_t> shape;
-  const uint8_t* data;
-};
-
 void bad_file(const std::string& path, const std::string& message) {
   fail(DDIM_ERR_FORMAT, "model file " + path + ": " + message);
 }
 
+// A model file opened for reading: a regular file, so that a directory, a FIFO or a device such as
+// /dev/zero is refused up front instead of blocking or being read without end.
+class InputFile {
+ public:
+  explicit InputFile(const std::string& path) : path_(path) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore the flag).
+    fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) fail(DDIM_ERR_IO, "cannot open model file " + path + ": " + std::strerror(errno));
+    struct stat info {};
+    const bool stated = ::fstat(fd_, &info) == 0;
+    const std::string reason = !stated ? std::strerror(errno)
+                               : S_ISDIR(info.st_mode) ? "it is a directory"
+                               : !S_ISREG(info.st_mode) ? "it is not a regular file (a FIFO, socket or device?)"
+                                                        : "";
+    if (!reason.empty()) {
+      ::close(fd_);
+      fail(DDIM_ERR_IO, "cannot read model file " + path + ": " + reason);
+    }
+    size_ = static_cast<uint64_t>(info.st_size);
+  }
+  ~InputFile() { ::close(fd_); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  uint64_t size() const { return size_; }
+
+  // Reads exactly `size` bytes at `offset`; a file that shrank meanwhile is a FORMAT error.
+  void read(uint64_t offset, void* out, size_t size) const {
+    auto* bytes = static_cast<uint8_t*>(out);
+    while (size > 0) {
+      const ssize_t got = ::pread(fd_, bytes, std::min<size_t>(size, 1u << 30), static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail(DDIM_ERR_IO, "cannot read model file " + path_ + ": " + std::strerror(errno));
+      if (got == 0) bad_file(path_, "ends early (truncated while being read?)");
+      bytes += got;
+      offset += static_cast<uint64_t>(got);
+      size -= static_cast<size_t>(got);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// Parses JSON from a file with its nesting bounded: nlohmann's parser is iterative, but printing
+// or walking a value is recursive, and a dtype nested 10,000 arrays deep overflowed the stack.
+json parse_bounded(const std::string& path, const std::string& what, const char* begin, const char* end) {
+  struct TooDeep {};
+  const json::parser_callback_t bound_depth = [](int depth, json::parse_event_t, json&) {
+    if (depth > DDIM_MAX_JSON_DEPTH) throw TooDeep{};
+    return true;
+  };
+  try {
+    return json::parse(begin, end, bound_depth);
+  } catch (const TooDeep&) {
+    bad_file(path, what + " nests deeper than " + std::to_string(DDIM_MAX_JSON_DEPTH) + " levels");
+  } catch (const json::exception& e) {
+    bad_file(path, what + " is not valid JSON (" + e.what() + ")");
+  }
+}
+
+json parse_bounded(const std::string& path, const std::string& what, const std::string& text) {
+  return parse_bounded(path, what, text.data(), text.data() + text.size());
+}
+
+// Where a tensor's bytes lie in the data section, and what they hold.
+struct StoredTensor {
+  const DtypeInfo* dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
 // Parses and checks the safetensors layout: every tensor's bytes lie in the data section, match its
-// dtype and shape, and together cover the section exactly.
-std::map<std::string, StoredTensor> parse_tensors(const std::string& path, const json& header, const uint8_t* data,
-                                                  uint64_t data_size) {
+// dtype and shape, and together cover the section exactly. Reads no data.
+std::map<std::string, StoredTensor> parse_tensors(const std::string& path, const json& header, uint64_t data_size) {
   std::map<std::string, StoredTensor> tensors;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& item : header.items()) {
     if (item.key() == "__metadata__") continue;
+    const auto name = quoted(item.key());
     const auto& entry = item.value();
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
-      bad_file(path, "tensor entry '" + item.key() + "' is malformed");
-    const auto* dtype = entry["dtype"].is_string() ? dtype_by_name(entry["dtype"].get<std::string>()) : nullptr;
-    if (dtype == nullptr) bad_file(path, "tensor '" + item.key() + "' has an unsupported dtype " + entry["dtype"].dump());
+      bad_file(path, "tensor entry " + name + " is malformed");
+    // Never print a value from the file: only its type (a nested one once crashed dump()).
+    const auto& dtype_json = entry["dtype"];
+    const auto* dtype = dtype_json.is_string() ? dtype_by_name(dtype_json.get<std::string>()) : nullptr;
+    if (dtype == nullptr)
+      bad_file(path, "tensor " + name + " has an unsupported dtype" +
+                         (dtype_json.is_string() ? " " + quoted(dtype_json.get<std::string>()) : std::string(" (not a string)")));
     const auto& shape_json = entry["shape"];
     const auto& offsets = entry["data_offsets"];
-    if (!shape_json.is_array() || !offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
-        !offsets[1].is_number_unsigned())
-      bad_file(path, "tensor '" + item.key() + "' has a malformed shape or data_offsets");
-    StoredTensor tensor{dtype, {}, nullptr};
-    uint64_t elements = 1;
+    if (!shape_json.is_array() || shape_json.size() > 8 || !offsets.is_array() || offsets.size() != 2 ||
+        !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      bad_file(path, "tensor " + name + " has a malformed shape or data_offsets");
+    StoredTensor tensor{dtype, {}, offsets[0].get<uint64_t>(), offsets[1].get<uint64_t>()};
     for (const auto& dim : shape_json) {
-      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > (1ull << 40))
-        bad_file(path, "tensor '" + item.key() + "' has a malformed shape");
+      if (!dim.is_number_unsigned() || dim.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        bad_file(path, "tensor " + name + " has a malformed shape");
       tensor.shape.push_back(dim.get<int64_t>());
-      elements *= dim.get<uint64_t>();
-      if (elements > (1ull << 40)) bad_file(path, "tensor '" + item.key() + "' is implausibly large");
     }
-    const uint64_t begin = offsets[0].get<uint64_t>();
-    const uint64_t end = offsets[1].get<uint64_t>();
-    if (begin > end || end > data_size)
-      bad_file(path, "tensor '" + item.key() + "' lies outside the file (truncated?)");
-    if (end - begin != elements * dtype->size)
-      bad_file(path, "tensor '" + item.key() + "' has " + std::to_string(end - begin) + " bytes, its shape needs " +
-                         std::to_string(elements * dtype->size));
-    tensor.data = data + begin;
-    tensors.emplace(item.key(), tensor);
-    ranges.emplace_back(begin, end);
+    const auto bytes = static_cast<uint64_t>(
+        checked_product({checked_product(tensor.shape, "tensor " + name, DDIM_ERR_FORMAT), static_cast<int64_t>(dtype->size)},
+                        "tensor " + name, DDIM_ERR_FORMAT));
+    if (tensor.begin > tensor.end || tensor.end > data_size)
+      bad_file(path, "tensor " + name + " lies outside the file (truncated?)");
+    if (tensor.end - tensor.begin != bytes)
+      bad_file(path, "tensor " + name + " has " + std::to_string(tensor.end - tensor.begin) + " bytes, its shape needs " +
+                         std::to_string(bytes));
+    ranges.emplace_back(tensor.begin, tensor.end);
+    tensors.emplace(item.key(), std::move(tensor));
   }
   std::sort(ranges.begin(), ranges.end());
   uint64_t expected = 0;
@@ -198,20 +256,93 @@ std::map<std::string, StoredTensor> parse_tensors(const std::string& path, const
   return tensors;
 }
 
-// Copies a stored tensor into `destination` (same shape), converting to its dtype.
-void copy_into(const std::string& path, const std::string& name, const StoredTensor& stored, torch::Tensor destination) {
-  if (destination.sizes() != torch::IntArrayRef(stored.shape))
-    bad_file(path, "tensor '" + name + "' has shape " + shape_string(stored.shape) + ", the config needs " +
-                       shape_string(destination.sizes()));
-  const bool integral = destination.scalar_type() == torch::kLong;
-  if (integral != (stored.dtype->type == torch::kLong))
-    bad_file(path, "tensor '" + name + "' has dtype " + stored.dtype->name + ", expected " + dtype_of(destination.scalar_type()).name);
+// Checks the file's tensors against what `config` needs, by name, shape and kind, before anything
+// is read or allocated: the network's tensors ("net."), all or none of the EMA's ("ema."), the
+// normaliser, and in a checkpoint all or none of AdamW's moments ("optim."). Returns whether the
+// file has EMA weights.
+bool check_tensors(const std::string& path, const std::map<std::string, StoredTensor>& tensors, const ModelConfig& config,
+                   bool checkpoint) {
+  std::map<std::string, TensorSpec> needed;
+  std::map<std::string, TensorSpec> optional_groups[2];  // the EMA's, the optimizer's
+  for (const auto& [name, spec] : unet_tensor_specs(config)) {
+    needed["net." + name] = spec;
+    optional_groups[0]["ema." + name] = spec;
+    if (spec.parameter && checkpoint)
+      for (const char* moment : {".exp_avg", ".exp_avg_sq"}) optional_groups[1]["optim." + name + moment] = spec;
+  }
+  needed["normalizer.mean"] = needed["normalizer.std"] = {{config.channels}, false};
+  const auto matches = [&](const std::string& name, const TensorSpec& spec) {
+    const auto found = tensors.find(name);
+    if (found == tensors.end()) return false;
+    const auto& stored = found->second;
+    if (stored.shape != spec.shape)
+      bad_file(path, "tensor " + quoted(name) + " has shape " + shape_string(stored.shape) + ", the config needs " +
+                         shape_string(spec.shape) + " (does the config match?)");
+    if (spec.integral != (stored.dtype->type == torch::kLong))
+      bad_file(path, "tensor " + quoted(name) + " has dtype " + stored.dtype->name + ", expected " +
+                         (spec.integral ? "I64" : "F32, F16 or BF16"));
+    return true;
+  };
+  for (const auto& [name, spec] : needed)
+    if (!matches(name, spec)) bad_file(path, "missing tensor " + quoted(name));
+  size_t known = needed.size();
+  bool has_ema = false;
+  for (size_t group = 0; group < 2; ++group) {
+    size_t present = 0;
+    for (const auto& [name, spec] : optional_groups[group]) present += matches(name, spec) ? 1 : 0;
+    if (present != 0 && present != optional_groups[group].size())
+      bad_file(path, std::string(group == 0 ? "EMA weights" : "optimizer state") + " are incomplete (" +
+                         std::to_string(present) + " of " + std::to_string(optional_groups[group].size()) + " tensors)");
+    known += present;
+    if (group == 0) has_ema = present != 0;
+  }
+  if (known != tensors.size())
+    for (const auto& [name, stored] : tensors)
+      if (!needed.count(name) && !optional_groups[0].count(name) && !optional_groups[1].count(name))
+        bad_file(path, "unexpected tensor " + quoted(name) + " (does the config match?)");
+  return has_ema;
+}
+
+// Copies a stored tensor (already checked against its destination's shape and kind) into
+// `destination`, converting to its dtype; values must be finite, and >= 0 where `non_negative`.
+void copy_into(const std::string& path, const std::string& name, const StoredTensor& stored, const uint8_t* data,
+               torch::Tensor destination, bool non_negative = false) {
   auto staging = torch::empty(stored.shape, torch::TensorOptions().dtype(stored.dtype->type));
-  std::memcpy(staging.data_ptr(), stored.data, staging.numel() * stored.dtype->size);
-  if (!integral && !torch::isfinite(staging).all().item<bool>())
-    bad_file(path, "tensor '" + name + "' contains NaN or infinite values");
+  std::memcpy(staging.data_ptr(), data + stored.begin, stored.end - stored.begin);
+  if (staging.is_floating_point() && !torch::isfinite(staging).all().item<bool>())
+    bad_file(path, "tensor " + quoted(name) + " contains NaN or infinite values");
+  if (non_negative && (staging < 0).any().item<bool>()) bad_file(path, "tensor " + quoted(name) + " has negative values");
   torch::NoGradGuard no_grad;
   destination.copy_(staging);
+}
+
+// Whether a stored tensor must not be negative: variances and counters.
+bool must_be_non_negative(const std::string& name) {
+  for (const char* suffix : {".running_var", ".num_batches_tracked", ".exp_avg_sq"})
+    if (name.size() >= std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+      return true;
+  return false;
+}
+
+// The training state a checkpoint's metadata holds, validated: FORMAT naming the bad field.
+CheckpointState parse_training(const std::string& path, const std::string& text) {
+  const auto parsed = parse_bounded(path, "training state", text);
+  CheckpointState training;
+  try {
+    training.config = TrainConfig::from_json(parsed.at("config"));
+    training.steps = parsed.at("steps").get<int64_t>();
+  } catch (const json::exception& e) {
+    bad_file(path, std::string("training state is malformed (") + e.what() + ")");
+  } catch (const Error& e) {
+    bad_file(path, e.what());
+  }
+  try {
+    training.config.validate();
+  } catch (const Error& e) {
+    bad_file(path, e.what());
+  }
+  if (training.steps < 0) bad_file(path, "training state has a negative step count");
+  return training;
 }
 
 }  // namespace
@@ -264,19 +395,22 @@ void save_model(Model& model, const std::string& path, const SaveOptions& option
 
 std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,
                                   std::optional<CheckpointState>* checkpoint) {
-  const auto bytes = read_file(path);
-  if (bytes.size() < 8) bad_file(path, "too short to be a safetensors file (" + std::to_string(bytes.size()) + " bytes)");
+  // Bounded like safetensors' own reader: the length, then the header, then the layout and every
+  // shape against the file size and the config; only then the data.
+  const InputFile file(path);
+  if (file.size() < 8) bad_file(path, "too short to be a safetensors file (" + std::to_string(file.size()) + " bytes)");
+  uint8_t length[8];
+  file.read(0, length, sizeof length);
   uint64_t header_size = 0;
-  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  if (header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
+  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(length[i]) << (8 * i);
+  if (header_size > file.size() - 8)
     bad_file(path, "header length " + std::to_string(header_size) + " exceeds the file (truncated or not safetensors)");
-
-  json header;
-  try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<ptrdiff_t>(header_size));
-  } catch (const json::exception& e) {
-    bad_file(path, std::string("header is not valid JSON (") + e.what() + ")");
-  }
+  if (header_size > DDIM_MAX_HEADER_BYTES)
+    bad_file(path, "header length " + std::to_string(header_size) + " exceeds the limit of " +
+                       std::to_string(DDIM_MAX_HEADER_BYTES) + " bytes");
+  std::string header_text(header_size, '\0');
+  file.read(8, header_text.data(), header_size);
+  const json header = parse_bounded(path, "header", header_text);
   if (!header.is_object() || !header.contains("__metadata__") || !header["__metadata__"].is_object())
     bad_file(path, "no __metadata__: not a ddim4j model file");
   const auto& metadata = header["__metadata__"];
@@ -284,60 +418,43 @@ std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,
     if (!metadata.contains(key) || !metadata[key].is_string()) bad_file(path, std::string("metadata lacks '") + key + "'");
     return metadata[key].get<std::string>();
   };
-  if (text("format") != "ddim4j") bad_file(path, "metadata format is '" + text("format") + "', not 'ddim4j'");
+  if (text("format") != "ddim4j") bad_file(path, "metadata format is " + quoted(text("format")) + ", not 'ddim4j'");
   if (text("format_version") != std::to_string(kModelFormatVersion))
-    bad_file(path, "unsupported format version '" + text("format_version") + "' (this build reads version " +
+    bad_file(path, "unsupported format version " + quoted(text("format_version")) + " (this build reads version " +
                        std::to_string(kModelFormatVersion) + ")");
 
-  const uint8_t* data = bytes.data() + 8 + header_size;
-  const uint64_t data_size = bytes.size() - 8 - header_size;
-  if (metadata.contains("data_crc32") && text("data_crc32") != crc32_hex(data, data_size))
+  const auto config = ModelConfig::from_json(parse_bounded(path, "config", text("config")));
+  std::optional<CheckpointState> training;
+  if (metadata.contains("training")) {
+    training = parse_training(path, text("training"));
+    training->user_state = metadata.contains("user_state") ? text("user_state") : "";
+  }
+  const uint64_t data_size = file.size() - 8 - header_size;
+  const auto tensors = parse_tensors(path, header, data_size);
+  const bool has_ema = check_tensors(path, tensors, config, training.has_value());
+
+  // The layout matches the config, whose size is capped: the data section is bounded too.
+  std::vector<uint8_t> data(data_size);
+  file.read(8 + header_size, data.data(), data_size);
+  if (metadata.contains("data_crc32") && text("data_crc32") != crc32_hex(data.data(), data_size))
     bad_file(path, "checksum mismatch: the weights are corrupt");
 
-  json config_json;
-  try {
-    config_json = json::parse(text("config"));
-  } catch (const json::exception& e) {
-    bad_file(path, std::string("config is not valid JSON (") + e.what() + ")");
-  }
-  const auto config = ModelConfig::from_json(config_json);
-  auto tensors = parse_tensors(path, header, data, data_size);
-
   auto model = std::make_unique<Model>(config, device, 0);
-  const bool has_ema = std::any_of(tensors.begin(), tensors.end(), [](const auto& item) { return item.first.rfind("ema.", 0) == 0; });
   if (has_ema) model->ema() = model->make_network();
   auto state = state_of(*model);
-  for (auto& [name, destination] : state) {
-    const auto found = tensors.find(name);
-    if (found == tensors.end()) bad_file(path, "missing tensor '" + name + "'");
-    copy_into(path, name, found->second, destination);
-    tensors.erase(found);
-  }
+  for (auto& [name, destination] : state)
+    copy_into(path, name, tensors.at(name), data.data(), destination, must_be_non_negative(name));
   model->set_normalizer(state["normalizer.mean"], state["normalizer.std"]);
 
-  if (metadata.contains("training")) {
-    CheckpointState training;
-    try {
-      const auto parsed = json::parse(text("training"));
-      training.config = TrainConfig::from_json(parsed.at("config"));
-      training.steps = parsed.at("steps").get<int64_t>();
-    } catch (const json::exception& e) {
-      bad_file(path, std::string("training state is malformed (") + e.what() + ")");
-    }
-    training.user_state = metadata.contains("user_state") ? text("user_state") : "";
-    for (auto it = tensors.begin(); it != tensors.end();) {
-      if (it->first.rfind("optim.", 0) != 0) {
-        ++it;
-        continue;
-      }
-      auto tensor = torch::empty(it->second.shape, torch::TensorOptions().dtype(torch::kFloat));
-      copy_into(path, it->first, it->second, tensor);
-      training.optimizer[it->first.substr(6)] = tensor;
-      it = tensors.erase(it);
+  if (training) {
+    for (const auto& [name, stored] : tensors) {
+      if (name.rfind("optim.", 0) != 0) continue;
+      auto tensor = torch::empty(stored.shape, torch::TensorOptions().dtype(torch::kFloat));
+      copy_into(path, name, stored, data.data(), tensor, must_be_non_negative(name));
+      training->optimizer[name.substr(6)] = tensor;
     }
     if (checkpoint != nullptr) *checkpoint = std::move(training);
   }
-  if (!tensors.empty()) bad_file(path, "unexpected tensor '" + tensors.begin()->first + "' (does the config match?)");
   return model;
 }
 

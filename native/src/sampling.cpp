@@ -21,14 +21,21 @@ uint64_t image_seed(uint64_t seed, int64_t index) {
 }
 
 void SampleRequest::validate() const {
+  // Caps come first: steps sizes the time grid and micro_batch the padded network batch.
   require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
-  require(steps >= 1, DDIM_ERR_INVALID_ARGUMENT, "steps must be >= 1, got " + std::to_string(steps));
-  require(eta >= 0 && std::isfinite(eta), DDIM_ERR_INVALID_ARGUMENT, "eta must be finite and >= 0");
-  require(first_index >= 0, DDIM_ERR_INVALID_ARGUMENT, "first_index must be >= 0, got " + std::to_string(first_index));
+  require(steps >= 1 && steps <= DDIM_MAX_STEPS, DDIM_ERR_INVALID_ARGUMENT,
+          "steps must lie in [1, " + std::to_string(DDIM_MAX_STEPS) + "], got " + std::to_string(steps));
+  require(eta >= 0 && eta <= DDIM_MAX_ETA, DDIM_ERR_INVALID_ARGUMENT,  // false for NaN too
+          "eta must lie in [0, " + std::to_string(DDIM_MAX_ETA) + "], got " + std::to_string(eta));
+  // first_index + count must not overflow the image indices.
+  require(first_index >= 0 && first_index <= DDIM_MAX_FIRST_INDEX, DDIM_ERR_INVALID_ARGUMENT,
+          "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
+  require(count <= INT32_MAX, DDIM_ERR_INVALID_ARGUMENT, "count must be at most 2^31 - 1, got " + std::to_string(count));
   require(batch_size >= 1, DDIM_ERR_INVALID_ARGUMENT, "batch_size must be >= 1, got " + std::to_string(batch_size));
   require(precision == Precision::Float32 || precision == Precision::BFloat16, DDIM_ERR_INVALID_ARGUMENT,
           "unknown precision " + std::to_string(static_cast<int>(precision)));
-  require(micro_batch >= 1, DDIM_ERR_INVALID_ARGUMENT, "micro_batch must be >= 1, got " + std::to_string(micro_batch));
+  require(micro_batch >= 1 && micro_batch <= DDIM_MAX_MICRO_BATCH, DDIM_ERR_INVALID_ARGUMENT,
+          "micro_batch must lie in [1, " + std::to_string(DDIM_MAX_MICRO_BATCH) + "], got " + std::to_string(micro_batch));
 }
 
 namespace {
@@ -113,6 +120,14 @@ void require_images(const Model& model, const SampleRequest& request, const torc
           std::string(name) + " contain NaN or infinite values");
 }
 
+// Extreme weights, eta or noise can overflow float32 inside the network; NaN must never become
+// pixels (clamping keeps NaN), so every result is checked.
+const torch::Tensor& require_finite_result(const torch::Tensor& result, const char* what) {
+  require(torch::isfinite(result).all().item<bool>(), DDIM_ERR_NON_FINITE,
+          std::string(what) + " produced NaN or infinite values (are the weights or the input extreme?)");
+  return result;
+}
+
 void require_unit_range(const torch::Tensor& values, const char* name) {
   require(values.min().item<float>() >= 0.0f && values.max().item<float>() <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
           std::string(name) + " must lie in [0, 1]");
@@ -156,7 +171,8 @@ torch::Tensor generate_chunk(Model& model, UNet& network, const SampleRequest& r
                              const torch::Tensor& x, int64_t first, const KeptRegion* kept = nullptr,
                              const StateObserver* observe = nullptr) {
   const auto sampler = make_sampler(request.sampler, request.eta);  // per chunk: DPM-Solver++ keeps state
-  return model.denormalize(run_chunk(model, network, *sampler, request, times, x, first, kept, observe).image).clamp(0.0, 1.0);
+  const auto image = run_chunk(model, network, *sampler, request, times, x, first, kept, observe).image;
+  return model.denormalize(require_finite_result(image, "sampling")).clamp(0.0, 1.0);
 }
 
 // The request's starting state for the chunk of n images `first` images in: the caller's noise, or the seed's.
@@ -230,7 +246,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
     const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, 0.0);
     const auto x = static_cast<float>(signal) * chunk_images(model, pixels, first, n);
     DdimSampler deterministic(0.0);
-    return run_chunk(model, network, deterministic, request, times, x, first, nullptr).x;
+    return require_finite_result(run_chunk(model, network, deterministic, request, times, x, first, nullptr).x, "inversion");
   });
 }
 

@@ -53,7 +53,9 @@ torch::Tensor prepare(const Model& model, const torch::Tensor& pixels) {
           DDIM_ERR_BUFFER_SIZE, "a batch must be [B >= 1, " + std::to_string(config.channels) + ", " +
                                     std::to_string(config.image_size) + ", " + std::to_string(config.image_size) + "]");
   const auto on_device = pixels.to(model.device(), torch::kFloat);
-  require(torch::isfinite(on_device).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "the batch contains NaN or infinite pixels");
+  // Also false for NaN: pixels must be finite and in [0, 1], as for every other call.
+  require((on_device >= 0).logical_and(on_device <= 1).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+          "pixels must be finite and in [0, 1]");
   return model.normalize(on_device);
 }
 
@@ -132,7 +134,7 @@ double Trainer::step(const torch::Tensor& pixels) {
   const auto& target = model_.config().target == Target::Noise ? batch.noise : images;
   const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
   const double value = loss.item<double>();
-  require(std::isfinite(value), DDIM_ERR_INVALID_ARGUMENT,
+  require(std::isfinite(value), DDIM_ERR_NON_FINITE,
           "the loss is " + std::to_string(value) + " at step " + std::to_string(steps_) + ": training diverged (lower the learning rate?)");
   optimizer_.zero_grad();
   loss.backward();

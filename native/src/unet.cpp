@@ -96,4 +96,59 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& noisy, const torch::Tensor&
   return output_conv_(x);
 }
 
+namespace {
+
+void add_conv(std::map<std::string, TensorSpec>& specs, const std::string& name, int64_t in, int64_t out, int64_t kernel) {
+  specs[name + ".weight"] = {{out, in, kernel, kernel}};
+  specs[name + ".bias"] = {{out}};
+}
+
+void add_residual(std::map<std::string, TensorSpec>& specs, const std::string& name, int64_t in, int64_t out) {
+  specs[name + ".norm.weight"] = {{in}};
+  specs[name + ".norm.bias"] = {{in}};
+  specs[name + ".norm.running_mean"] = {{in}, false};
+  specs[name + ".norm.running_var"] = {{in}, false};
+  specs[name + ".norm.num_batches_tracked"] = {{}, false, true};
+  add_conv(specs, name + ".shortcut", in, out, 1);
+  add_conv(specs, name + ".conv_a", in, out, 3);
+  add_conv(specs, name + ".conv_b", out, out, 3);
+}
+
+}  // namespace
+
+// Mirrors the constructors above: UNetImpl, DownBlockImpl, UpBlockImpl and ResidualBlockImpl.
+std::map<std::string, TensorSpec> unet_tensor_specs(const ModelConfig& config) {
+  const auto& widths = config.widths;
+  const int64_t levels = static_cast<int64_t>(widths.size());
+  std::map<std::string, TensorSpec> specs;
+  add_conv(specs, "input_conv", config.channels, widths[0], 1);
+  int64_t channels = widths[0] + config.embedding_dim;
+  for (int64_t level = 0; level < levels; ++level) {
+    for (int64_t i = 0; i < config.block_depth; ++i)
+      add_residual(specs, "down." + std::to_string(level) + ".blocks." + std::to_string(i),
+                   i == 0 ? channels : widths[level], widths[level]);
+    channels = widths[level];
+  }
+  add_residual(specs, "middle_a", channels, 2 * channels);
+  add_residual(specs, "middle_b", 2 * channels, channels);
+  for (int64_t level = levels - 1, up = 0; level >= 0; --level, ++up) {
+    const int64_t in = widths[level], out = widths[level > 0 ? level - 1 : 0];
+    for (int64_t i = 0; i < config.block_depth; ++i)
+      add_residual(specs, "up." + std::to_string(up) + ".blocks." + std::to_string(i), (i == 0 ? in : out) + in, out);
+  }
+  add_conv(specs, "output_conv", widths[0], config.channels, 1);
+  return specs;
+}
+
+int64_t unet_parameter_count(const ModelConfig& config) {
+  int64_t count = 0;
+  for (const auto& [name, spec] : unet_tensor_specs(config)) {
+    if (!spec.parameter) continue;
+    int64_t elements = 1;
+    for (const int64_t dim : spec.shape) elements *= dim;  // bounded by ModelConfig's limits: no overflow
+    count += elements;
+  }
+  return count;
+}
+
 }  // namespace ddim

@@ -13,6 +13,8 @@
 // Residual(in, out) = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))).
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -82,5 +84,20 @@ class UNetImpl : public torch::nn::Module {
   ResidualBlock middle_a_{nullptr}, middle_b_{nullptr};
 };
 TORCH_MODULE(UNet);
+
+// One tensor of a UNet, as named_parameters() / named_buffers() name it.
+struct TensorSpec {
+  std::vector<int64_t> shape;
+  bool parameter = true;   // false: a BatchNorm buffer
+  bool integral = false;   // BatchNorm's step counter (int64)
+};
+
+// Every tensor a UNet of `config` holds, derived from the architecture above without building it,
+// so that a model file can be checked against its config before anything is allocated (unet_test
+// checks it against a real UNet).
+std::map<std::string, TensorSpec> unet_tensor_specs(const ModelConfig& config);
+
+// The trainable parameters of a UNet of `config`, without building it.
+int64_t unet_parameter_count(const ModelConfig& config);
 
 }  // namespace ddim

@@ -11,7 +11,9 @@ namespace ddim {
 namespace {
 
 using nlohmann::json;
+using testing::join;
 using testing::read_bytes;
+using testing::split;
 using testing::TempDir;
 using testing::write_bytes;
 
@@ -39,25 +41,6 @@ ddim_status load_status(const std::string& path, std::string* message = nullptr)
     return e.status();
   }
   return DDIM_OK;
-}
-
-// Splits a safetensors file into its JSON header and data, and joins them back.
-struct Parts {
-  json header;
-  std::vector<uint8_t> data;
-};
-Parts split(const std::vector<uint8_t>& bytes) {
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  return {json::parse(bytes.begin() + 8, bytes.begin() + 8 + n), {bytes.begin() + 8 + n, bytes.end()}};
-}
-std::vector<uint8_t> join(const Parts& parts) {
-  const auto text = parts.header.dump();
-  std::vector<uint8_t> bytes(8);
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(text.size() >> (8 * i));
-  bytes.insert(bytes.end(), text.begin(), text.end());
-  bytes.insert(bytes.end(), parts.data.begin(), parts.data.end());
-  return bytes;
 }
 
 class ModelFile : public ::testing::Test {

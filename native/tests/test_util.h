@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config.h"
 
 namespace ddim::testing {
@@ -45,5 +47,27 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
+
+// A safetensors file split into its JSON header and data, and joined back.
+struct Parts {
+  nlohmann::json header;
+  std::vector<uint8_t> data;
+};
+
+inline Parts split(const std::vector<uint8_t>& bytes) {
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[i]) << (8 * i);
+  return {nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + n), {bytes.begin() + 8 + n, bytes.end()}};
+}
+
+inline std::vector<uint8_t> join(const std::string& header, const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> bytes(8);
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(header.size() >> (8 * i));
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  bytes.insert(bytes.end(), data.begin(), data.end());
+  return bytes;
+}
+
+inline std::vector<uint8_t> join(const Parts& parts) { return join(parts.header.dump(), parts.data); }
 
 }  // namespace ddim::testing

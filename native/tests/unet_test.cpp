@@ -14,6 +14,30 @@ TEST(UNet, ReferenceConfigHasExactlyTheReferenceParameterCount) {
   EXPECT_EQ(model.parameter_count(), 3562211);
 }
 
+TEST(UNet, TensorSpecsDescribeTheBuiltNetworkExactly) {
+  ModelConfig deep = testing::tiny_config();
+  deep.widths = {4, 12, 8};
+  deep.block_depth = 3;
+  deep.channels = 3;
+  deep.image_size = 8;
+  for (const auto& config : {ModelConfig{}, testing::tiny_config(), deep}) {
+    const UNet network(config);
+    auto specs = unet_tensor_specs(config);
+    const auto check = [&](const std::string& name, const torch::Tensor& tensor, bool parameter) {
+      const auto found = specs.find(name);
+      ASSERT_NE(found, specs.end()) << name;
+      EXPECT_EQ(found->second.shape, tensor.sizes().vec()) << name;
+      EXPECT_EQ(found->second.parameter, parameter) << name;
+      EXPECT_EQ(found->second.integral, tensor.scalar_type() == torch::kLong) << name;
+      specs.erase(found);
+    };
+    for (const auto& item : network->named_parameters()) check(item.key(), item.value(), true);
+    for (const auto& item : network->named_buffers()) check(item.key(), item.value(), false);
+    EXPECT_TRUE(specs.empty()) << specs.begin()->first;
+    EXPECT_EQ(unet_parameter_count(config), Model(config, torch::kCPU, 1).parameter_count());
+  }
+}
+
 TEST(UNet, GreyscaleThirtyTwoPixelModelCountsItsOwnChannels) {
   ModelConfig config;
   config.channels = 1;

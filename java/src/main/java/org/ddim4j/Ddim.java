@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
+import java.util.function.BooleanSupplier;
 
 import org.ddim4j.ffi.ddim_config;
 import org.ddim4j.ffi.ddim_h;
@@ -30,9 +31,12 @@ import org.ddim4j.ffi.ddim_train_params;
  * }</pre>
  *
  * <p>Each {@code Ddim} owns one native model handle and frees it on {@link #close()} (or, as a last
- * resort, when it becomes unreachable). Methods are thread-safe: calls on one instance take turns,
- * and {@code close()} waits for a running call. After {@code close()}, every method but
- * {@code close()} throws {@link IllegalStateException}. Native failures throw {@link DdimException}.
+ * resort, when it becomes unreachable). Methods are thread-safe: calls on one instance take turns.
+ * {@code close()} from another thread cancels a running sampling call at its next step and waits
+ * for it (the call throws {@link CancellationException}), so memory is never freed under a running
+ * call. After {@code close()}, every method but {@code close()} throws {@link IllegalStateException},
+ * and so does a {@link SampleListener} that calls back into the {@code Ddim} whose call is running
+ * it. Native failures throw {@link DdimException}.
  */
 public final class Ddim implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -55,7 +59,11 @@ public final class Ddim implements AutoCloseable {
     private final Cleaner.Cleanable cleanable;
     private final ModelConfig config;
     private final Device device;
-    private boolean closed;
+    private volatile boolean closed;
+    /** Set by close() before it waits for the lock: a running sampling call cancels at its next step. */
+    private volatile boolean closing;
+    /** The thread inside a native call that runs listener callbacks, so a listener calling back in is refused. */
+    private volatile Thread callbackThread;
 
     private Ddim(MemorySegment model) {
         this.model = model;
@@ -282,11 +290,18 @@ public final class Ddim implements AutoCloseable {
     /** As above, for a call that writes {@code outputImages} images (e.g. a trajectory's frames). */
     private float[] runSampling(SampleOptions options, int count, int outputImages, SamplingCall call) {
         long floats = floatsFor(outputImages);
-        ProgressBridge progress = new ProgressBridge(options, count);
+        ProgressBridge progress = new ProgressBridge(options, count, () -> closing);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = sampleParams(arena, options, count, progress);
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);
-            progress.check(call.run(arena, params, out, floats));
+            int status;
+            callbackThread = Thread.currentThread();
+            try {
+                status = call.run(arena, params, out, floats);
+            } finally {
+                callbackThread = null;
+            }
+            progress.check(status);
             return out.toArray(ValueLayout.JAVA_FLOAT);
         }
     }
@@ -306,21 +321,30 @@ public final class Ddim implements AutoCloseable {
         private final int steps;
         private final int batchSize;
         private final long totalSteps;
+        private final BooleanSupplier closing;
         private Throwable failure;
 
-        /** For one native call over {@code images} images. */
-        ProgressBridge(SampleOptions options, int images) {
+        /** For one native call over {@code images} images; {@code closing} says the Ddim is being closed. */
+        ProgressBridge(SampleOptions options, int images, BooleanSupplier closing) {
+            this.closing = closing;
             this.listener = options.listener();
             this.steps = options.steps();
             this.batchSize = options.batchSize();
             this.totalSteps = (long) ((images + batchSize - 1) / batchSize) * steps;
         }
 
+        /** Always a callback, even without a listener: close() from another thread cancels through it. */
         MemorySegment callback(Arena arena) {
-            return listener == null ? MemorySegment.NULL : ddim_progress_callback.allocate(this::onStep, arena);
+            return ddim_progress_callback.allocate(this::onStep, arena);
         }
 
         private int onStep(MemorySegment userData, int step, int stepsPerChunk, long firstImage, int images) {
+            if (closing.getAsBoolean()) {
+                return 1;
+            }
+            if (listener == null) {
+                return 0;
+            }
             try {
                 long done = firstImage / batchSize * steps + step;
                 listener.onStep(new SampleListener.SampleProgress(step, stepsPerChunk, firstImage, images, done, totalSteps));
@@ -341,6 +365,10 @@ public final class Ddim implements AutoCloseable {
                 }
                 if (failure != null) {
                     throw new IllegalStateException("the sample listener failed: " + failure, failure);
+                }
+                if (closing.getAsBoolean()) {
+                    throw new CancellationException("cancelled: the Ddim was closed while sampling ("
+                            + ddim_h.ddim_last_error().getString(0) + ")");
                 }
                 throw new CancellationException(ddim_h.ddim_last_error().getString(0));
             }
@@ -534,10 +562,14 @@ public final class Ddim implements AutoCloseable {
         }
     }
 
-    /** Validation losses: {@code [0]} MAE of the predicted noise, {@code [1]} of the predicted image, at t and noise drawn from {@code seed}. */
+    /**
+     * Validation losses: {@code [0]} MAE of the predicted noise, {@code [1]} of the predicted image, at t and noise drawn
+     * from {@code seed}. Pixels must lie in [0, 1].
+     */
     public synchronized float[] evaluate(float[] pixels, long seed, boolean useEma) {
         ensureOpen();
         int count = imageCount(pixels);
+        requireUnitRange(pixels, "pixels");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment noiseLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
             MemorySegment imageLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
@@ -566,6 +598,7 @@ public final class Ddim implements AutoCloseable {
     synchronized float trainStep(float[] pixels) {
         ensureOpen();
         int count = imageCount(pixels);
+        requireUnitRange(pixels, "pixels");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment loss = arena.allocate(ValueLayout.JAVA_FLOAT);
             Native.check(ddim_h.ddim_train_step(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length, loss));
@@ -625,21 +658,41 @@ public final class Ddim implements AutoCloseable {
         return target;
     }
 
-    /** Frees the native model. Idempotent. */
+    /**
+     * Frees the native model. Idempotent. From another thread during a sampling call, cancels the call
+     * at its next step and waits for it; during a training step, waits for the step. A listener must
+     * not close the {@code Ddim} whose call is running it: that throws {@link IllegalStateException}.
+     */
     @Override
-    public synchronized void close() {
-        if (!closed) {
-            closed = true;
-            cleanable.clean();
+    public void close() {
+        if (callbackThread == Thread.currentThread()) {
+            throw new IllegalStateException("a SampleListener cannot close the Ddim whose sampling call is running it");
+        }
+        closing = true;
+        synchronized (this) {
+            if (!closed) {
+                closed = true;
+                cleanable.clean();
+            }
         }
     }
 
-    public synchronized boolean isClosed() {
-        return closed;
+    /** Whether {@link #close()} has been called (answers at once, even during a running call). */
+    public boolean isClosed() {
+        return closed || closing;
     }
 
-    /** Sets libtorch's CPU threads per operation; {@code threads <= 0} means all available processors. */
+    /** The most threads {@link #setThreads} accepts: 4x the available processors (include/ddim.h's DDIM_MAX_THREADS_PER_CORE). */
+    public static int maxThreads() {
+        return ddim_h.DDIM_MAX_THREADS_PER_CORE() * Runtime.getRuntime().availableProcessors();
+    }
+
+    /** Sets libtorch's CPU threads per operation; {@code threads <= 0} means all available processors, at most {@link #maxThreads()}. */
     public static void setThreads(int threads) {
+        if (threads > maxThreads()) {
+            throw new IllegalArgumentException("threads must be at most " + maxThreads() + " (4x the "
+                    + Runtime.getRuntime().availableProcessors() + " available processors), got " + threads);
+        }
         NativeLibrary.load();
         Native.check(ddim_h.ddim_set_num_threads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors()));
     }
@@ -663,8 +716,12 @@ public final class Ddim implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) {
+        if (closed || closing) {
             throw new IllegalStateException("this Ddim is closed");
+        }
+        if (callbackThread == Thread.currentThread()) {
+            throw new IllegalStateException("a SampleListener called back into the Ddim whose sampling call is running it;"
+                    + " collect what you need and call it after the call returns");
         }
     }
 }

@@ -1,5 +1,7 @@
 package org.ddim4j;
 
+import org.ddim4j.ffi.ddim_h;
+
 /**
  * What to sample: how many images, with how many network evaluations, from which seed or noise.
  *
@@ -16,14 +18,14 @@ package org.ddim4j;
  * from the input batch, and {@code count} and {@code noise} are not used.
  *
  * @param count images to generate, >= 1
- * @param steps network evaluations, >= 1
+ * @param steps network evaluations, 1 .. {@link #MAX_STEPS}
  * @param seed the noise seed
  * @param useEma use the EMA weights when the model has them
  * @param sampler the sampler
- * @param eta DDIM's eta, >= 0 (0: deterministic)
- * @param firstIndex image i of this request is image firstIndex + i of the seed's sequence, >= 0
+ * @param eta DDIM's eta, 0 .. {@link #MAX_ETA} (0: deterministic; 1: DDPM-like variance)
+ * @param firstIndex image i of this request is image firstIndex + i of the seed's sequence, 0 .. {@link #MAX_FIRST_INDEX}
  * @param batchSize images per pass through the sampling loop, a memory bound that never changes results, >= 1
- * @param microBatch images per network evaluation (short ones padded); results depend on it, >= 1
+ * @param microBatch images per network evaluation (short ones padded); results depend on it, 1 .. {@link #MAX_MICRO_BATCH}
  * @param precision the network's arithmetic (FLOAT32, or BFLOAT16 for speed)
  * @param noise starting noise (count images), or null to draw it from the seed
  * @param listener per-step progress and cancellation, or null
@@ -35,28 +37,36 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
     public static final long DEFAULT_SEED = 42;
     public static final int DEFAULT_BATCH_SIZE = 64;
     public static final int DEFAULT_MICRO_BATCH = 16;
+    /** The most network evaluations one call may take (include/ddim.h's DDIM_MAX_STEPS). */
+    public static final int MAX_STEPS = ddim_h.DDIM_MAX_STEPS();
+    /** The largest micro-batch (DDIM_MAX_MICRO_BATCH): the network's batch is padded to it. */
+    public static final int MAX_MICRO_BATCH = ddim_h.DDIM_MAX_MICRO_BATCH();
+    /** The largest eta (DDIM_MAX_ETA). */
+    public static final double MAX_ETA = ddim_h.DDIM_MAX_ETA();
+    /** The largest firstIndex, 2^62 (DDIM_MAX_FIRST_INDEX), so that image indices never overflow. */
+    public static final long MAX_FIRST_INDEX = ddim_h.DDIM_MAX_FIRST_INDEX();
 
     public SampleOptions {
         if (count < 1) {
             throw new IllegalArgumentException("count must be >= 1, got " + count);
         }
-        if (steps < 1) {
-            throw new IllegalArgumentException("steps must be >= 1, got " + steps);
+        if (steps < 1 || steps > MAX_STEPS) {
+            throw new IllegalArgumentException("steps must lie in [1, " + MAX_STEPS + "], got " + steps);
         }
         if (sampler == null) {
             throw new IllegalArgumentException("sampler must not be null");
         }
-        if (!(eta >= 0 && Double.isFinite(eta))) {
-            throw new IllegalArgumentException("eta must be finite and >= 0, got " + eta);
+        if (!(eta >= 0 && eta <= MAX_ETA)) {
+            throw new IllegalArgumentException("eta must lie in [0, " + MAX_ETA + "], got " + eta);
         }
-        if (firstIndex < 0) {
-            throw new IllegalArgumentException("firstIndex must be >= 0, got " + firstIndex);
+        if (firstIndex < 0 || firstIndex > MAX_FIRST_INDEX) {
+            throw new IllegalArgumentException("firstIndex must lie in [0, 2^62], got " + firstIndex);
         }
         if (batchSize < 1) {
             throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
         }
-        if (microBatch < 1) {
-            throw new IllegalArgumentException("microBatch must be >= 1, got " + microBatch);
+        if (microBatch < 1 || microBatch > MAX_MICRO_BATCH) {
+            throw new IllegalArgumentException("microBatch must lie in [1, " + MAX_MICRO_BATCH + "], got " + microBatch);
         }
         if (precision == null) {
             throw new IllegalArgumentException("precision must not be null");
@@ -115,7 +125,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
-        /** Network evaluations, >= 1. More steps: better images, proportionally slower. */
+        /** Network evaluations, 1 .. {@link SampleOptions#MAX_STEPS}. More steps: better images, proportionally slower. */
         public Builder steps(int steps) {
             this.steps = steps;
             return this;
@@ -138,7 +148,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
-        /** DDIM's eta, >= 0 (default 0: deterministic). */
+        /** DDIM's eta, 0 .. 1 (default 0: deterministic; 1: DDPM-like variance). */
         public Builder eta(double eta) {
             this.eta = eta;
             return this;

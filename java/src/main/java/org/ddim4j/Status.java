@@ -15,6 +15,10 @@ public enum Status {
     INTERNAL(ddim_h.DDIM_ERR_INTERNAL()),
     /** A progress listener cancelled the call (the Java API throws {@link java.util.concurrent.CancellationException} instead). */
     CANCELLED(ddim_h.DDIM_ERR_CANCELLED()),
+    /** The computation produced NaN or infinite values (extreme weights or input, or a diverged training step). */
+    NON_FINITE(ddim_h.DDIM_ERR_NON_FINITE()),
+    /** A callback called back into the model whose call is running (the Java API throws {@link IllegalStateException} first). */
+    REENTRANT(ddim_h.DDIM_ERR_REENTRANT()),
     /** libddim or libtorch could not be loaded (never returned by native code). */
     LIBRARY_NOT_LOADED(-1),
     /** A status code this version of the Java API does not know. */

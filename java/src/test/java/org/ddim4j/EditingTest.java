@@ -103,6 +103,17 @@ class EditingTest {
         ImageBatch exact = ddim.sample(options.build());
         ImageBatch reduced = ddim.sample(options.precision(Precision.BFLOAT16).build());
         double difference = reduced.meanAbsoluteDifference(exact);
-        assertTrue(difference > 0 && difference < 0.01, "bfloat16 vs float32 mean absolute pixel difference " + difference);
+        // With AVX512-BF16, oneDNN's bfloat16 convolutions accumulate in float32 (measured < 0.01); without it,
+        // libtorch's fallback kernels round to bfloat16 more often (0.028 measured on an AVX2-only EPYC).
+        double bound = hasNativeBfloat16() ? 0.01 : 0.05;
+        assertTrue(difference > 0 && difference < bound, "bfloat16 vs float32 mean absolute pixel difference " + difference);
+    }
+
+    private static boolean hasNativeBfloat16() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/cpuinfo")).contains("avx512_bf16");
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 }

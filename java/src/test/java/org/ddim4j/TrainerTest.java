@@ -150,8 +150,7 @@ class TrainerTest {
             assertThrows(IllegalArgumentException.class, () -> trainer.step(new float[255]));
             float[] nan = squares(1, 1).range(0, 1);
             nan[3] = Float.NaN;
-            DdimException e = assertThrows(DdimException.class, () -> trainer.step(nan));
-            assertEquals(Status.INVALID_ARGUMENT, e.status());
+            assertThrows(IllegalArgumentException.class, () -> trainer.step(nan));
             assertEquals(1, trainer.steps());
         }
     }

@@ -23,6 +23,69 @@ public class ddim_h extends ddim_h$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
+    private static final int DDIM_MAX_PARAMETERS = (int)268435456L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_PARAMETERS 268435456
+     * }
+     */
+    public static int DDIM_MAX_PARAMETERS() {
+        return DDIM_MAX_PARAMETERS;
+    }
+    private static final int DDIM_MAX_STEPS = (int)10000L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_STEPS 10000
+     * }
+     */
+    public static int DDIM_MAX_STEPS() {
+        return DDIM_MAX_STEPS;
+    }
+    private static final int DDIM_MAX_MICRO_BATCH = (int)4096L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_MICRO_BATCH 4096
+     * }
+     */
+    public static int DDIM_MAX_MICRO_BATCH() {
+        return DDIM_MAX_MICRO_BATCH;
+    }
+    private static final int DDIM_MAX_ETA = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_ETA 1
+     * }
+     */
+    public static int DDIM_MAX_ETA() {
+        return DDIM_MAX_ETA;
+    }
+    private static final int DDIM_MAX_THREADS_PER_CORE = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_THREADS_PER_CORE 4
+     * }
+     */
+    public static int DDIM_MAX_THREADS_PER_CORE() {
+        return DDIM_MAX_THREADS_PER_CORE;
+    }
+    private static final int DDIM_MAX_HEADER_BYTES = (int)16777216L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_HEADER_BYTES 16777216
+     * }
+     */
+    public static int DDIM_MAX_HEADER_BYTES() {
+        return DDIM_MAX_HEADER_BYTES;
+    }
+    private static final int DDIM_MAX_JSON_DEPTH = (int)32L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_JSON_DEPTH 32
+     * }
+     */
+    public static int DDIM_MAX_JSON_DEPTH() {
+        return DDIM_MAX_JSON_DEPTH;
+    }
     private static final int DDIM_MAX_WIDTHS = (int)8L;
     /**
      * {@snippet lang=c :
@@ -139,6 +202,24 @@ public class ddim_h extends ddim_h$shared {
      */
     public static int DDIM_ERR_CANCELLED() {
         return DDIM_ERR_CANCELLED;
+    }
+    private static final int DDIM_ERR_NON_FINITE = (int)10L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_status.DDIM_ERR_NON_FINITE = 10
+     * }
+     */
+    public static int DDIM_ERR_NON_FINITE() {
+        return DDIM_ERR_NON_FINITE;
+    }
+    private static final int DDIM_ERR_REENTRANT = (int)11L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_status.DDIM_ERR_REENTRANT = 11
+     * }
+     */
+    public static int DDIM_ERR_REENTRANT() {
+        return DDIM_ERR_REENTRANT;
     }
 
     private static class ddim_status_name {
@@ -2962,6 +3043,15 @@ public class ddim_h extends ddim_h$shared {
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }
+    }
+    private static final long DDIM_MAX_FIRST_INDEX = 4611686018427387904L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_FIRST_INDEX 4611686018427387904
+     * }
+     */
+    public static long DDIM_MAX_FIRST_INDEX() {
+        return DDIM_MAX_FIRST_INDEX;
     }
     private static final int DDIM_DEVICE_CPU = (int)-1L;
     /**
