@@ -24,3 +24,23 @@ select_jdk() {
   echo "ddim4j needs a JDK >= 22 (for the FFM API); none found in JAVA_HOME or /usr/lib/jvm." >&2
   return 1
 }
+
+# Installs the Debian packages named as arguments that are missing (as root; otherwise prints the
+# command and fails).
+install_packages() {
+  local package missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "missing Debian packages. Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+}

@@ -8,23 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
 
-packages=(libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]]; then
-    echo "setup: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  else
-    echo "setup: missing Debian packages. Run:" >&2
-    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist
 
 # Python's safetensors lets the tests check that other tools read our model files (optional).
 if command -v python3 >/dev/null && ! python3 -c 'import safetensors.numpy' 2>/dev/null; then

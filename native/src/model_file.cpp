@@ -129,7 +129,7 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
   }
 }
 
-void bad_file(const std::string& path, const std::string& message) {
+[[noreturn]] void bad_file(const std::string& path, const std::string& message) {
   fail(DDIM_ERR_FORMAT, "model file " + path + ": " + message);
 }
 

@@ -258,10 +258,11 @@ torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tens
   torch::InferenceMode inference;
   UNet network = sampling_network(model, request);
   const auto times = times_from(strength, request.steps);
-  const auto [signal, noise_rate] = diffusion_rates(model.config().schedule, strength);
+  // Plain variables, not a structured binding: C++17 lambdas can't capture those (clang refuses).
+  const auto rates = diffusion_rates(model.config().schedule, strength);
+  const auto signal = static_cast<float>(rates.first), noise_rate = static_cast<float>(rates.second);
   return in_chunks(request, [&](int64_t first, int64_t n) {
-    const auto x = static_cast<float>(signal) * chunk_images(model, pixels, first, n) +
-                   static_cast<float>(noise_rate) * chunk_noise(model, request, first, n);
+    const auto x = signal * chunk_images(model, pixels, first, n) + noise_rate * chunk_noise(model, request, first, n);
     return generate_chunk(model, network, request, times, x, first);
   });
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -484,6 +485,69 @@ TEST(HostileArguments, AFreeFromAnotherThreadWaitsForTheRunningCall) {
   EXPECT_FALSE(blocking.freed_during_call);
   EXPECT_TRUE(blocking.freed);
   handle.model = nullptr;
+}
+
+// ---- caller memory across chunked calls ----
+
+// Floats that end exactly where an inaccessible page begins, so that any read or write past their
+// end faults at once, even from libtorch's and oneDNN's own (uninstrumented) code.
+class GuardedFloats {
+ public:
+  GuardedFloats(size_t count, float fill) : count_(count) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t bytes = count * sizeof(float);
+    size_ = (bytes + page - 1) / page * page + page;
+    base_ = static_cast<uint8_t*>(::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(base_, MAP_FAILED);
+    EXPECT_EQ(::mprotect(base_ + size_ - page, page, PROT_NONE), 0);
+    data_ = reinterpret_cast<float*>(base_ + size_ - page - bytes);
+    std::fill(data_, data_ + count, fill);
+  }
+  ~GuardedFloats() { ::munmap(base_, size_); }
+  float* data() { return data_; }
+  int64_t size() const { return static_cast<int64_t>(count_); }
+
+ private:
+  size_t count_, size_;
+  uint8_t* base_;
+  float* data_;
+};
+
+TEST(CallerMemory, ChunkedCallsStayInsideTheCallersBuffers) {
+  // A 1000-image sample of the shipped model once died reading unmapped memory inside oneDNN. Every
+  // buffer the caller hands over (noise, pixels, mask, output) ends at a guard page here, and the
+  // request is split into chunks and padded micro-batches, with malloc caching on as in Java.
+  ddim_set_malloc_caching(1);  // refused under AddressSanitizer, which has its own allocator
+  ddim_model* model = nullptr;
+  const std::string path = std::string(DDIM_SOURCE_DIR) + "/models/fashion-mnist-32.safetensors";
+  ASSERT_EQ(ddim_model_load(path.c_str(), DDIM_DEVICE_CPU, &model), DDIM_OK) << ddim_last_error();
+  ddim_config config;
+  ASSERT_EQ(ddim_model_config(model, &config), DDIM_OK);
+  const int64_t count = 7, plane = int64_t{config.image_size} * config.image_size, image = config.channels * plane;
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = static_cast<int32_t>(count);
+  params.steps = 3;
+  params.batch_size = 3;   // chunks of 3, 3 and 1
+  params.micro_batch = 2;  // odd chunks are padded
+  GuardedFloats noise(count * image, 0.0f), pixels(count * image, 0.5f), mask(count * plane, 1.0f), out(count * image, 0.0f);
+  GuardedFloats frames(count * (params.steps + 1) * image, 0.0f);
+  ASSERT_EQ(ddim_initial_noise(model, params.seed, 0, params.count, noise.data(), noise.size()), DDIM_OK);
+  EXPECT_EQ(ddim_sample(model, &params, noise.data(), noise.size(), out.data(), out.size()), DDIM_OK) << ddim_last_error();
+  EXPECT_EQ(ddim_sample_trajectory(model, &params, noise.data(), noise.size(), frames.data(), frames.size()), DDIM_OK);
+  EXPECT_EQ(ddim_invert(model, &params, pixels.data(), pixels.size(), out.data(), out.size()), DDIM_OK);
+  EXPECT_EQ(ddim_vary(model, &params, 0.5, pixels.data(), pixels.size(), out.data(), out.size()), DDIM_OK);
+  EXPECT_EQ(ddim_inpaint(model, &params, pixels.data(), pixels.size(), mask.data(), mask.size(), out.data(), out.size()),
+            DDIM_OK);
+  float noise_loss = 0, image_loss = 0;
+  EXPECT_EQ(ddim_evaluate(model, pixels.data(), count, pixels.size(), 1, 1, &noise_loss, &image_loss), DDIM_OK);
+  ddim_train_params train;
+  ddim_train_params_init(&train);
+  ASSERT_EQ(ddim_train_begin(model, &train), DDIM_OK);
+  float loss = 0;
+  EXPECT_EQ(ddim_train_step(model, pixels.data(), count, pixels.size(), &loss), DDIM_OK) << ddim_last_error();
+  ddim_model_free(model);
+  ddim_set_malloc_caching(0);
 }
 
 }  // namespace

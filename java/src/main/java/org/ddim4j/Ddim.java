@@ -163,8 +163,8 @@ public final class Ddim implements AutoCloseable {
     /** The starting noise of images firstIndex .. firstIndex + count - 1 of {@code seed}, the same on every device. */
     public synchronized Noise noise(long seed, long firstIndex, int count) {
         ensureOpen();
-        if (count < 1 || firstIndex < 0) {
-            throw new IllegalArgumentException("count must be >= 1 and firstIndex >= 0, got " + count + " and " + firstIndex);
+        if (count < 1 || firstIndex < 0 || firstIndex > SampleOptions.MAX_FIRST_INDEX) {
+            throw new IllegalArgumentException("count must be >= 1 and firstIndex in [0, 2^62], got " + count + " and " + firstIndex);
         }
         long floats = floatsFor(count);
         try (Arena arena = Arena.ofConfined()) {
