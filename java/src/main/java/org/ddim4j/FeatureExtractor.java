@@ -24,6 +24,10 @@ import org.ddim4j.ffi.ddim_h;
  * <p>ddim4j ships {@code models/fashion-mnist-features.pt}, a small CNN trained on Fashion-MNIST
  * ({@code scripts/train-feature-extractor.py}). Like {@link Ddim}, an extractor owns its native
  * handle, is thread-safe, and frees the handle on {@link #close()}.
+ *
+ * <p><b>Load trusted files only.</b> A TorchScript file is a program: opening it and computing
+ * features runs whatever code it holds, with this process's rights, so treat it like a jar or a
+ * shared library and never open one from an untrusted source.
  */
 public final class FeatureExtractor implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();

@@ -2,29 +2,46 @@ package org.ddim4j;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
 
 import org.ddim4j.ffi.ddim_h;
+
+import com.sun.security.auth.module.UnixSystem;
 
 /**
  * Loads libddim.so once per JVM, before any binding in {@code org.ddim4j.ffi} is touched (the
  * generated code resolves its symbols through the class loader's loaded libraries).
  *
  * <p>Where it looks, in order: the system property {@code ddim4j.library} or the environment variable
- * {@code DDIM4J_LIBRARY} (a path to libddim.so); the copy carried inside the ddim4j jar; then
+ * {@code DDIM4J_LIBRARY} (a path to libddim.so); the copy carried inside the ddim4j jar, extracted
+ * once into {@code ${XDG_CACHE_HOME:-~/.cache}/ddim4j/<sha-256>/libddim.so} and reused by later runs
+ * (or under {@code java.io.tmpdir/ddim4j-<user>} when the home cache is not writable); then
  * {@code java.library.path}. The libtorch that libddim links against is found by the system's
  * dynamic linker (Debian's libtorch-dev, or libddim's RUNPATH, or LD_LIBRARY_PATH).
  *
  * <p>After loading, glibc keeps freed large blocks for reuse ({@code ddim_set_malloc_caching}; off with
  * {@code -Dddim4j.mallocCaching=false}), and libtorch's intra-op thread count is set to {@code ddim4j.threads} (default:
- * all available processors), since libtorch may start with a single thread.
+ * all available processors), since libtorch may start with a single thread. Where glibc refuses the
+ * caching (as under AddressSanitizer), loading logs a warning and goes on.
  */
 final class NativeLibrary {
     static final String PROPERTY = "ddim4j.library";
     static final String ENVIRONMENT = "DDIM4J_LIBRARY";
     private static final String RESOURCE = "native/linux-x86_64/libddim.so";
+
+    private static final System.Logger LOG = System.getLogger(NativeLibrary.class.getName());
 
     private static volatile boolean loaded;
 
@@ -46,7 +63,13 @@ final class NativeLibrary {
             int threads = Integer.getInteger("ddim4j.threads", Runtime.getRuntime().availableProcessors());
             Native.check(ddim_h.ddim_set_num_threads(threads));
             // Keeps libtorch's freed activations in the C heap: training steps measured up to 3x faster (ddim.h).
-            Native.check(ddim_h.ddim_set_malloc_caching(Boolean.parseBoolean(System.getProperty("ddim4j.mallocCaching", "true")) ? 1 : 0));
+            boolean mallocCaching = Boolean.parseBoolean(System.getProperty("ddim4j.mallocCaching", "true"));
+            try {
+                Native.check(ddim_h.ddim_set_malloc_caching(mallocCaching ? 1 : 0));
+            } catch (DdimException e) {
+                // glibc refuses it under AddressSanitizer, for one; everything else works, only slower.
+                LOG.log(System.Logger.Level.WARNING, "malloc caching left at glibc's defaults: " + e.getMessage());
+            }
             loaded = true;
         }
     }
@@ -69,20 +92,97 @@ final class NativeLibrary {
         System.loadLibrary("ddim");
     }
 
-    /** Copies the jar's libddim.so to a private temporary directory, or returns null if the jar has none. */
+    /** The jar's libddim.so in the cache directory (extracted when missing), or null if the jar has none. */
     private static Path extractBundled() {
+        byte[] library;
         try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE)) {
             if (in == null) {
                 return null;
             }
-            Path directory = Files.createTempDirectory("ddim4j-");
-            Path library = directory.resolve("libddim.so");
-            Files.copy(in, library, StandardCopyOption.REPLACE_EXISTING);
-            library.toFile().deleteOnExit();
-            directory.toFile().deleteOnExit();
-            return library;
+            library = in.readAllBytes();
         } catch (IOException e) {
-            throw new UnsatisfiedLinkError("cannot extract the bundled libddim.so: " + e.getMessage());
+            throw new UnsatisfiedLinkError("cannot read the bundled libddim.so: " + e.getMessage());
+        }
+        return cachedCopy(library, cacheRoots());
+    }
+
+    /** The library's copy under the first of {@code roots} that works (see {@link #cachedCopy(byte[], Path)}). */
+    static Path cachedCopy(byte[] library, List<Path> roots) {
+        List<String> failures = new ArrayList<>();
+        for (Path root : roots) {
+            try {
+                return cachedCopy(library, root);
+            } catch (IOException | UncheckedIOException e) {
+                failures.add(root + " (" + e.getMessage() + ")");
+            }
+        }
+        throw new UnsatisfiedLinkError("cannot extract the bundled libddim.so into " + String.join(" or ", failures));
+    }
+
+    /**
+     * Where extracted libraries are cached, in order of preference: {@code $XDG_CACHE_HOME/ddim4j} (or
+     * {@code ~/.cache/ddim4j}), then {@code java.io.tmpdir/ddim4j-<user>} for when the home cache is not writable.
+     */
+    static List<Path> cacheRoots() {
+        String xdgCache = System.getenv("XDG_CACHE_HOME");
+        Path userCache = xdgCache != null && Path.of(xdgCache).isAbsolute() ? Path.of(xdgCache)
+                : Path.of(System.getProperty("user.home"), ".cache");
+        return List.of(userCache.resolve("ddim4j"),
+                Path.of(System.getProperty("java.io.tmpdir"), "ddim4j-" + System.getProperty("user.name")));
+    }
+
+    /**
+     * {@code root/<sha-256 of library>/libddim.so}, written atomically when missing or not matching its
+     * hash, so that every run of one build shares one copy and concurrent JVMs never see half a file.
+     */
+    static Path cachedCopy(byte[] library, Path root) throws IOException {
+        createPrivateDirectory(root);
+        String hash = sha256(library);
+        Path directory = root.resolve(hash);
+        Path cached = directory.resolve("libddim.so");
+        if (Files.isRegularFile(cached) && hash.equals(sha256(Files.readAllBytes(cached)))) {
+            return cached;
+        }
+        Files.createDirectories(directory);
+        AtomicFiles.write(cached, temp -> Files.write(temp, library));
+        return cached;
+    }
+
+    /**
+     * Creates {@code directory} (and its parents) accessible to this user only, and refuses an existing one
+     * that another user owns or can write to: in a shared temporary directory no one else may swap the
+     * library this JVM loads.
+     */
+    private static void createPrivateDirectory(Path directory) throws IOException {
+        boolean posix = directory.getFileSystem().supportedFileAttributeViews().contains("posix");
+        if (!Files.isDirectory(directory)) {
+            Files.createDirectories(directory.getParent());
+            try {
+                if (posix) {
+                    Files.createDirectory(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+                } else {
+                    Files.createDirectory(directory);
+                }
+            } catch (FileAlreadyExistsException e) {
+                // another JVM made it first: checked below like any existing directory
+            }
+        }
+        if (posix) {
+            PosixFileAttributes attributes = Files.readAttributes(directory, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            long owner = ((Number) Files.getAttribute(directory, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
+            if (!attributes.isDirectory() || owner != new UnixSystem().getUid()
+                    || attributes.permissions().contains(PosixFilePermission.GROUP_WRITE)
+                    || attributes.permissions().contains(PosixFilePermission.OTHERS_WRITE)) {
+                throw new IOException(directory + " is not a directory of this user's that only this user can write to");
+            }
+        }
+    }
+
+    private static String sha256(byte[] bytes) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform provides SHA-256", e);
         }
     }
 

@@ -2,6 +2,7 @@ package org.ddim4j;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 
@@ -94,6 +95,15 @@ public final class Trainer {
         if (data.channels() != config.channels() || data.imageSize() != config.imageSize()) {
             throw new IllegalArgumentException("the data is " + data.channels() + "x" + data.imageSize() + "x" + data.imageSize()
                     + ", the model needs " + config.channels() + "x" + config.imageSize() + "x" + config.imageSize());
+        }
+        if (options.checkpointDir() != null) {
+            // Only this checkpoint's own leftovers: a user's checkpoint folder may hold other files.
+            List<Path> removed = AtomicFiles.removeStaleTemporaries(options.checkpointDir(),
+                    options.checkpointPath().getFileName().toString());
+            if (!removed.isEmpty()) {
+                System.getLogger(Trainer.class.getName()).log(System.Logger.Level.INFO,
+                        "removed the temporary files of an interrupted checkpoint: " + removed);
+            }
         }
         Dataset.Split split = data.split(options.validationSplit(), options.seed());
         Dataset train = split.train();

@@ -105,6 +105,19 @@ class TrainerTest {
     }
 
     @Test
+    void fitRemovesTheTemporaryFilesOfAKilledCheckpointWriteAndNothingElse() throws Exception {
+        Path leftover = Files.writeString(dir.resolve(".checkpoint.safetensors.tmp-Xy12ab"), "half a checkpoint");
+        Path unrelated = Files.writeString(dir.resolve(".notes.txt.tmp-abc"), "someone else's");
+        TrainOptions options = TrainOptions.builder().batchSize(8).steps(1).checkpointDir(dir).build();
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 1)) {
+            ddim.trainer(options).fit(squares(16, 1), new TrainListener() {});
+        }
+        assertFalse(Files.exists(leftover));
+        assertTrue(Files.exists(unrelated));
+        assertTrue(Files.exists(dir.resolve("checkpoint.safetensors")));
+    }
+
+    @Test
     void cancellingLeavesALoadableCheckpoint() {
         Recorder recorder = new Recorder();
         recorder.stopAfter = 3;

@@ -1,6 +1,15 @@
 package org.ddim4j.cli;
 
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.util.concurrent.CancellationException;
 
 import org.ddim4j.DdimException;
 
@@ -29,15 +38,60 @@ public final class Main {
         commandLine.setOut(out);
         commandLine.setErr(err);
         commandLine.setCaseInsensitiveEnumValuesAllowed(true);
-        // Library failures are the user's input problems far more often than bugs: one clear line, no trace.
+        // Library and file failures are the user's input problems far more often than bugs: one clear line, no trace.
         commandLine.setExecutionExceptionHandler((exception, cmd, parseResult) -> {
-            if (exception instanceof DdimException || exception instanceof IllegalArgumentException
-                    || exception instanceof java.io.UncheckedIOException) {
-                cmd.getErr().println("ddim: " + exception.getMessage());
-                return 1;
+            String message = userMessage(exception);
+            if (message == null) {
+                throw exception;
             }
-            throw exception;
+            cmd.getErr().println("ddim: " + message.strip().replaceAll("\\s*\\R\\s*", " ")); // e.g. Jackson's "\n at [Source: ...]"
+            return 1;
         });
         return commandLine.execute(args);
+    }
+
+    /** The one line to show for an expected failure, or null for an exception that is a bug (its stack trace then helps). */
+    static String userMessage(Exception failure) {
+        return switch (failure) {
+            case UncheckedIOException unchecked -> describe(unchecked);
+            case IOException io -> describe(io);
+            case CancellationException cancelled -> cancelled.getMessage() != null ? "cancelled: " + cancelled.getMessage() : "cancelled";
+            case DdimException ddim -> ddim.getMessage();
+            case IllegalArgumentException _, IllegalStateException _ -> orClassName(failure);
+            default -> null;
+        };
+    }
+
+    private static String describe(UncheckedIOException failure) {
+        IOException cause = failure.getCause();
+        if (failure.getMessage().equals(cause.toString())) {
+            return describe(cause); // new UncheckedIOException(cause) adds nothing to its cause
+        }
+        return cause instanceof FileSystemException fileSystem && fileSystem.getReason() == null
+                ? failure.getMessage() + " (" + reason(fileSystem) + ")"
+                : failure.getMessage();
+    }
+
+    private static String describe(IOException failure) {
+        // NoSuchFileException, AccessDeniedException and friends carry only the file name, and their type says what went wrong.
+        return failure instanceof FileSystemException fileSystem && fileSystem.getReason() == null
+                ? fileSystem.getMessage() + ": " + reason(fileSystem)
+                : orClassName(failure);
+    }
+
+    private static String reason(FileSystemException failure) {
+        return switch (failure) {
+            case NoSuchFileException _ -> "no such file or directory";
+            case AccessDeniedException _ -> "permission denied";
+            case FileAlreadyExistsException _ -> "already exists";
+            case NotDirectoryException _ -> "not a directory";
+            case DirectoryNotEmptyException _ -> "directory not empty";
+            default -> failure.getClass().getSimpleName();
+        };
+    }
+
+    private static String orClassName(Exception failure) {
+        String message = failure.getMessage();
+        return message != null && !message.isBlank() ? message : failure.getClass().getSimpleName();
     }
 }

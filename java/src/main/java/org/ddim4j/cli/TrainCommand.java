@@ -4,6 +4,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
+import org.ddim4j.AtomicFiles;
 import org.ddim4j.Loss;
 import org.ddim4j.ModelConfig;
 import org.ddim4j.TrainOptions;
@@ -129,7 +130,7 @@ final class TrainCommand implements Callable<Integer> {
         ModelConfig config = run.model().toConfig();
         TrainOptions options = run.trainOptions(out);
         Files.createDirectories(out);
-        JSON.writeValue(runFile.toFile(), run);
+        AtomicFiles.writeString(runFile, JSON.writeValueAsString(run));
         Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
                 run.limit() != null ? run.limit() : Integer.MAX_VALUE);
         new TrainingRun(out, spec.commandLine().getOut(), !noProgress).run(config, runtime.device(), dataset, options, resume);

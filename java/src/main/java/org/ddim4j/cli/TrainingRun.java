@@ -11,12 +11,16 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.stream.Collectors;
 
+import org.ddim4j.AtomicFiles;
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
 import org.ddim4j.ImageBatch;
@@ -42,6 +46,14 @@ import me.tongfei.progressbar.ProgressBarStyle;
  */
 final class TrainingRun {
     static final String MODEL_FILE = "model.safetensors";
+
+    /** A CSV log of the run: its file in the run directory, header line, and the column that holds each row's step. */
+    private record Log(String file, String header, int stepColumn) {}
+
+    private static final Log METRICS = new Log("metrics.csv", "epoch,step,train_loss,noise_loss,image_loss,images_per_second,seconds", 1);
+    private static final Log LOSSES = new Log("losses.csv", "step,loss", 0);
+    private static final int METRICS_EPOCH_COLUMN = 0;
+    private static final int LOSSES_LOSS_COLUMN = 1;
     private static final SampleOptions PREVIEW = SampleOptions.builder().count(16).steps(20).seed(1234).build();
 
     private final Path runDir;
@@ -64,11 +76,15 @@ final class TrainingRun {
     /** Trains (or, when the run directory has a checkpoint and {@code resume}, continues) and writes everything; returns the model file. */
     Path run(ModelConfig config, Device device, Dataset data, TrainOptions options, boolean resume) throws IOException {
         Files.createDirectories(runDir.resolve("samples"));
+        removeStaleTemporaries();
         Path checkpoint = options.checkpointPath();
         out.println("data: " + data);
         try (Ddim ddim = resume ? Ddim.open(checkpoint, device) : Ddim.create(config, device, options.seed())) {
             if (resume) {
                 out.printf("resuming %s at step %d%n", checkpoint, ddim.trainingSteps());
+                // A killed run logged steps past its last checkpoint; the resumed run trains them again.
+                keepRowsUpTo(METRICS, ddim.trainingSteps());
+                keepRowsUpTo(LOSSES, ddim.trainingSteps());
             } else {
                 resetLogs();
             }
@@ -107,32 +123,86 @@ final class TrainingRun {
         }
     }
 
-    private void resetLogs() throws IOException {
-        Files.writeString(runDir.resolve("metrics.csv"), "epoch,step,train_loss,noise_loss,image_loss,images_per_second,seconds\n");
-        Files.writeString(runDir.resolve("losses.csv"), "step,loss\n");
+    /** Deletes what a killed run's atomic writes left behind (a checkpoint's is as large as the model) and says so. */
+    private void removeStaleTemporaries() {
+        List<Path> removed = new ArrayList<>(AtomicFiles.removeStaleTemporaries(runDir));
+        removed.addAll(AtomicFiles.removeStaleTemporaries(runDir.resolve("samples")));
+        if (!removed.isEmpty()) {
+            out.println("removed temporary files of an interrupted run: "
+                    + removed.stream().map(file -> runDir.relativize(file).toString()).collect(Collectors.joining(", ")));
+        }
+    }
+
+    private void resetLogs() {
+        AtomicFiles.writeString(runDir.resolve(METRICS.file()), METRICS.header() + "\n");
+        AtomicFiles.writeString(runDir.resolve(LOSSES.file()), LOSSES.header() + "\n");
+    }
+
+    /** Rewrites a log without its rows past {@code step} (and any torn row), so that a resumed run neither repeats nor skips a step. */
+    private void keepRowsUpTo(Log log, long step) throws IOException {
+        Path file = runDir.resolve(log.file());
+        int columns = log.header().split(",").length;
+        List<String> kept = new ArrayList<>();
+        kept.add(log.header());
+        for (String[] fields : Files.exists(file) ? csvRows(file) : List.<String[]>of()) {
+            Long rowStep = fields.length == columns ? parseStep(fields[log.stepColumn()]) : null;
+            if (rowStep != null && rowStep <= step) {
+                kept.add(String.join(",", fields));
+            }
+        }
+        AtomicFiles.writeString(file, String.join("\n", kept) + "\n");
+    }
+
+    private static Long parseStep(String field) {
+        try {
+            return Long.parseLong(field);
+        } catch (NumberFormatException e) {
+            return null;
+        }
     }
 
     /** Progress bar, logs and per-epoch previews. */
     private final class Listener implements TrainListener, AutoCloseable {
         private final Ddim ddim;
         private final BufferedWriter losses;
+        /** The epochs (1-based) metrics.csv holds: a run resumed from a checkpoint at an epoch's end ends that epoch again. */
+        private final Set<Integer> loggedEpochs = new HashSet<>();
+        /** This epoch's losses so far, with those a resumed run logged before its checkpoint. */
+        private double epochLossSum;
+        private int epochSteps;
         private ProgressBar bar;
 
         Listener(Ddim ddim) throws IOException {
             this.ddim = ddim;
-            this.losses = Files.newBufferedWriter(runDir.resolve("losses.csv"), StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+            long lastEpochEnd = 0;
+            for (String[] row : csvRows(runDir.resolve(METRICS.file()))) {
+                loggedEpochs.add(Integer.parseInt(row[METRICS_EPOCH_COLUMN]));
+                lastEpochEnd = Math.max(lastEpochEnd, Long.parseLong(row[METRICS.stepColumn()]));
+            }
+            for (String[] row : csvRows(runDir.resolve(LOSSES.file()))) {
+                if (Long.parseLong(row[LOSSES.stepColumn()]) > lastEpochEnd) {
+                    addToEpoch(Float.parseFloat(row[LOSSES_LOSS_COLUMN]));
+                }
+            }
+            this.losses = Files.newBufferedWriter(runDir.resolve(LOSSES.file()), StandardCharsets.UTF_8, StandardOpenOption.CREATE,
                     StandardOpenOption.APPEND);
+        }
+
+        private void addToEpoch(float loss) {
+            epochLossSum += loss;
+            epochSteps++;
         }
 
         @Override
         public void onStep(StepEvent step) {
+            addToEpoch(step.loss());
             try {
                 losses.write(step.step() + "," + step.loss() + "\n");
-                if (step.step() % 100 == 0) {
-                    losses.flush(); // lets `tail -f losses.csv` follow a long run
-                }
+                // Every row reaches the file before the checkpoint that may follow this step, so a killed run loses
+                // no step it checkpointed (a write per step costs microseconds; a step, milliseconds at least).
+                losses.flush();
             } catch (IOException e) {
-                throw new UncheckedIOException(e);
+                throw new UncheckedIOException("cannot write " + runDir.resolve(LOSSES.file()) + ": " + e.getMessage(), e);
             }
             if (!progressBar) {
                 return;
@@ -153,17 +223,23 @@ final class TrainingRun {
 
         @Override
         public void onEpoch(EpochSummary epoch) {
+            // The Trainer's mean covers this run's steps only; after a resume mid-epoch the log has them all.
+            double trainLoss = epochSteps > 0 ? epochLossSum / epochSteps : Double.NaN;
+            epochLossSum = 0;
+            epochSteps = 0;
+            if (!loggedEpochs.add(epoch.epoch() + 1)) {
+                return;
+            }
             try {
-                losses.flush();
-                Files.writeString(runDir.resolve("metrics.csv"), String.format(Locale.ROOT, "%d,%d,%.6f,%.6f,%.6f,%.1f,%.1f%n",
-                        epoch.epoch() + 1, epoch.step(), epoch.trainLoss(), epoch.noiseLoss(), epoch.imageLoss(),
+                Files.writeString(runDir.resolve(METRICS.file()), String.format(Locale.ROOT, "%d,%d,%.6f,%.6f,%.6f,%.1f,%.1f%n",
+                        epoch.epoch() + 1, epoch.step(), trainLoss, epoch.noiseLoss(), epoch.imageLoss(),
                         epoch.imagesPerSecond(), epoch.seconds()), StandardOpenOption.APPEND);
                 Path grid = runDir.resolve(String.format(Locale.ROOT, "samples/epoch-%03d.png", epoch.epoch() + 1));
                 ddim.sample(PREVIEW).writeGrid(grid, 4);
                 writeLossPlot();
                 String line = String.format(Locale.ROOT,
                         "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s, %.0f s; samples: %s",
-                        epoch.epoch() + 1, epoch.trainLoss(), epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(),
+                        epoch.epoch() + 1, trainLoss, epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(),
                         epoch.seconds(), grid);
                 if (bar != null) {
                     bar.pause();
@@ -173,7 +249,7 @@ final class TrainingRun {
                     bar.resume();
                 }
             } catch (IOException e) {
-                throw new UncheckedIOException(e);
+                throw new UncheckedIOException("cannot write " + runDir.resolve(METRICS.file()) + ": " + e.getMessage(), e);
             }
         }
 
@@ -191,7 +267,7 @@ final class TrainingRun {
     private void writeLossPlot() throws IOException {
         List<Double> steps = new ArrayList<>();
         List<Double> values = new ArrayList<>();
-        for (String[] fields : csvRows(runDir.resolve("losses.csv"))) {
+        for (String[] fields : csvRows(runDir.resolve(LOSSES.file()))) {
             steps.add(Double.parseDouble(fields[0]));
             values.add(Double.parseDouble(fields[1]));
         }
@@ -204,7 +280,7 @@ final class TrainingRun {
         chart.addSeries("train loss (50-step mean)", steps, movingAverage(values, 50)).setMarker(SeriesMarkers.NONE);
         List<Double> epochSteps = new ArrayList<>();
         List<Double> noiseLosses = new ArrayList<>();
-        for (String[] fields : csvRows(runDir.resolve("metrics.csv"))) {
+        for (String[] fields : csvRows(runDir.resolve(METRICS.file()))) {
             double noiseLoss = Double.parseDouble(fields[3]);
             if (Double.isFinite(noiseLoss)) {
                 epochSteps.add(Double.parseDouble(fields[1]));

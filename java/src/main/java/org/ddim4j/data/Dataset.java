@@ -2,6 +2,8 @@ package org.ddim4j.data;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.List;
 import java.util.Objects;
 import java.util.SplittableRandom;
 
@@ -13,17 +15,20 @@ import java.util.SplittableRandom;
 public final class Dataset {
     private final ImageCache.Store store;
     private final int[] indices;
-    private final int skipped;
+    private final List<SkippedFile> skippedFiles;
     private final String description;
 
-    Dataset(ImageCache.Store store, int skipped, String description) {
-        this(store, identity(store.count()), skipped, description);
+    /** A file left out of an image folder, and why (e.g. truncated, or over {@link ImageFolder#MAX_PIXELS}). */
+    public record SkippedFile(Path file, String reason) {}
+
+    Dataset(ImageCache.Store store, List<SkippedFile> skippedFiles, String description) {
+        this(store, identity(store.count()), skippedFiles, description);
     }
 
-    private Dataset(ImageCache.Store store, int[] indices, int skipped, String description) {
+    private Dataset(ImageCache.Store store, int[] indices, List<SkippedFile> skippedFiles, String description) {
         this.store = store;
         this.indices = indices;
-        this.skipped = skipped;
+        this.skippedFiles = List.copyOf(skippedFiles);
         this.description = description;
     }
 
@@ -37,7 +42,7 @@ public final class Dataset {
         }
         ImageCache.Store store = ImageCache.inMemory(pixels.length / perImage, channels, imageSize);
         MemorySegment.copy(pixels, 0, store.segment(), ValueLayout.JAVA_FLOAT, 0, pixels.length);
-        return new Dataset(store, 0, "in-memory images");
+        return new Dataset(store, List.of(), "in-memory images");
     }
 
     /** Images in this dataset. */
@@ -60,7 +65,12 @@ public final class Dataset {
 
     /** Files that could not be decoded and were left out. */
     public int skipped() {
-        return skipped;
+        return skippedFiles.size();
+    }
+
+    /** The files that were left out, each with the reason. */
+    public List<SkippedFile> skippedFiles() {
+        return skippedFiles;
     }
 
     /** Where the images came from, for reports. */
@@ -75,9 +85,13 @@ public final class Dataset {
                 offset, perImage);
     }
 
-    /** The images at {@code positions} (positions in this dataset), NCHW. */
+    /** The images at {@code positions} (positions in this dataset), NCHW; at most one Java array's worth. */
     public float[] batch(int[] positions) {
         int perImage = pixelsPerImage();
+        if ((long) positions.length * perImage > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(positions.length + " images of " + perImage
+                    + " floats do not fit one Java array: use a smaller batch");
+        }
         float[] pixels = new float[positions.length * perImage];
         for (int k = 0; k < positions.length; k++) {
             copyImage(positions[k], pixels, k * perImage);
@@ -127,7 +141,7 @@ public final class Dataset {
         if (n < 1) {
             throw new IllegalArgumentException("n must be >= 1, got " + n);
         }
-        return n >= size() ? this : new Dataset(store, java.util.Arrays.copyOf(indices, n), skipped, description + " (first " + n + ")");
+        return n >= size() ? this : new Dataset(store, java.util.Arrays.copyOf(indices, n), skippedFiles, description + " (first " + n + ")");
     }
 
     /** A train/validation split: a seeded shuffle, then the last {@code validationFraction} of it validates. */
@@ -150,8 +164,8 @@ public final class Dataset {
                 validationIndices[k - training] = indices[order[k]];
             }
         }
-        return new Split(new Dataset(store, trainIndices, skipped, description + " (train)"),
-                new Dataset(store, validationIndices, 0, description + " (validation)"));
+        return new Split(new Dataset(store, trainIndices, skippedFiles, description + " (train)"),
+                new Dataset(store, validationIndices, List.of(), description + " (validation)"));
     }
 
     /** A training and a validation dataset. */
@@ -181,6 +195,6 @@ public final class Dataset {
     @Override
     public String toString() {
         return description + ": " + size() + " images of " + channels() + "x" + imageSize() + "x" + imageSize()
-                + (skipped > 0 ? ", " + skipped + " unreadable file(s) skipped" : "");
+                + (skipped() > 0 ? ", " + skipped() + " unreadable file(s) skipped" : "");
     }
 }

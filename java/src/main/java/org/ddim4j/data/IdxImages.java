@@ -9,6 +9,7 @@ import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.zip.GZIPInputStream;
 
 /**
@@ -51,7 +52,7 @@ public final class IdxImages {
                 image.getRaster().setDataElements(0, 0, columns, rows, pixels);
                 store.put(i, ImageTransforms.toModelInput(image, imageSize, channels));
             }
-            return new Dataset(store, 0, used < count ? file + " (first " + used + ")" : file.toString());
+            return new Dataset(store, List.of(), used < count ? file + " (first " + used + ")" : file.toString());
         } catch (EOFException e) {
             throw malformed(file, "truncated: fewer pixels than the header announces");
         } catch (IOException e) {

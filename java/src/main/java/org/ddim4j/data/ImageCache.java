@@ -12,7 +12,7 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Where decoded images live: on the Java heap when they fit comfortably, else in a memory-mapped
- * temporary file (deleted on exit), so a large image folder is decoded once and then read from the
+ * temporary file (deleted as soon as it is mapped), so a large image folder is decoded once and then read from the
  * page cache rather than decoded every epoch.
  *
  * <p>The threshold is {@code ddim4j.cache.memoryLimitMiB} (default 2048 MiB); the file goes to
@@ -47,8 +47,9 @@ final class ImageCache {
             Path directory = Path.of(System.getProperty("ddim4j.cache.dir", System.getProperty("java.io.tmpdir")));
             Files.createDirectories(directory);
             Path file = Files.createTempFile(directory, "ddim4j-images-", ".f32");
-            file.toFile().deleteOnExit();
-            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            // On Linux DELETE_ON_CLOSE unlinks the file at once; the mapping keeps its pages, and a killed JVM leaves nothing.
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE,
+                    StandardOpenOption.DELETE_ON_CLOSE)) {
                 MemorySegment segment = channel.map(FileChannel.MapMode.READ_WRITE, 0, bytes, Arena.ofAuto());
                 return new Store(segment, count, channels, imageSize);
             }

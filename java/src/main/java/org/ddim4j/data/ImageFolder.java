@@ -5,20 +5,38 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.Set;
+import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
 
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
 
 /**
  * A folder of JPEG and PNG images, searched recursively (e.g. an extracted Oxford Flowers 102 or
- * Oxford-IIIT Pets). Each image is centre-cropped to a square and resized, as the reference does,
- * once; files that fail to decode are skipped and counted.
+ * Oxford-IIIT Pets). Each image is centre-cropped to a square and resized, as the reference does, once.
+ *
+ * <p>Files that cannot be used are skipped: those that fail to decode; truncated or corrupt ones
+ * (ImageIO's errors and warnings), rather than training on half-decoded pixels; and images over
+ * {@link #MAX_PIXELS} pixels, refused from their header before any pixel is decoded, since a small
+ * file may declare a huge image (raise the limit with {@code -Dddim4j.maxImagePixels=N}). One
+ * warning (System.Logger {@code org.ddim4j.data.ImageFolder}) names every skipped file with its
+ * reason, and {@link Dataset#skippedFiles()} lists them.
  */
 public final class ImageFolder {
+    /** The largest image accepted by default, in pixels: 4096 x 4096 (64 MiB once decoded, per decoding thread). */
+    public static final long MAX_PIXELS = 4096L * 4096L;
+    private static final System.Logger LOG = System.getLogger(ImageFolder.class.getName());
+    /** The JDK JPEG reader's warnings about metadata it ignores: the pixels are whole. */
+    private static final Set<String> HARMLESS_WARNINGS = Set.of("Embedded color profile is invalid; ignored",
+            "JFIF markers not allowed in JFIF JPEG thumbnail; ignored");
+
     private ImageFolder() {}
 
     public static Dataset load(Path directory, int channels, int imageSize) {
@@ -34,37 +52,51 @@ public final class ImageFolder {
         if (files.isEmpty()) {
             throw new IllegalArgumentException("no .jpg, .jpeg or .png files under " + directory);
         }
+        long maxPixels = maxPixels();
         float[][] decoded = new float[files.size()][];
-        AtomicInteger skipped = new AtomicInteger();
+        String[] failures = new String[files.size()];
         IntStream.range(0, files.size()).parallel().forEach(i -> {
-            decoded[i] = decode(files.get(i), channels, imageSize);
-            if (decoded[i] == null) {
-                skipped.incrementAndGet();
+            try {
+                decoded[i] = decode(files.get(i), channels, imageSize, maxPixels);
+            } catch (IOException e) {
+                failures[i] = reason(e);
             }
         });
-        int usable = files.size() - skipped.get();
-        if (usable == 0) {
-            throw new IllegalArgumentException("none of the " + files.size() + " image files under " + directory + " could be decoded");
+        List<Dataset.SkippedFile> skipped = new ArrayList<>();
+        for (int i = 0; i < files.size(); i++) {
+            if (failures[i] != null) {
+                skipped.add(new Dataset.SkippedFile(files.get(i), failures[i]));
+            }
         }
-        ImageCache.Store store = ImageCache.allocate(usable, channels, imageSize);
+        if (!skipped.isEmpty()) {
+            LOG.log(System.Logger.Level.WARNING, "skipped " + skipped.size() + " of " + files.size() + " image files under " + directory
+                    + ": " + describe(directory, skipped));
+        }
+        if (skipped.size() == files.size()) {
+            throw new IllegalArgumentException("none of the " + files.size() + " image files under " + directory + " could be decoded, e.g. "
+                    + describe(directory, skipped.subList(0, Math.min(3, skipped.size()))));
+        }
+        ImageCache.Store store = ImageCache.allocate(files.size() - skipped.size(), channels, imageSize);
         int next = 0;
         for (float[] image : decoded) {
             if (image != null) {
                 store.put(next++, image);
             }
         }
-        return new Dataset(store, skipped.get(), directory.toString());
+        return new Dataset(store, skipped, directory.toString());
     }
 
-    /** One JPEG or PNG file as a one-image dataset (centre-cropped and resized); an unreadable file is an error. */
+    /** One JPEG or PNG file as a one-image dataset (centre-cropped and resized); an unusable file is an error. */
     public static Dataset loadFile(Path file, int channels, int imageSize) {
-        float[] image = decode(file, channels, imageSize);
-        if (image == null) {
-            throw new IllegalArgumentException("cannot decode " + file + " as a JPEG or PNG image");
+        float[] image;
+        try {
+            image = decode(file, channels, imageSize, maxPixels());
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot use " + file + " as a JPEG or PNG image: " + reason(e), e);
         }
         ImageCache.Store store = ImageCache.allocate(1, channels, imageSize);
         store.put(0, image);
-        return new Dataset(store, 0, file.toString());
+        return new Dataset(store, List.of(), file.toString());
     }
 
     static boolean isImage(Path file) {
@@ -72,17 +104,67 @@ public final class ImageFolder {
         return name.endsWith(".jpg") || name.endsWith(".jpeg") || name.endsWith(".png");
     }
 
-    /** The image's planes, or null when it cannot be read. */
-    private static float[] decode(Path file, int channels, int imageSize) {
+    private static long maxPixels() {
+        return Long.getLong("ddim4j.maxImagePixels", MAX_PIXELS);
+    }
+
+    /** The image's planes; the exception's message says why the file cannot be used. */
+    private static float[] decode(Path file, int channels, int imageSize, long maxPixels) throws IOException {
         try {
-            BufferedImage image = ImageIO.read(file.toFile());
-            if (image == null || image.getWidth() < 1 || image.getHeight() < 1) {
-                return null;
-            }
-            return ImageTransforms.toModelInput(image, imageSize, channels);
-        } catch (IOException | RuntimeException e) {
-            // Corrupt or truncated files make ImageIO throw all sorts of things; skip and count them.
-            return null;
+            return ImageTransforms.toModelInput(read(file, maxPixels), imageSize, channels);
+        } catch (RuntimeException e) {
+            // ImageIO's readers throw unchecked exceptions too on some corrupt files.
+            throw new IOException("corrupt: " + e, e);
         }
+    }
+
+    /** The file's first image: its size checked from the header before decoding, and refused if the reader had to patch it up. */
+    private static BufferedImage read(Path file, long maxPixels) throws IOException {
+        try (ImageInputStream input = ImageIO.createImageInputStream(file.toFile())) {
+            Iterator<ImageReader> readers = input == null ? null : ImageIO.getImageReaders(input);
+            if (readers == null || !readers.hasNext()) {
+                throw new IOException("not an image ImageIO can read");
+            }
+            ImageReader reader = readers.next();
+            try {
+                reader.setInput(input, true, true);
+                int width = reader.getWidth(0);
+                int height = reader.getHeight(0);
+                if (width < 1 || height < 1) {
+                    throw new IOException("empty image (" + width + "x" + height + ")");
+                }
+                if ((long) width * height > maxPixels) {
+                    throw new IOException(String.format(Locale.ROOT, "%dx%d is over the limit of %,d pixels (-Dddim4j.maxImagePixels)",
+                            width, height, maxPixels));
+                }
+                List<String> warnings = new ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> {
+                    if (!HARMLESS_WARNINGS.contains(warning)) {
+                        warnings.add(warning);
+                    }
+                });
+                BufferedImage image = reader.read(0);
+                if (!warnings.isEmpty()) {
+                    // The JPEG reader fills what a truncated file lacks with grey and only warns.
+                    throw new IOException("truncated or corrupt: " + String.join("; ", warnings));
+                }
+                return image;
+            } finally {
+                reader.dispose();
+            }
+        }
+    }
+
+    /** An exception's message and its cause's (ImageIO's "Error reading PNG image data" says why only in its cause). */
+    private static String reason(IOException e) {
+        Throwable cause = e.getCause();
+        return cause != null && cause.getMessage() != null && !(cause instanceof RuntimeException)
+                ? e.getMessage() + ": " + cause.getMessage()
+                : e.getMessage();
+    }
+
+    private static String describe(Path directory, List<Dataset.SkippedFile> skipped) {
+        return skipped.stream().map(file -> directory.relativize(file.file()) + " (" + file.reason() + ")")
+                .collect(Collectors.joining(", "));
     }
 }

@@ -2,13 +2,20 @@ package org.ddim4j.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.concurrent.CancellationException;
 
 import javax.imageio.ImageIO;
 
@@ -61,7 +68,7 @@ class CliTest {
 
         Result badSteps = run("sample", "--model", junk.toString(), "--steps", "0");
         assertEquals(1, badSteps.code());
-        assertTrue(badSteps.err().contains("steps must be >= 1"), badSteps.err());
+        assertTrue(badSteps.err().contains("steps must lie in [1, 10000], got 0"), badSteps.err());
 
         Result badConfig = run("init", "--out", dir.resolve("x.safetensors").toString(), "--image-size", "50");
         assertEquals(1, badConfig.code());
@@ -107,6 +114,38 @@ class CliTest {
         Result sample = run("sample", "--model", small.toString(), "--count", "4", "--steps", "2", "--out",
                 dir.resolve("s.png").toString(), "--device", "cpu");
         assertEquals(0, sample.code(), sample.err());
+    }
+
+    @Test
+    void anUnwritableRunDirectoryGivesOneClearLineAndExitCodeOne() throws Exception {
+        // Under a regular file: unwritable even for root, whom permission bits do not stop.
+        Path file = Files.writeString(dir.resolve("a-file"), "x");
+        Path out = file.resolve("run");
+        Result result = run("train", "--data", "fashion-mnist", "--limit", "8", "--image-size", "16", "--channels", "1", "--steps", "1",
+                "--out", out.toString(), "--no-progress", "--device", "cpu");
+        assertEquals(1, result.code(), result.err());
+        assertTrue(result.err().startsWith("ddim: ") && result.err().contains(file.toString()), result.err());
+        assertEquals(1, result.err().strip().lines().count(), result.err());
+        assertFalse(result.err().contains("Exception") || result.err().contains("\tat "), result.err());
+
+        Result sample = run("sample", "--model", dir.resolve("none.safetensors").toString(), "--out", out.resolve("grid.png").toString());
+        assertEquals(1, sample.code(), sample.err());
+        assertEquals(1, sample.err().strip().lines().count(), sample.err());
+    }
+
+    @Test
+    void expectedFailuresBecomeOneLineAndBugsKeepTheirStackTrace() {
+        assertEquals("/runs/a: permission denied", Main.userMessage(new AccessDeniedException("/runs/a")));
+        assertEquals("/runs/a: permission denied", Main.userMessage(new UncheckedIOException(new AccessDeniedException("/runs/a"))));
+        assertEquals("cannot write /runs/a/run.json: /runs/a/.run.json.tmp-1 (permission denied)", Main.userMessage(
+                new UncheckedIOException("cannot write /runs/a/run.json: /runs/a/.run.json.tmp-1", new AccessDeniedException("/runs/a/.run.json.tmp-1"))));
+        assertEquals("/x/y: Not a directory", Main.userMessage(new FileSystemException("/x/y", null, "Not a directory")));
+        assertEquals("/m.safetensors: no such file or directory", Main.userMessage(new NoSuchFileException("/m.safetensors")));
+        assertEquals("No space left on device", Main.userMessage(new IOException("No space left on device")));
+        assertEquals("this Ddim is closed", Main.userMessage(new IllegalStateException("this Ddim is closed")));
+        assertEquals("cancelled", Main.userMessage(new CancellationException()));
+        assertEquals(null, Main.userMessage(new NullPointerException("a bug")));
+        assertEquals(null, Main.userMessage(new ArrayIndexOutOfBoundsException(3)), "bugs are rethrown, with their stack trace");
     }
 
     @Test
