@@ -99,6 +99,18 @@ std::vector<uint8_t> header_only_file(const json& config, const std::string& ten
 
 json tiny_config_json() { return testing::tiny_config().to_json(); }
 
+// Sampling parameters for `count` images in `steps` steps, reporting to `progress` when given.
+ddim_sample_params sample_params(int32_t count, int32_t steps, ddim_progress_callback progress = nullptr,
+                                 void* user_data = nullptr) {
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = count;
+  params.steps = steps;
+  params.progress = progress;
+  params.progress_user_data = user_data;
+  return params;
+}
+
 class HostileFiles : public ::testing::Test {
  protected:
   std::string write(const std::vector<uint8_t>& bytes, const std::string& name = "hostile.safetensors") {
@@ -229,10 +241,7 @@ TEST_F(HostileFiles, ExtremeWeightsGiveNonFiniteErrorsNotNaNPixels) {
     for (auto& p : model.net()->parameters()) p.fill_(1e30f);
   }));
   ddim_model* model = load_handle(path);
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 2;
-  params.steps = 2;
+  auto params = sample_params(2, 2);
   std::vector<float> pixels(2 * 16 * 16);
   EXPECT_EQ(ddim_sample(model, &params, nullptr, 0, pixels.data(), pixels.size()), DDIM_ERR_NON_FINITE);
   EXPECT_NE(std::string(ddim_last_error()).find("NaN or infinite"), std::string::npos) << ddim_last_error();
@@ -329,9 +338,7 @@ TEST(HostileArguments, OversizedRequestsAreRefusedBeforeAllocating) {
   TinyHandle handle;
   std::vector<float> pixels(kTinyImage);
   const auto refused = [&](const std::function<void(ddim_sample_params&)>& change, const char* named) {
-    ddim_sample_params params;
-    ddim_sample_params_init(&params);
-    params.count = 1;
+    auto params = sample_params(1, 20);
     change(params);
     EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), kTinyImage), DDIM_ERR_INVALID_ARGUMENT)
         << named;
@@ -345,10 +352,7 @@ TEST(HostileArguments, OversizedRequestsAreRefusedBeforeAllocating) {
   refused([](auto& p) { p.eta = std::nan(""); }, "eta");
   refused([](auto& p) { p.first_index = INT64_MAX; }, "first_index");  // first_index + i overflowed
 
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 1;
-  params.steps = 1;
+  auto params = sample_params(1, 1);
   params.first_index = DDIM_MAX_FIRST_INDEX;
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), kTinyImage), DDIM_OK) << ddim_last_error();
 }
@@ -374,10 +378,7 @@ TEST(HostileArguments, ThreadCountsAreCapped) {
 
 TEST(HostileArguments, ExtremeNoiseGivesANonFiniteErrorNotNaNPixels) {
   TinyHandle handle;
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 1;
-  params.steps = 3;
+  auto params = sample_params(1, 3);
   std::vector<float> noise(kTinyImage, 3e38f), pixels(kTinyImage);
   EXPECT_EQ(ddim_sample(handle.model, &params, noise.data(), kTinyImage, pixels.data(), kTinyImage), DDIM_ERR_NON_FINITE);
   noise[5] = std::nanf("");
@@ -420,12 +421,7 @@ int32_t call_back_in(void* user_data, int32_t, int32_t, int64_t, int32_t) {
 TEST(HostileArguments, ACallbackCallingBackInIsRefusedNotDeadlocked) {
   TinyHandle handle;
   Reentry reentry{handle.model};
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 1;
-  params.steps = 2;
-  params.progress = call_back_in;
-  params.progress_user_data = &reentry;
+  auto params = sample_params(1, 2, call_back_in, &reentry);
   std::vector<float> pixels(kTinyImage);
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), kTinyImage), DDIM_OK);
   EXPECT_EQ(reentry.inner_status, DDIM_ERR_REENTRANT);
@@ -437,12 +433,7 @@ TEST(HostileArguments, ACallbackCallingBackInIsRefusedNotDeadlocked) {
 TEST(HostileArguments, AFreeFromTheCallbackWaitsForTheCallToReturn) {
   TinyHandle handle;
   Reentry reentry{handle.model, -1, true};
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 1;
-  params.steps = 1;
-  params.progress = call_back_in;
-  params.progress_user_data = &reentry;
+  auto params = sample_params(1, 1, call_back_in, &reentry);
   std::vector<float> pixels(kTinyImage);
   // Sampling finishes on the live model (AddressSanitizer checks this), then the handle is freed.
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), kTinyImage), DDIM_OK);
@@ -473,12 +464,7 @@ TEST(HostileArguments, AFreeFromAnotherThreadWaitsForTheRunningCall) {
     ddim_model_free(handle.model);
     blocking.freed = true;
   });
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = 1;
-  params.steps = 2;
-  params.progress = block_while_freed;
-  params.progress_user_data = &blocking;
+  auto params = sample_params(1, 2, block_while_freed, &blocking);
   std::vector<float> pixels(kTinyImage);
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), kTinyImage), DDIM_OK);
   freer.join();
@@ -524,10 +510,7 @@ TEST(CallerMemory, ChunkedCallsStayInsideTheCallersBuffers) {
   ddim_config config;
   ASSERT_EQ(ddim_model_config(model, &config), DDIM_OK);
   const int64_t count = 7, plane = int64_t{config.image_size} * config.image_size, image = config.channels * plane;
-  ddim_sample_params params;
-  ddim_sample_params_init(&params);
-  params.count = static_cast<int32_t>(count);
-  params.steps = 3;
+  auto params = sample_params(static_cast<int32_t>(count), 3);
   params.batch_size = 3;   // chunks of 3, 3 and 1
   params.micro_batch = 2;  // odd chunks are padded
   GuardedFloats noise(count * image, 0.0f), pixels(count * image, 0.5f), mask(count * plane, 1.0f), out(count * image, 0.0f);

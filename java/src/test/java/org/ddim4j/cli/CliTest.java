@@ -28,7 +28,7 @@ class CliTest {
 
     record Result(int code, String out, String err) {}
 
-    private static Result run(String... args) {
+    static Result run(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));

@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -20,6 +18,7 @@ import javax.imageio.ImageIO;
 
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
+import org.ddim4j.cli.CliTest.Result;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,13 +27,8 @@ class TrainingRunTest {
     @TempDir
     Path dir;
 
-    record Result(int code, String out, String err) {}
-
     private static Result run(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Result(code, out.toString(), err.toString());
+        return CliTest.run(args);
     }
 
     /** 12 small images: 10 to train in batches of 4, so 2 steps an epoch. */
