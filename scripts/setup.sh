@@ -8,13 +8,9 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
 
-install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist
-
-# Python's safetensors lets the tests check that other tools read our model files (optional).
-if command -v python3 >/dev/null && ! python3 -c 'import safetensors.numpy' 2>/dev/null; then
-  python3 -m pip install -q safetensors numpy >/dev/null 2>&1 \
-    || echo "setup: python3 safetensors not installed; the interop test will be skipped" >&2
-fi
+# python3-numpy: the interop tests read and write our files with NumPy (PythonInteropTest).
+install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist \
+  python3-numpy
 
 select_jdk
 echo "setup: JDK $JAVA_HOME"

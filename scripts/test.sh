@@ -10,7 +10,8 @@ scripts/setup.sh
 select_jdk
 
 echo "== native tests (ctest)"
-ctest --test-dir build --output-on-failure --parallel "$(nproc)"
+# One test at a time: each uses every core, and parallel tests on 2 cores oversubscribe libtorch's threads.
+ctest --test-dir build --output-on-failure
 
 echo "== JMH smoke run (one short iteration; not a measurement)"
 java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar SamplingBenchmark \

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -471,6 +472,32 @@ TEST(HostileArguments, AFreeFromAnotherThreadWaitsForTheRunningCall) {
   EXPECT_FALSE(blocking.freed_during_call);
   EXPECT_TRUE(blocking.freed);
   handle.model = nullptr;
+}
+
+// Creates a reference model, caps the data segment 48 MB above it, samples a batch that needs more,
+// and exits with the status.
+[[noreturn]] void sample_beyond_a_data_limit() {
+  ddim_set_num_threads(1);
+  ddim_config config;
+  ddim_config_init(&config);
+  ddim_model* model = nullptr;
+  if (ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model) != DDIM_OK) ::_exit(100);
+  std::vector<float> pixels(64 * 3 * 64 * 64);  // the caller's buffer, allocated before the limit
+  const rlim_t bytes = static_cast<rlim_t>(data_kib() + 48 * 1024) * 1024;
+  const rlimit limit{bytes, bytes};
+  ::setrlimit(RLIMIT_DATA, &limit);
+  auto params = sample_params(64, 1);
+  params.micro_batch = 64;
+  const int status = ddim_sample(model, &params, nullptr, 0, pixels.data(), static_cast<int64_t>(pixels.size()));
+  std::fprintf(stderr, "%s\n", ddim_last_error());
+  ::_exit(status);
+}
+
+TEST(HostileArguments, RunningOutOfMemoryIsAStatusNotACrash) {
+  // In a freshly started copy of this test binary (gtest's threadsafe death-test style), so that
+  // libtorch's threads and the memory cap stay out of this process.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(sample_beyond_a_data_limit(), ::testing::ExitedWithCode(DDIM_ERR_OUT_OF_MEMORY), "");
 }
 
 // ---- caller memory across chunked calls ----

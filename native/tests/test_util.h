@@ -1,6 +1,7 @@
 // Shared helpers for the native tests.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -61,10 +62,10 @@ inline Parts split(const std::vector<uint8_t>& bytes) {
 }
 
 inline std::vector<uint8_t> join(const std::string& header, const std::vector<uint8_t>& data) {
-  std::vector<uint8_t> bytes(8);
+  std::vector<uint8_t> bytes(8 + header.size() + data.size());
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(header.size() >> (8 * i));
-  bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.insert(bytes.end(), data.begin(), data.end());
+  std::copy(header.begin(), header.end(), bytes.begin() + 8);
+  std::copy(data.begin(), data.end(), bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header.size()));
   return bytes;
 }
 

@@ -29,8 +29,10 @@ class FiguresTest {
         for (int j = 0; j < 16; j++) {
             assertEquals(0f, rows[0][j], 1e-6f);
             assertEquals(1f, rows[0][16 + j], 1e-6f);
-            // sin^2 + cos^2 = 1 for every frequency.
-            assertEquals(1f, rows[1][j] * rows[1][j] + rows[1][16 + j] * rows[1][16 + j], 1e-5f);
+            // The formula itself: frequencies log-spaced from 1 to 1000, angle 2 pi f v, at v = 0.5.
+            double frequency = Math.exp(Math.log(1000) * j / 15);
+            assertEquals(Math.sin(2 * Math.PI * frequency * 0.5), rows[1][j], 2e-3);
+            assertEquals(Math.cos(2 * Math.PI * frequency * 0.5), rows[1][16 + j], 2e-3);
         }
         assertTrue(Figures.embedding(ModelConfig.defaults(), 50).getWidth() > 0);
     }

@@ -33,7 +33,7 @@ class LifecycleTest {
     @Test
     void threadsShareAnInstanceSafelyAndAgree() throws Exception {
         SampleOptions options = SampleOptions.builder().count(2).steps(3).seed(4).build();
-        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 1);
+        try (Ddim ddim = TestModels.trainedTiny(1);
                 ExecutorService pool = Executors.newFixedThreadPool(4)) {
             float[] expected = ddim.sample(options).pixels();
             List<Future<float[]>> results = new ArrayList<>();

@@ -104,4 +104,35 @@ class NativeLibraryTest {
         assertEquals(List.of(), list(tmp).stream().filter(file -> file.getFileName().toString().startsWith("ddim4j")).toList(),
                 "no per-JVM folder in java.io.tmpdir");
     }
+
+    /** `ddim --version` in a fresh JVM with extra JVM options and environment; returns its exit code and output. */
+    private static String[] versionWith(List<String> jvmOptions, Map<String, String> environment) throws Exception {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED"));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), "org.ddim4j.cli.Main", "--version"));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().remove(NativeLibrary.ENVIRONMENT);
+        builder.environment().putAll(environment);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes());
+        assertTrue(process.waitFor(120, TimeUnit.SECONDS));
+        return new String[] {Integer.toString(process.exitValue()), output};
+    }
+
+    @Test
+    void anExplicitLibraryFromThePropertyOrTheEnvironmentIsUsedOrNamedWhenMissing() throws Exception {
+        Path built = Path.of(System.getProperty("ddim4j.repo"), "build", "libddim.so");
+        String[] byProperty = versionWith(List.of("-D" + NativeLibrary.PROPERTY + "=" + built), Map.of());
+        assertEquals("0", byProperty[0], byProperty[1]);
+        String[] byEnvironment = versionWith(List.of(), Map.of(NativeLibrary.ENVIRONMENT, built.toString()));
+        assertEquals("0", byEnvironment[0], byEnvironment[1]);
+
+        Path missing = Path.of("/nonexistent/libddim.so");
+        for (String[] result : List.of(versionWith(List.of("-D" + NativeLibrary.PROPERTY + "=" + missing), Map.of()),
+                versionWith(List.of(), Map.of(NativeLibrary.ENVIRONMENT, missing.toString())))) {
+            assertEquals("1", result[0], result[1]);
+            assertTrue(result[1].contains("libddim not found at " + missing), result[1]);
+        }
+    }
 }

@@ -19,7 +19,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Batch-invariant seeds, caller noise, streaming, progress and cancellation, and argument checks (tiny model). */
+/**
+ * Batch-invariant seeds, caller noise, streaming, progress and cancellation, and argument checks, on a
+ * tiny model trained a few steps (so the network's own rounding is part of every image).
+ */
 class ReproducibleSamplingTest {
     private static Ddim ddim;
 
@@ -28,7 +31,7 @@ class ReproducibleSamplingTest {
 
     @BeforeAll
     static void createModel() {
-        ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 3);
+        ddim = TestModels.trainedTiny(3);
     }
 
     @AfterAll
@@ -54,6 +57,27 @@ class ReproducibleSamplingTest {
             assertArrayEquals(imagesOf(sixtyFour, 0, 12), inFives.pixels(), sampler + ": chunks of 5");
             ImageBatch fromForty = ddim.sample(options(3, sampler).firstIndex(40).build());
             assertArrayEquals(imagesOf(sixtyFour, 40, 43), fromForty.pixels(), sampler + ": starting at image 40");
+        }
+    }
+
+    @Test
+    void theTrainedNetworkShapesTheImages() {
+        try (Ddim fresh = Ddim.create(TestModels.tiny(), Device.cpu(), 3)) {
+            float[] trained = ddim.sample(options(4, Sampler.DDIM).eta(0).build()).pixels();
+            ImageBatch untrained = fresh.sample(options(4, Sampler.DDIM).eta(0).build());
+            assertTrue(untrained.meanAbsoluteDifference(
+                    new ImageBatch(4, 1, 16, 16, trained)) > 0.01, "the trained network must change the images");
+        }
+    }
+
+    @Test
+    void microBatchesKeepImagesIndependentOfTheRequest() {
+        for (Sampler sampler : Sampler.values()) {
+            ImageBatch inFives = ddim.sample(options(12, sampler).microBatch(4).batchSize(5).build());
+            ImageBatch fromNine = ddim.sample(options(3, sampler).microBatch(4).firstIndex(9).build());
+            assertArrayEquals(imagesOf(inFives, 9, 12), fromNine.pixels(), sampler + ": micro-batch 4, chunks of 5 vs from 9");
+            ImageBatch whole = ddim.sample(options(12, sampler).microBatch(4).build());
+            assertArrayEquals(whole.pixels(), inFives.pixels(), sampler + ": micro-batch 4, one chunk vs chunks of 5");
         }
     }
 

@@ -9,11 +9,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
 import org.ddim4j.data.Dataset;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 class TrainerTest {
@@ -118,6 +120,102 @@ class TrainerTest {
     }
 
     @Test
+    void cancellingMidEpochThenResumingIsBitExact() throws Exception {
+        Dataset data = squares(48, 3);
+        TrainOptions options = TrainOptions.builder().batchSize(8).steps(14).seed(5).checkpointEvery(2)
+                .checkpointDir(dir.resolve("straight")).build();
+        SampleOptions sample = SampleOptions.builder().count(2).steps(3).seed(1).build();
+        Path straightWeights = dir.resolve("straight.safetensors");
+        float[] straight;
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 9)) {
+            ddim.trainer(options).fit(data, new TrainListener() {});
+            straight = ddim.sample(sample).pixels();
+            ddim.export(straightWeights, false, false);
+        }
+        // Cancelled after step 7, in the middle of the second epoch, between periodic checkpoints.
+        Recorder recorder = new Recorder();
+        recorder.stopAfter = 7;
+        TrainOptions interrupted = options.toBuilder().checkpointDir(dir.resolve("interrupted")).build();
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 9)) {
+            Trainer.Result result = ddim.trainer(interrupted).fit(data, recorder);
+            assertTrue(result.cancelled());
+            assertEquals(7, result.steps());
+            assertEquals(1, result.epochsCompleted());
+        }
+        Path resumedWeights = dir.resolve("resumed.safetensors");
+        try (Ddim resumed = Ddim.open(dir.resolve("interrupted/checkpoint.safetensors"), Device.cpu())) {
+            assertEquals(7, resumed.trainingSteps());
+            assertEquals(14, resumed.trainer(interrupted).fit(data, new TrainListener() {}).steps());
+            assertArrayEquals(straight, resumed.sample(sample).pixels());
+            resumed.export(resumedWeights, false, false);
+        }
+        // Weights, EMA and BatchNorm statistics, byte for byte.
+        assertArrayEquals(Files.readAllBytes(straightWeights), Files.readAllBytes(resumedWeights));
+    }
+
+    /** The first training step's loss of a fresh tiny model (whose network outputs exactly zero) on the squares. */
+    private static float firstLoss(ModelConfig config, TrainOptions options) {
+        try (Ddim ddim = Ddim.create(config, Device.cpu(), 1)) {
+            return ddim.trainer(options).step(squares(8, 2).range(0, 8));
+        }
+    }
+
+    @Test
+    void theLossAndTargetOptionsDecideWhatIsLearned() {
+        // A fresh network predicts 0, so the first loss measures the target itself: the noise eps ~ N(0, 1) has
+        // E|eps| = sqrt(2 / pi) and E[eps^2] = 1; the image target is the (unnormalised) squares, mean 0.2125.
+        TrainOptions mae = TrainOptions.builder().build();
+        assertEquals(Math.sqrt(2 / Math.PI), firstLoss(TestModels.tiny(), mae), 0.05);
+        assertEquals(1.0, firstLoss(TestModels.tiny(), mae.toBuilder().loss(Loss.MSE).build()), 0.1);
+        ModelConfig image = TestModels.tiny().toBuilder().target(Target.IMAGE).build();
+        assertEquals((36 * 0.9 + 220 * 0.1) / 256, firstLoss(image, mae), 1e-5);
+        assertEquals((36 * 0.81 + 220 * 0.01) / 256, firstLoss(image, mae.toBuilder().loss(Loss.MSE).build()), 1e-5);
+    }
+
+    @Test
+    void theLinearScheduleTrainsAndDrawsOtherNoiseLevels() {
+        ModelConfig linear = TestModels.tiny().toBuilder().schedule(Schedule.linear()).build();
+        Dataset data = squares(16, 4);
+        float[][] losses = new float[2][];
+        int k = 0;
+        for (ModelConfig config : new ModelConfig[] {TestModels.tiny(), linear}) {
+            try (Ddim ddim = Ddim.create(config, Device.cpu(), 1)) {
+                Trainer trainer = ddim.trainer(TrainOptions.builder().learningRate(1e-2).build());
+                losses[k++] = new float[] {trainer.step(data.range(0, 8)), trainer.step(data.range(8, 16)), trainer.step(data.range(0, 8))};
+                float[] pixels = ddim.sample(SampleOptions.builder().count(2).steps(3).build()).pixels();
+                for (float p : pixels) {
+                    assertTrue(p >= 0 && p <= 1);
+                }
+            }
+        }
+        // Same weights, data and draws of t: only the schedule's noise levels differ, and so the later losses.
+        assertEquals(losses[0][0], losses[1][0]);  // the untrained network predicts 0 under any schedule
+        assertFalse(Arrays.equals(losses[0], losses[1]), Arrays.toString(losses[0]) + " vs " + Arrays.toString(losses[1]));
+    }
+
+    @Test
+    void useEmaChoosesBetweenTheAveragedAndTheRawWeights() {
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 1)) {
+            Trainer trainer = ddim.trainer(TrainOptions.builder().learningRate(1e-2).build());
+            for (int i = 0; i < 3; i++) {
+                trainer.step(squares(8, i).range(0, 8));
+            }
+            assertTrue(ddim.hasEma());
+            SampleOptions options = SampleOptions.builder().count(2).steps(3).build();
+            float[] averaged = ddim.sample(options).pixels();
+            float[] raw = ddim.sample(options.toBuilder().useEma(false).build()).pixels();
+            assertFalse(Arrays.equals(averaged, raw), "the EMA lags the raw weights");
+            assertArrayEquals(raw, ddim.sample(options.toBuilder().useEma(false).build()).pixels());
+            // A model trained without an EMA samples its raw weights either way.
+        }
+        try (Ddim ddim = TestModels.trainedTiny(1)) {
+            SampleOptions options = SampleOptions.builder().count(2).steps(3).build();
+            assertFalse(ddim.hasEma());
+            assertArrayEquals(ddim.sample(options).pixels(), ddim.sample(options.toBuilder().useEma(false).build()).pixels());
+        }
+    }
+
+    @Test
     void cancellingLeavesALoadableCheckpoint() {
         Recorder recorder = new Recorder();
         recorder.stopAfter = 3;
@@ -135,6 +233,7 @@ class TrainerTest {
     }
 
     @Test
+    @Timeout(120)  // the wait for the second step below is otherwise unbounded
     void interruptingTheThreadCancelsAfterTheCurrentStep() throws Exception {
         TrainOptions options = TrainOptions.builder().batchSize(8).epochs(1000).checkpointDir(dir).build();
         try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 1)) {

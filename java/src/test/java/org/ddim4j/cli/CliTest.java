@@ -15,9 +15,24 @@ import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CancellationException;
 
 import javax.imageio.ImageIO;
+
+import org.ddim4j.Ddim;
+import org.ddim4j.Device;
+import org.ddim4j.ImageBatch;
+import org.ddim4j.ImageSink;
+import org.ddim4j.Noise;
+import org.ddim4j.Precision;
+import org.ddim4j.SampleOptions;
+import org.ddim4j.Sampler;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,6 +48,87 @@ class CliTest {
         StringWriter err = new StringWriter();
         int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
         return new Result(code, out.toString(), err.toString());
+    }
+
+    /** The PNGs `ddim sample --each` writes with {@code flags}, by name. */
+    private Map<String, byte[]> cliImages(Path model, String name, String... flags) throws IOException {
+        Path out = dir.resolve(name);
+        List<String> args = new ArrayList<>(List.of("sample", "--model", model.toString(), "--count", "3", "--steps", "3",
+                "--each", out.toString(), "--no-progress", "--device", "cpu"));
+        args.addAll(List.of(flags));
+        Result result = run(args.toArray(String[]::new));
+        assertEquals(0, result.code(), result.err());
+        return pngsIn(out);
+    }
+
+    /** The PNGs the Java API writes for {@code options}, by name. */
+    private Map<String, byte[]> apiImages(Path model, String name, SampleOptions options) throws IOException {
+        Path out = dir.resolve(name);
+        try (Ddim ddim = Ddim.open(model, Device.cpu())) {
+            ddim.sample(options, ImageSink.pngFiles(Files.createDirectories(out)));
+        }
+        return pngsIn(out);
+    }
+
+    private static Map<String, byte[]> pngsIn(Path directory) throws IOException {
+        Map<String, byte[]> images = new TreeMap<>();
+        try (var files = Files.list(directory)) {
+            for (Path file : files.toList()) {
+                images.put(file.getFileName().toString(), Files.readAllBytes(file));
+            }
+        }
+        return images;
+    }
+
+    private static void assertSameImages(Map<String, byte[]> expected, Map<String, byte[]> actual, String what) {
+        assertEquals(expected.keySet(), actual.keySet(), what);
+        for (String name : expected.keySet()) {
+            assertArrayEquals(expected.get(name), actual.get(name), what + ": " + name);
+        }
+    }
+
+    @Test
+    void everySamplingFlagReachesTheApi() throws Exception {
+        Path model = Path.of(System.getProperty("ddim4j.repo"), "models", "fashion-mnist-32.safetensors");
+        SampleOptions.Builder base = SampleOptions.builder().count(3).steps(3);
+        Map<String, byte[]> plain = cliImages(model, "plain");
+        assertSameImages(apiImages(model, "plain-api", base.build()), plain, "defaults");
+        record Case(List<String> flags, SampleOptions options, boolean changesPixels) {}
+        List<Case> cases = List.of(
+                new Case(List.of("--sampler", "ddpm"), base.sampler(Sampler.DDPM).build(), true),
+                new Case(List.of("--eta", "0.5"), base.sampler(Sampler.DDIM).eta(0.5).build(), true),
+                new Case(List.of("--first-index", "5"), base.eta(0).firstIndex(5).build(), true),
+                // A micro-batch changes rounding only where the kernels differ by batch shape: equality is what counts.
+                new Case(List.of("--micro-batch", "2"), base.firstIndex(0).microBatch(2).build(), false),
+                new Case(List.of("--precision", "bfloat16"), base.microBatch(SampleOptions.DEFAULT_MICRO_BATCH)
+                        .precision(Precision.BFLOAT16).build(), true));
+        for (Case c : cases) {
+            String name = String.join("", c.flags()).replace("-", "");
+            Map<String, byte[]> cli = cliImages(model, name, c.flags().toArray(String[]::new));
+            assertSameImages(apiImages(model, name + "-api", c.options()), cli, String.join(" ", c.flags()));
+            boolean differs = false;
+            for (String image : cli.keySet()) {
+                differs |= !Arrays.equals(cli.get(image), plain.get(image));
+            }
+            assertTrue(differs || !c.changesPixels(), String.join(" ", c.flags()) + " changed nothing");
+        }
+    }
+
+    @Test
+    void demoWithTinySettingsTrainsAndWritesItsGrid() throws Exception {
+        Path runDir = dir.resolve("demo");
+        Result result = run("demo", "--images", "160", "--epochs", "1", "--out", runDir.toString(), "--no-progress", "--device", "cpu");
+        assertEquals(0, result.code(), result.err());
+        Path grid = runDir.resolve("demo-samples.png");
+        assertTrue(result.out().contains("demo samples: " + grid.toAbsolutePath()), result.out());
+        BufferedImage image = ImageIO.read(grid.toFile());
+        assertEquals(image.getWidth(), image.getHeight(), "8 x 8 images");
+        assertTrue(image.getWidth() >= 8 * 32, "width " + image.getWidth());
+        try (Ddim checkpoint = Ddim.open(runDir.resolve("checkpoint.safetensors"), Device.cpu())) {
+            assertEquals(2, checkpoint.trainingSteps());  // 128 training images in batches of 64, one epoch
+            assertTrue(checkpoint.hasEma());
+        }
+        assertTrue(Files.exists(runDir.resolve(TrainingRun.MODEL_FILE)));
     }
 
     @Test
@@ -213,7 +309,15 @@ class CliTest {
         assertEquals(0, invert.code(), invert.err());
         assertTrue(invert.out().contains("mean absolute pixel error"), invert.out());
         assertEquals(2 * 16 + 2, ImageIO.read(inversion.toFile()).getHeight(), "originals over reconstructions");
-        assertTrue(Files.size(noise) > 16 * 16 * 4);
+        // The noise is the API's inversion of the same picture, bit for bit, and regenerates it as the CLI said.
+        try (Ddim ddim = Ddim.open(model, Device.cpu())) {
+            ImageBatch originals = InputImages.read(picture.toString(), ddim.config(), 8);
+            SampleOptions three = SampleOptions.builder().steps(3).build();
+            Noise expected = ddim.invert(originals, three);
+            assertArrayEquals(expected.values(), Noise.read(noise).values());
+            double error = ddim.sample(three.toBuilder().noise(expected).build()).meanAbsoluteDifference(originals);
+            assertTrue(invert.out().contains(String.format(Locale.ROOT, "error %.4f", error)), invert.out() + " vs " + error);
+        }
 
         Path strip = dir.resolve("strip.png");
         Result interpolate = run(concat(new String[] {"interpolate", "--frames", "5", "--out", strip.toString()}, common));

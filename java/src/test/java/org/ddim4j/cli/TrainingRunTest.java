@@ -1,5 +1,6 @@
 package org.ddim4j.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -105,11 +106,13 @@ class TrainingRunTest {
         List<String> straightLosses = rows(straight.resolve("metrics.csv")).stream().map(row -> row[2]).toList();
         List<String> resumedLosses = rows(halted.resolve("metrics.csv")).stream().map(row -> row[2]).toList();
         assertEquals(straightLosses, resumedLosses);
+        // And the weights (with the EMA and BatchNorm statistics) byte for byte.
+        assertArrayEquals(Files.readAllBytes(straight.resolve(TrainingRun.MODEL_FILE)),
+                Files.readAllBytes(halted.resolve(TrainingRun.MODEL_FILE)));
     }
 
-    @Test
-    void aKilledRunResumesWithEveryStepLoggedOnceAndItsTemporaryFilesRemoved() throws Exception {
-        Path runDir = dir.resolve("run");
+    /** Starts `ddim train` in a child JVM and returns once it has written its first checkpoint. */
+    private Process startTrainingUntilTheFirstCheckpoint(Path runDir) throws Exception {
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED", "-Djava.awt.headless=true", "-cp", System.getProperty("java.class.path"),
                 Main.class.getName()));
@@ -122,10 +125,39 @@ class TrainingRunTest {
             }
             assertTrue(training.isAlive(), Files.readString(dir.resolve("train.log")));
             Thread.sleep(1500); // a few more steps, checkpoints and epochs
-        } finally {
-            training.destroyForcibly(); // SIGKILL: no shutdown hook, no flush
-            training.waitFor(30, TimeUnit.SECONDS);
+            return training;
+        } catch (Throwable e) {
+            training.destroyForcibly();
+            throw e;
         }
+    }
+
+    @Test
+    void sigtermStopsTrainingWithALoadableCheckpointAndTheModel() throws Exception {
+        Path runDir = dir.resolve("run");
+        Process training = startTrainingUntilTheFirstCheckpoint(runDir);
+        training.destroy(); // SIGTERM: the shutdown hook asks the trainer to stop after its current step
+        boolean stopped = training.waitFor(120, TimeUnit.SECONDS);
+        training.destroyForcibly();
+        assertTrue(stopped, "training did not stop");
+        String log = Files.readString(dir.resolve("train.log"));
+        assertTrue(log.contains("stopped after"), log);
+        long stoppedAt = Long.parseLong(log.replaceAll("(?s).*stopped after (\\d+) steps.*", "$1"));
+        try (Ddim checkpoint = Ddim.open(runDir.resolve("checkpoint.safetensors"), Device.cpu());
+                Ddim model = Ddim.open(runDir.resolve(TrainingRun.MODEL_FILE), Device.cpu())) {
+            assertEquals(stoppedAt, checkpoint.trainingSteps(), "the checkpoint is written at the step the run stopped");
+            assertTrue(stoppedAt >= 2, log);
+            assertTrue(model.hasEma());
+        }
+        assertLogsCoverEachStepOnce(runDir, stoppedAt);
+    }
+
+    @Test
+    void aKilledRunResumesWithEveryStepLoggedOnceAndItsTemporaryFilesRemoved() throws Exception {
+        Path runDir = dir.resolve("run");
+        Process training = startTrainingUntilTheFirstCheckpoint(runDir);
+        training.destroyForcibly(); // SIGKILL: no shutdown hook, no flush
+        training.waitFor(30, TimeUnit.SECONDS);
         long checkpointStep;
         try (Ddim checkpoint = Ddim.open(runDir.resolve("checkpoint.safetensors"), Device.cpu())) {
             checkpointStep = checkpoint.trainingSteps();

@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.stream.IntStream;
 import java.util.zip.GZIPOutputStream;
 
 import javax.imageio.ImageIO;
@@ -168,6 +169,27 @@ class DatasetTest {
         assertArrayEquals(split.train().range(0, 80), data.split(0.2, 7).train().range(0, 80));
         assertNotEquals(Arrays.toString(split.train().range(0, 80)), Arrays.toString(data.split(0.2, 8).train().range(0, 80)));
         assertArrayEquals(Dataset.shuffled(10, 3), Dataset.shuffled(10, 3));
+    }
+
+    @Test
+    void shufflingIsASeededPermutationThatDiffersBetweenEpochs() {
+        int[] first = Dataset.shuffled(1000, 3);
+        assertArrayEquals(IntStream.range(0, 1000).toArray(), Arrays.stream(first).sorted().toArray(), "a permutation");
+        assertNotEquals(Arrays.toString(IntStream.range(0, 1000).toArray()), Arrays.toString(first), "actually shuffled");
+        assertNotEquals(Arrays.toString(first), Arrays.toString(Dataset.shuffled(1000, 4)), "another seed (epoch), another order");
+        // Every position takes each value about equally often over many seeds (a fair Fisher-Yates).
+        int[] zeroAt = new int[4];
+        for (long seed = 0; seed < 4000; seed++) {
+            int[] order = Dataset.shuffled(4, seed);
+            for (int k = 0; k < 4; k++) {
+                if (order[k] == 0) {
+                    zeroAt[k]++;
+                }
+            }
+        }
+        for (int count : zeroAt) {
+            assertTrue(count > 850 && count < 1150, Arrays.toString(zeroAt));
+        }
     }
 
     private static float[] sequence(int n) {

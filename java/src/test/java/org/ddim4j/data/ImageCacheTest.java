@@ -37,6 +37,25 @@ class ImageCacheTest {
         }
     }
 
+    @Test
+    void aMemoryMappedLoadEqualsTheInMemoryOne() {
+        Dataset inMemory = Datasets.fashionMnist(1, 32, 300);
+        String oldLimit = System.getProperty("ddim4j.cache.memoryLimitMiB");
+        String oldDir = System.getProperty("ddim4j.cache.dir");
+        System.setProperty("ddim4j.cache.memoryLimitMiB", "0");  // every load goes to a mapped file
+        System.setProperty("ddim4j.cache.dir", dir.toString());
+        try {
+            Dataset mapped = Datasets.fashionMnist(1, 32, 300);
+            assertEquals(inMemory.size(), mapped.size());
+            assertArrayEquals(inMemory.range(0, 300), mapped.range(0, 300));
+            int[] positions = Dataset.shuffled(300, 5);
+            assertArrayEquals(inMemory.batch(positions), mapped.batch(positions));
+        } finally {
+            restore("ddim4j.cache.memoryLimitMiB", oldLimit);
+            restore("ddim4j.cache.dir", oldDir);
+        }
+    }
+
     private static void restore(String property, String value) {
         if (value == null) {
             System.clearProperty(property);
