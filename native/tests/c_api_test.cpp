@@ -85,14 +85,6 @@ TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_OK);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define DDIM_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DDIM_UNDER_ASAN 1
-#endif
-#endif
-
 TEST(CApi, MallocCachingCanBeTurnedOnAndOff) {
 #if defined(DDIM_UNDER_ASAN)
   // AddressSanitizer's allocator refuses mallopt: a status, not a crash (callers treat it as a warning).

@@ -2,6 +2,7 @@
 // `ddim eval` and `ddim plot`).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,14 +54,24 @@ TEST(Kid, MatchesTheDefinitionOnAHandMadeCase) {
   EXPECT_NEAR(computed, expected, 1e-9 * std::abs(expected) + 1e-9) << "expected " << expected;
   EXPECT_NE(expected, 0.0);
 
-  // One subset of every image: KID is that one estimate, with no spread.
+  // Subsets of 3: all the real images and 3 of the 4 generated ones, so every subset's estimate is one
+  // of the 4 direct MMDs below, and KID (their mean over 5 draws) lies between the extremes.
   ddim::KidOptions options;
   options.subsets = 5;
   options.subset_size = 3;
   const auto kid = ddim::kernel_inception_distance(to_tensor(real), to_tensor(generated), options);
   EXPECT_EQ(kid.subset_size, 3);
   EXPECT_EQ(kid.subsets, 5);
-  EXPECT_TRUE(std::isfinite(kid.mean) && std::isfinite(kid.std));
+  double lowest = INFINITY, highest = -INFINITY;
+  for (size_t left_out = 0; left_out < generated.size(); ++left_out) {
+    auto three = generated;
+    three.erase(three.begin() + static_cast<std::ptrdiff_t>(left_out));
+    lowest = std::min(lowest, direct_mmd(real, three));
+    highest = std::max(highest, direct_mmd(real, three));
+  }
+  EXPECT_GE(kid.mean, lowest - 1e-9) << lowest;
+  EXPECT_LE(kid.mean, highest + 1e-9) << highest;
+  EXPECT_LE(kid.std, highest - lowest + 1e-9);
 }
 
 TEST(Kid, NearZeroForOneDistributionLargeForAnother) {

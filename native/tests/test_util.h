@@ -12,6 +12,15 @@
 
 #include "config.h"
 
+// DDIM_UNDER_ASAN: built with AddressSanitizer (gcc says so one way, clang another).
+#if defined(__SANITIZE_ADDRESS__)
+#define DDIM_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DDIM_UNDER_ASAN 1
+#endif
+#endif
+
 namespace ddim::testing {
 
 // A model small enough to sample in milliseconds.

@@ -336,6 +336,18 @@ class CliTest {
         assertEquals(0, vary.code(), vary.err());
         assertEquals(4 * 16 + 3 * 2, ImageIO.read(varied.toFile()).getWidth());
 
+        // Both grids are the original beside what the API makes of it, byte for byte.
+        try (Ddim ddim = Ddim.open(model, Device.cpu())) {
+            ImageBatch original = InputImages.read(picture.toString(), ddim.config(), 1);
+            SampleOptions three = SampleOptions.builder().steps(3).build();
+            Path expected = dir.resolve("expected.png");
+            ImageBatch.concat(original, ddim.inpaint(original.repeat(2), InputImages.readMask(mask, ddim.config()), three))
+                    .writeGrid(expected, 3);
+            assertArrayEquals(Files.readAllBytes(expected), Files.readAllBytes(filled), "inpaint");
+            ImageBatch.concat(original, ddim.vary(original.repeat(3), 0.3, three)).writeGrid(expected, 4);
+            assertArrayEquals(Files.readAllBytes(expected), Files.readAllBytes(varied), "vary");
+        }
+
         Result badStrength = run(concat(new String[] {"vary", "--image", picture.toString(), "--strength", "1.5"}, common));
         assertEquals(1, badStrength.code());
         assertTrue(badStrength.err().contains("--strength must lie in (0, 1]"), badStrength.err());
