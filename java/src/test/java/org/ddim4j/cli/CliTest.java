@@ -323,6 +323,17 @@ class CliTest {
         Result interpolate = run(concat(new String[] {"interpolate", "--frames", "5", "--out", strip.toString()}, common));
         assertEquals(0, interpolate.code(), interpolate.err());
         assertEquals(5 * 16 + 4 * 2, ImageIO.read(strip.toFile()).getWidth());
+        // The strip runs from the seed's image 0 to its image 1: its ends are exactly those samples.
+        try (Ddim ddim = Ddim.open(model, Device.cpu())) {
+            SampleOptions three = SampleOptions.builder().steps(3).build();
+            ImageBatch strip5 = ddim.interpolate(ddim.noise(42, 0, 1), ddim.noise(42, 1, 1), 5, three);
+            ImageBatch ends = ddim.sample(three.toBuilder().count(2).build());
+            assertArrayEquals(ends.slice(0, 1).pixels(), strip5.slice(0, 1).pixels());
+            assertArrayEquals(ends.slice(1, 2).pixels(), strip5.slice(4, 5).pixels());
+            Path expected = dir.resolve("expected-strip.png");
+            strip5.writeGrid(expected, 5);
+            assertArrayEquals(Files.readAllBytes(expected), Files.readAllBytes(strip), "interpolate");
+        }
 
         Path filled = dir.resolve("filled.png");
         Result inpaint = run(concat(new String[] {"inpaint", "--image", picture.toString(), "--mask", mask.toString(), "--count", "2",
