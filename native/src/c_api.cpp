@@ -158,7 +158,7 @@ void require_pointer(const T* pointer, const char* name) {
 
 void require_count(int64_t given, int64_t needed, const std::string& name) {
   require(given == needed, DDIM_ERR_BUFFER_SIZE,
-          std::string(name) + " holds " + std::to_string(given) + " floats, the call needs " + std::to_string(needed));
+          name + " holds " + std::to_string(given) + " floats, the call needs " + std::to_string(needed));
 }
 
 torch::Device resolve_device(int32_t device) {
@@ -686,6 +686,7 @@ ddim_status ddim_kid(const float* real, int64_t real_count, const float* generat
     require_pointer(out_result, "out_result");
     require(real_count >= 0 && generated_count >= 0 && dimension >= 1, DDIM_ERR_INVALID_ARGUMENT,
             "counts must be >= 0 and dimension >= 1");
+    // The buffers' sizes come from the caller: refuse products that would wrap before libtorch views them.
     checked_product({std::max(real_count, generated_count), dimension, int64_t{sizeof(float)}}, "the feature sets");
     ddim::KidOptions options;
     options.subsets = params->subsets;

@@ -128,11 +128,6 @@ const torch::Tensor& require_finite_result(const torch::Tensor& result, const ch
   return result;
 }
 
-void require_unit_range(const torch::Tensor& values, const char* name) {
-  require(values.min().item<float>() >= 0.0f && values.max().item<float>() <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
-          std::string(name) + " must lie in [0, 1]");
-}
-
 // The network a request runs, in eval mode: the model's own, or a bfloat16 copy of it.
 UNet sampling_network(Model& model, const SampleRequest& request) {
   UNet& network = model.network(request.use_ema);
@@ -183,6 +178,12 @@ torch::Tensor chunk_start(const Model& model, const SampleRequest& request, cons
 }
 
 }  // namespace
+
+void require_unit_range(const torch::Tensor& values, const std::string& name) {
+  // One pass, and false for NaN as well as for values outside the range.
+  require((values >= 0).logical_and(values <= 1).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+          name + " must be finite and lie in [0, 1]");
+}
 
 torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count,
                             torch::Device device) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include <torch/torch.h>
 
@@ -56,6 +57,10 @@ torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t fi
 // depends only on (seed, first + i, step).
 torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count, int64_t step,
                          torch::Device device);
+
+// Throws DDIM_ERR_INVALID_ARGUMENT naming `name` unless every value is finite and in [0, 1]
+// (pixels and masks passed in, for sampling and training alike).
+void require_unit_range(const torch::Tensor& values, const std::string& name);
 
 // Generates request.count images in [0, 1], [count, C, S, S] on the model's device. Starts from
 // `noise` ([count, C, S, S], any device) when given, else from initial_noise(seed, first_index).

@@ -53,9 +53,7 @@ torch::Tensor prepare(const Model& model, const torch::Tensor& pixels) {
           DDIM_ERR_BUFFER_SIZE, "a batch must be [B >= 1, " + std::to_string(config.channels) + ", " +
                                     std::to_string(config.image_size) + ", " + std::to_string(config.image_size) + "]");
   const auto on_device = pixels.to(model.device(), torch::kFloat);
-  // Also false for NaN: pixels must be finite and in [0, 1], as for every other call.
-  require((on_device >= 0).logical_and(on_device <= 1).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
-          "pixels must be finite and in [0, 1]");
+  require_unit_range(on_device, "pixels");  // as for every other call that takes pixels
   return model.normalize(on_device);
 }
 
