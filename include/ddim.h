@@ -156,6 +156,25 @@ typedef enum ddim_schedule_kind {
     DDIM_SCHEDULE_LINEAR = 1
 } ddim_schedule_kind;
 
+/* A noise schedule: how the signal and noise rates move with t. Fill it with ddim_schedule_init(),
+ * then change what you need. Valid: a known kind and 0 < min_signal < max_signal < 1. */
+typedef struct ddim_schedule {
+    int32_t kind;      /* a ddim_schedule_kind (default DDIM_SCHEDULE_COSINE) */
+    double min_signal; /* smallest signal rate, reached at t = 1 (default 0.02) */
+    double max_signal; /* largest signal rate, reached at t = 0 (default 0.95) */
+} ddim_schedule;
+
+/* Fills `schedule` with the reference schedule (cosine, 0.02..0.95). NULL is a no-op. */
+DDIM_API void ddim_schedule_init(ddim_schedule* schedule);
+
+/* DDIM_OK when `schedule` is valid, else DDIM_ERR_INVALID_ARGUMENT with a message naming the field. */
+DDIM_API ddim_status ddim_schedule_validate(const ddim_schedule* schedule);
+
+/* Evaluates `schedule` (validated first) at `count` times t (each in [0, 1]) and writes the signal
+ * and noise rates. All three buffers hold `count` floats. Needs no model or model config. */
+DDIM_API ddim_status ddim_schedule_rates(const ddim_schedule* schedule, const float* t, int64_t count,
+                                         float* signal_rates, float* noise_rates);
+
 typedef enum ddim_target {
     DDIM_TARGET_NOISE = 0, /* the network predicts the noise (the reference's default) */
     DDIM_TARGET_IMAGE = 1  /* the network predicts the clean image */
@@ -164,7 +183,7 @@ typedef enum ddim_target {
 /* The architecture and diffusion process of a model. Fill it with ddim_config_init(), then change
  * what you need. Valid: channels 1..4; image_size > 0 and divisible by 2^num_widths;
  * 1 <= num_widths <= DDIM_MAX_WIDTHS; every width > 0; block_depth >= 1; embedding_dim even and
- * > 0; 0 < min_signal < max_signal < 1. */
+ * > 0; a valid schedule (see ddim_schedule_validate). */
 typedef struct ddim_config {
     int32_t channels;                 /* image channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (default 3) */
     int32_t image_size;               /* square image side in pixels (default 64) */
@@ -172,9 +191,7 @@ typedef struct ddim_config {
     int32_t widths[DDIM_MAX_WIDTHS];  /* U-Net channel widths, one per resolution (default 32, 64, 96, 128) */
     int32_t block_depth;              /* residual blocks per resolution (default 2) */
     int32_t embedding_dim;            /* sinusoidal noise-variance embedding size (default 32) */
-    int32_t schedule;                 /* a ddim_schedule_kind (default DDIM_SCHEDULE_COSINE) */
-    double min_signal;                /* smallest signal rate, reached at t = 1 (default 0.02) */
-    double max_signal;                /* largest signal rate, reached at t = 0 (default 0.95) */
+    ddim_schedule schedule;           /* the noise schedule (default: ddim_schedule_init's, cosine 0.02..0.95) */
     int32_t target;                   /* a ddim_target (default DDIM_TARGET_NOISE) */
 } ddim_config;
 
@@ -184,11 +201,6 @@ DDIM_API void ddim_config_init(ddim_config* config);
 
 /* DDIM_OK when `config` is valid, else DDIM_ERR_INVALID_ARGUMENT with a message naming the field. */
 DDIM_API ddim_status ddim_config_validate(const ddim_config* config);
-
-/* Evaluates the schedule of `config` at `count` times t (each in [0, 1]) and writes the signal and
- * noise rates. All three buffers hold `count` floats. */
-DDIM_API ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count,
-                                         float* signal_rates, float* noise_rates);
 
 /* Writes the sinusoidal embedding the U-Net of `config` gives `count` noise variances (noise rate
  * squared): out[i * embedding_dim + j] = sin(2 pi f_j v_i) for j < embedding_dim / 2, and the

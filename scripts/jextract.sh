@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the FFM bindings in java/src/main/java/org/ddim4j/ffi from include/ddim.h.
+# Regenerates the FFM bindings in java/ddim4j/src/main/java/org/ddim4j/ffi from include/ddim.h.
 # Needs a jextract built for JDK 22+ (https://github.com/openjdk/jextract), named by $JEXTRACT or on PATH.
 # The generated code is committed; never edit it by hand.
 set -euo pipefail
@@ -15,7 +15,7 @@ MSG
   exit 1
 fi
 
-output=java/src/main/java
+output=java/ddim4j/src/main/java
 package_dir="$output/org/ddim4j/ffi"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

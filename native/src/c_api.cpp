@@ -1,6 +1,7 @@
 // The C boundary: every function of include/ddim.h, and nothing else. Each fallible call runs its
 // body inside guarded(), which turns every exception into a status code and a short thread-local
-// message, so no C++ exception ever reaches the caller.
+// message, so no C++ exception ever reaches the caller. This is the one file that knows both the C
+// types and the core's: every translation between them lives here.
 #include <torch/torch.h>
 
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <malloc.h>
 #endif
 #include <atomic>
+#include <initializer_list>
 #include <mutex>
 #include <new>
 #include <string>
@@ -18,6 +20,7 @@
 #include "error.h"
 #include "feature_extractor.h"
 #include "kid.h"
+#include "library_limits.h"
 #include "model.h"
 #include "model_file.h"
 #include "sampling.h"
@@ -25,6 +28,43 @@
 #include "training.h"
 #include "unet.h"
 #include "version.h"
+
+// The core's statuses, enums and limits carry the C ABI's numbers, so translating is a cast. These
+// keep each pair equal.
+static_assert(static_cast<int32_t>(ddim::Status::Ok) == DDIM_OK);
+static_assert(static_cast<int32_t>(ddim::Status::InvalidArgument) == DDIM_ERR_INVALID_ARGUMENT);
+static_assert(static_cast<int32_t>(ddim::Status::NullPointer) == DDIM_ERR_NULL_POINTER);
+static_assert(static_cast<int32_t>(ddim::Status::BufferSize) == DDIM_ERR_BUFFER_SIZE);
+static_assert(static_cast<int32_t>(ddim::Status::Io) == DDIM_ERR_IO);
+static_assert(static_cast<int32_t>(ddim::Status::Format) == DDIM_ERR_FORMAT);
+static_assert(static_cast<int32_t>(ddim::Status::Device) == DDIM_ERR_DEVICE);
+static_assert(static_cast<int32_t>(ddim::Status::OutOfMemory) == DDIM_ERR_OUT_OF_MEMORY);
+static_assert(static_cast<int32_t>(ddim::Status::Internal) == DDIM_ERR_INTERNAL);
+static_assert(static_cast<int32_t>(ddim::Status::Cancelled) == DDIM_ERR_CANCELLED);
+static_assert(static_cast<int32_t>(ddim::Status::NonFinite) == DDIM_ERR_NON_FINITE);
+static_assert(static_cast<int32_t>(ddim::Status::Reentrant) == DDIM_ERR_REENTRANT);
+
+static_assert(static_cast<int32_t>(ddim::ScheduleKind::Cosine) == DDIM_SCHEDULE_COSINE);
+static_assert(static_cast<int32_t>(ddim::ScheduleKind::Linear) == DDIM_SCHEDULE_LINEAR);
+static_assert(static_cast<int32_t>(ddim::Target::Noise) == DDIM_TARGET_NOISE);
+static_assert(static_cast<int32_t>(ddim::Target::Image) == DDIM_TARGET_IMAGE);
+static_assert(static_cast<int32_t>(ddim::SamplerKind::Ddim) == DDIM_SAMPLER_DDIM);
+static_assert(static_cast<int32_t>(ddim::SamplerKind::Ddpm) == DDIM_SAMPLER_DDPM);
+static_assert(static_cast<int32_t>(ddim::SamplerKind::DpmSolverPP2M) == DDIM_SAMPLER_DPM_SOLVER_PP_2M);
+static_assert(static_cast<int32_t>(ddim::Precision::Float32) == DDIM_PRECISION_FLOAT32);
+static_assert(static_cast<int32_t>(ddim::Precision::BFloat16) == DDIM_PRECISION_BFLOAT16);
+static_assert(static_cast<int32_t>(ddim::Loss::Mae) == DDIM_LOSS_MAE);
+static_assert(static_cast<int32_t>(ddim::Loss::Mse) == DDIM_LOSS_MSE);
+
+static_assert(ddim::kMaxWidths == DDIM_MAX_WIDTHS);
+static_assert(ddim::kMaxParameters == DDIM_MAX_PARAMETERS);
+static_assert(ddim::kMaxSteps == DDIM_MAX_STEPS);
+static_assert(ddim::kMaxMicroBatch == DDIM_MAX_MICRO_BATCH);
+static_assert(ddim::kMaxEta == DDIM_MAX_ETA);
+static_assert(ddim::kMaxFirstIndex == DDIM_MAX_FIRST_INDEX);
+static_assert(ddim::kMaxThreadsPerCore == DDIM_MAX_THREADS_PER_CORE);
+static_assert(ddim::kMaxHeaderBytes == DDIM_MAX_HEADER_BYTES);
+static_assert(ddim::kMaxJsonDepth == DDIM_MAX_JSON_DEPTH);
 
 // What every handle needs to serialise its calls and to notice a call made from inside one of
 // them (a progress callback calling back in would otherwise deadlock on the mutex it holds).
@@ -50,6 +90,7 @@ namespace {
 using ddim::checked_product;
 using ddim::fail;
 using ddim::require;
+using ddim::Status;
 
 thread_local std::string last_error;
 
@@ -69,6 +110,8 @@ bool is_out_of_memory(const std::string& message) {
          message.find("Failed to allocate") != std::string::npos;
 }
 
+ddim_status to_c(Status status) { return static_cast<ddim_status>(status); }
+
 ddim_status report(ddim_status status, const std::string& message) {
   last_error = message;
   return status;
@@ -80,7 +123,7 @@ ddim_status guarded(Body&& body) noexcept {
     body();
     return DDIM_OK;
   } catch (const ddim::Error& e) {
-    return report(e.status(), short_message(e.what()));
+    return report(to_c(e.status()), short_message(e.what()));
   } catch (const std::bad_alloc&) {
     return report(DDIM_ERR_OUT_OF_MEMORY, "out of memory");
   } catch (const c10::Error& e) {
@@ -100,8 +143,8 @@ template <typename Handle, typename Body>
 ddim_status with_locked(Handle* handle, const char* name, Body&& body) noexcept {
   bool free_after = false;
   const ddim_status status = guarded([&] {
-    require(handle != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " handle is NULL");
-    require(handle->owner.load() != std::this_thread::get_id(), DDIM_ERR_REENTRANT,
+    require(handle != nullptr, Status::NullPointer, std::string(name) + " handle is NULL");
+    require(handle->owner.load() != std::this_thread::get_id(), Status::Reentrant,
             std::string("a progress callback called back into the ") + name + " whose call is running");
     std::lock_guard<std::mutex> lock(handle->mutex);
     handle->owner.store(std::this_thread::get_id());
@@ -153,11 +196,11 @@ ddim_status with_extractor(ddim_extractor* handle, Body&& body) noexcept {
 
 template <typename T>
 void require_pointer(const T* pointer, const char* name) {
-  require(pointer != nullptr, DDIM_ERR_NULL_POINTER, std::string(name) + " is NULL");
+  require(pointer != nullptr, Status::NullPointer, std::string(name) + " is NULL");
 }
 
 void require_count(int64_t given, int64_t needed, const std::string& name) {
-  require(given == needed, DDIM_ERR_BUFFER_SIZE,
+  require(given == needed, Status::BufferSize,
           name + " holds " + std::to_string(given) + " floats, the call needs " + std::to_string(needed));
 }
 
@@ -165,8 +208,8 @@ torch::Device resolve_device(int32_t device) {
   if (device == DDIM_DEVICE_CPU) return torch::kCPU;
   const int32_t cuda_count = torch::cuda::is_available() ? static_cast<int32_t>(torch::cuda::device_count()) : 0;
   if (device == DDIM_DEVICE_AUTO) return cuda_count > 0 ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  require(device >= 0, DDIM_ERR_DEVICE, "unknown device code " + std::to_string(device));
-  require(device < cuda_count, DDIM_ERR_DEVICE,
+  require(device >= 0, Status::Device, "unknown device code " + std::to_string(device));
+  require(device < cuda_count, Status::Device,
           "CUDA device " + std::to_string(device) + " requested, but " + std::to_string(cuda_count) +
               " CUDA device(s) are available to this build");
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device));
@@ -174,15 +217,84 @@ torch::Device resolve_device(int32_t device) {
 
 ddim_model* new_handle(std::unique_ptr<ddim::Model> model) { return new ddim_model(std::move(model)); }
 
+// The core's value of a C enum field, which may hold any int32: one of `known` (whose numbers are
+// the C constants, as the static_asserts above check), else `unknown` and the number.
+template <typename Enum>
+Enum enum_from_c(int32_t value, std::initializer_list<Enum> known, const std::string& unknown) {
+  for (const Enum candidate : known)
+    if (static_cast<int32_t>(candidate) == value) return candidate;
+  fail(Status::InvalidArgument, unknown + " " + std::to_string(value));
+}
+
+template <typename Enum>
+int32_t enum_to_c(Enum value) {
+  return static_cast<int32_t>(value);
+}
+
+ddim_schedule schedule_to_c(const ddim::ScheduleConfig& schedule) {
+  ddim_schedule out{};
+  out.kind = enum_to_c(schedule.kind);
+  out.min_signal = schedule.min_signal;
+  out.max_signal = schedule.max_signal;
+  return out;
+}
+
+// The fields alone; the caller validates. `context` starts the message of an unknown kind.
+ddim::ScheduleConfig schedule_fields_from_c(const ddim_schedule& c, const std::string& context) {
+  ddim::ScheduleConfig schedule;
+  schedule.kind = enum_from_c(c.kind, {ddim::ScheduleKind::Cosine, ddim::ScheduleKind::Linear},
+                              context + "unknown schedule kind");
+  schedule.min_signal = c.min_signal;
+  schedule.max_signal = c.max_signal;
+  return schedule;
+}
+
+// Validates; NULL or a bad field is an error.
+ddim::ScheduleConfig schedule_from_c(const ddim_schedule* c) {
+  require_pointer(c, "schedule");
+  const auto schedule = schedule_fields_from_c(*c, "invalid schedule: ");
+  schedule.validate();
+  return schedule;
+}
+
+ddim_config config_to_c(const ddim::ModelConfig& config) {
+  ddim_config out{};
+  out.channels = static_cast<int32_t>(config.channels);
+  out.image_size = static_cast<int32_t>(config.image_size);
+  out.num_widths = static_cast<int32_t>(config.widths.size());
+  for (size_t i = 0; i < config.widths.size(); ++i) out.widths[i] = static_cast<int32_t>(config.widths[i]);
+  out.block_depth = static_cast<int32_t>(config.block_depth);
+  out.embedding_dim = static_cast<int32_t>(config.embedding_dim);
+  out.schedule = schedule_to_c(config.schedule);
+  out.target = enum_to_c(config.target);
+  return out;
+}
+
+// Validates; NULL or a bad field is an error.
+ddim::ModelConfig config_from_c(const ddim_config* c) {
+  require_pointer(c, "config");
+  const std::string context = "invalid model config: ";
+  require(c->num_widths >= 1 && c->num_widths <= DDIM_MAX_WIDTHS, Status::InvalidArgument,
+          context + "num_widths must be 1.." + std::to_string(DDIM_MAX_WIDTHS) + ", got " + std::to_string(c->num_widths));
+  ddim::ModelConfig config;
+  config.channels = c->channels;
+  config.image_size = c->image_size;
+  config.widths.assign(c->widths, c->widths + c->num_widths);
+  config.block_depth = c->block_depth;
+  config.embedding_dim = c->embedding_dim;
+  config.schedule = schedule_fields_from_c(c->schedule, context);
+  config.target = enum_from_c(c->target, {ddim::Target::Noise, ddim::Target::Image}, context + "unknown target");
+  config.validate();
+  return config;
+}
+
 ddim::TrainConfig train_config_from_c(const ddim_train_params* params) {
   require_pointer(params, "params");
-  require(params->loss == DDIM_LOSS_MAE || params->loss == DDIM_LOSS_MSE, DDIM_ERR_INVALID_ARGUMENT,
-          "unknown loss " + std::to_string(params->loss));
   ddim::TrainConfig config;
   config.learning_rate = params->learning_rate;
   config.weight_decay = params->weight_decay;
   config.ema_decay = params->ema_decay;
-  config.loss = static_cast<ddim::Loss>(params->loss);
+  config.loss = enum_from_c(params->loss, {ddim::Loss::Mae, ddim::Loss::Mse}, "unknown loss");
   config.seed = params->seed;
   config.validate();
   return config;
@@ -193,7 +305,7 @@ ddim_train_params train_config_to_c(const ddim::TrainConfig& config) {
   params.learning_rate = config.learning_rate;
   params.weight_decay = config.weight_decay;
   params.ema_decay = config.ema_decay;
-  params.loss = static_cast<int32_t>(config.loss);
+  params.loss = enum_to_c(config.loss);
   params.seed = config.seed;
   return params;
 }
@@ -211,7 +323,7 @@ torch::Tensor image_batch(const ddim::Model& model, const float* values, int64_t
 
 // A training or validation batch: `count` >= 1 images at `pixels`, wrapped without copying.
 torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t count, int64_t pixel_count) {
-  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+  require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
   return image_batch(model, pixels, count, pixel_count, "pixels");
 }
 
@@ -219,19 +331,20 @@ torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t
 // nonzero return cancels.
 ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
   require_pointer(params, "params");
-  require(params->sampler >= DDIM_SAMPLER_DDIM && params->sampler <= DDIM_SAMPLER_DPM_SOLVER_PP_2M,
-          DDIM_ERR_INVALID_ARGUMENT, "unknown sampler " + std::to_string(params->sampler));
   ddim::SampleRequest request;
   request.count = params->count;
   request.steps = params->steps;
   request.seed = params->seed;
   request.use_ema = params->use_ema != 0;
-  request.sampler = static_cast<ddim::SamplerKind>(params->sampler);
+  request.sampler = enum_from_c(params->sampler,
+                                {ddim::SamplerKind::Ddim, ddim::SamplerKind::Ddpm, ddim::SamplerKind::DpmSolverPP2M},
+                                "unknown sampler");
   request.eta = params->eta;
   request.first_index = params->first_index;
   request.batch_size = params->batch_size;
   request.micro_batch = params->micro_batch;
-  request.precision = static_cast<ddim::Precision>(params->precision);
+  request.precision =
+      enum_from_c(params->precision, {ddim::Precision::Float32, ddim::Precision::BFloat16}, "unknown precision");
   if (params->progress != nullptr) {
     const auto callback = params->progress;
     void* user_data = params->progress_user_data;
@@ -287,9 +400,9 @@ ddim_status ddim_set_num_threads(int32_t threads) {
   return guarded([&] {
     const int32_t hardware = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
     // Thousands of threads took minutes to start and could hang libtorch's pool.
-    require(threads <= DDIM_MAX_THREADS_PER_CORE * hardware, DDIM_ERR_INVALID_ARGUMENT,
-            "threads must be at most " + std::to_string(DDIM_MAX_THREADS_PER_CORE * hardware) + " (" +
-                std::to_string(DDIM_MAX_THREADS_PER_CORE) + "x the " + std::to_string(hardware) +
+    require(threads <= ddim::kMaxThreadsPerCore * hardware, Status::InvalidArgument,
+            "threads must be at most " + std::to_string(ddim::kMaxThreadsPerCore * hardware) + " (" +
+                std::to_string(ddim::kMaxThreadsPerCore) + "x the " + std::to_string(hardware) +
                 " hardware threads), got " + std::to_string(threads));
     torch::set_num_threads(threads > 0 ? threads : hardware);
   });
@@ -310,7 +423,7 @@ ddim_status ddim_set_malloc_caching(int32_t enabled) {
     const int mmap_threshold = enabled != 0 ? 32 * 1024 * 1024 : kDefaultThreshold;
     const int trim_threshold = enabled != 0 ? 512 * 1024 * 1024 : kDefaultThreshold;
     require(mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1,
-            DDIM_ERR_INTERNAL, "mallopt refused the thresholds");
+            Status::Internal, "mallopt refused the thresholds");
 #else
     (void)enabled;
 #endif
@@ -320,10 +433,10 @@ ddim_status ddim_set_malloc_caching(int32_t enabled) {
 ddim_status ddim_check_pixels(const float* pixels, int64_t count) {
   return guarded([&] {
     require_pointer(pixels, "pixels");
-    require(count >= 0, DDIM_ERR_BUFFER_SIZE, "count must be >= 0");
+    require(count >= 0, Status::BufferSize, "count must be >= 0");
     for (int64_t i = 0; i < count; ++i)
       if (!(pixels[i] >= 0.0f && pixels[i] <= 1.0f))  // true for NaN too
-        fail(DDIM_ERR_INVALID_ARGUMENT,
+        fail(Status::InvalidArgument,
              "pixel " + std::to_string(i) + " is " + std::to_string(pixels[i]) + "; pixels must be finite and in [0, 1]");
   });
 }
@@ -339,26 +452,34 @@ int32_t ddim_cuda_device_count(void) {
 void ddim_config_init(ddim_config* config) {
   if (config == nullptr) return;
   try {
-    *config = ddim::ModelConfig{}.to_c();
+    *config = config_to_c(ddim::ModelConfig{});
   } catch (...) {  // the defaults' vector could not be allocated: leave a config that fails validation
     *config = ddim_config{};
   }
 }
 
 ddim_status ddim_config_validate(const ddim_config* config) {
-  return guarded([&] { ddim::ModelConfig::from_c(config); });
+  return guarded([&] { config_from_c(config); });
+}
+
+void ddim_schedule_init(ddim_schedule* schedule) {
+  if (schedule != nullptr) *schedule = schedule_to_c(ddim::ScheduleConfig{});
+}
+
+ddim_status ddim_schedule_validate(const ddim_schedule* schedule) {
+  return guarded([&] { schedule_from_c(schedule); });
 }
 
 ddim_status ddim_noise_embedding(const ddim_config* config, const float* noise_variances, int64_t count,
                                  float* out_embedding, int64_t out_count) {
   return guarded([&] {
-    const auto model_config = ddim::ModelConfig::from_c(config);
+    const auto model_config = config_from_c(config);
     require_pointer(noise_variances, "noise_variances");
     require_pointer(out_embedding, "out_embedding");
-    require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
+    require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
     require_count(out_count, checked_product({count, model_config.embedding_dim}, "out_embedding"), "out_embedding");
     const auto variances = torch::from_blob(const_cast<float*>(noise_variances), {count}, torch::kFloat);
-    require(torch::isfinite(variances).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+    require(torch::isfinite(variances).all().item<bool>(), Status::InvalidArgument,
             "noise_variances contain NaN or infinite values");
     torch::NoGradGuard no_grad;
     const auto embedding = ddim::SinusoidalEmbedding(model_config.embedding_dim)->forward(variances).reshape({count, -1});
@@ -366,19 +487,19 @@ ddim_status ddim_noise_embedding(const ddim_config* config, const float* noise_v
   });
 }
 
-ddim_status ddim_schedule_rates(const ddim_config* config, const float* t, int64_t count, float* signal_rates,
+ddim_status ddim_schedule_rates(const ddim_schedule* schedule, const float* t, int64_t count, float* signal_rates,
                                 float* noise_rates) {
   return guarded([&] {
-    const auto model_config = ddim::ModelConfig::from_c(config);
+    const auto validated = schedule_from_c(schedule);
     require_pointer(t, "t");
     require_pointer(signal_rates, "signal_rates");
     require_pointer(noise_rates, "noise_rates");
-    require(count >= 0, DDIM_ERR_BUFFER_SIZE, "count must be >= 0");
+    require(count >= 0, Status::BufferSize, "count must be >= 0");
     for (int64_t i = 0; i < count; ++i)
-      require(t[i] >= 0.0f && t[i] <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
+      require(t[i] >= 0.0f && t[i] <= 1.0f, Status::InvalidArgument,
               "t must lie in [0, 1], got " + std::to_string(t[i]) + " at index " + std::to_string(i));
     const auto times = torch::from_blob(const_cast<float*>(t), {count}, torch::kFloat).to(torch::kDouble);
-    const auto rates = ddim::diffusion_rates(model_config.schedule, times);
+    const auto rates = ddim::diffusion_rates(validated, times);
     const auto signal = rates.signal.to(torch::kFloat).contiguous();
     const auto noise = rates.noise.to(torch::kFloat).contiguous();
     std::memcpy(signal_rates, signal.data_ptr<float>(), count * sizeof(float));
@@ -390,7 +511,7 @@ ddim_status ddim_model_create(const ddim_config* config, int32_t device, uint64_
   return guarded([&] {
     require_pointer(out_model, "out_model");
     *out_model = nullptr;
-    const auto model_config = ddim::ModelConfig::from_c(config);  // validated before any allocation
+    const auto model_config = config_from_c(config);  // validated before any allocation
     *out_model = new_handle(std::make_unique<ddim::Model>(model_config, resolve_device(device), seed));
   });
 }
@@ -414,7 +535,7 @@ ddim_status ddim_model_load(const char* path, int32_t device, ddim_model** out_m
 ddim_status ddim_model_save(ddim_model* model, const char* path) {
   return with_model(model, [&](ddim::Model& m) {
     require_pointer(path, "path");
-    require(std::strlen(path) > 0, DDIM_ERR_INVALID_ARGUMENT, "path is empty");
+    require(std::strlen(path) > 0, Status::InvalidArgument, "path is empty");
     ddim::save_model(m, path);
   });
 }
@@ -424,7 +545,7 @@ void ddim_model_free(ddim_model* model) { free_handle(model); }
 ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config) {
   return with_model(model, [&](ddim::Model& m) {
     require_pointer(out_config, "out_config");
-    *out_config = m.config().to_c();
+    *out_config = config_to_c(m.config());
   });
 }
 
@@ -479,11 +600,12 @@ void ddim_sample_params_init(ddim_sample_params* params) {
   params->steps = static_cast<int32_t>(defaults.steps);
   params->seed = defaults.seed;
   params->use_ema = defaults.use_ema ? 1 : 0;
-  params->sampler = static_cast<int32_t>(defaults.sampler);
+  params->sampler = enum_to_c(defaults.sampler);
   params->eta = defaults.eta;
   params->first_index = defaults.first_index;
   params->batch_size = static_cast<int32_t>(defaults.batch_size);
   params->micro_batch = static_cast<int32_t>(defaults.micro_batch);
+  params->precision = enum_to_c(defaults.precision);
 }
 
 ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise, int64_t noise_count,
@@ -508,8 +630,8 @@ ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* 
 ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
                                int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
-    require(first_index >= 0 && first_index <= DDIM_MAX_FIRST_INDEX, DDIM_ERR_INVALID_ARGUMENT,
+    require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
+    require(first_index >= 0 && first_index <= ddim::kMaxFirstIndex, Status::InvalidArgument,
             "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
     write_images(ddim::initial_noise(m.config(), seed, first_index, count, torch::kCPU), out_noise, out_count, m, count);
   });
@@ -541,7 +663,7 @@ ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, co
     require_pointer(mask, "mask");
     const int64_t size = m.config().image_size, plane = size * size;
     const int64_t masks_for_all = checked_product({request.count, plane}, "mask");
-    require(mask_count == plane || mask_count == masks_for_all, DDIM_ERR_BUFFER_SIZE,
+    require(mask_count == plane || mask_count == masks_for_all, Status::BufferSize,
             "mask holds " + std::to_string(mask_count) + " floats, the call needs " + std::to_string(plane) +
                 " (one mask for all images) or " + std::to_string(masks_for_all) + " (one per image)");
     const auto masks = torch::from_blob(const_cast<float*>(mask), {mask_count / plane, 1, size, size}, torch::kFloat);
@@ -568,7 +690,7 @@ ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t coun
                             float* out_loss) {
   return with_handle(model, [&](ddim_model& handle) {
     require_pointer(out_loss, "out_loss");
-    require(handle.trainer != nullptr, DDIM_ERR_INVALID_ARGUMENT, "training has not begun: call ddim_train_begin first");
+    require(handle.trainer != nullptr, Status::InvalidArgument, "training has not begun: call ddim_train_begin first");
     *out_loss = static_cast<float>(handle.trainer->step(pixel_batch(*handle.model, pixels, count, pixel_count)));
   });
 }
@@ -596,7 +718,7 @@ ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count,
 ddim_status ddim_checkpoint_save(ddim_model* model, const char* path, const char* user_state) {
   return with_handle(model, [&](ddim_model& handle) {
     require_pointer(path, "path");
-    require(handle.trainer != nullptr, DDIM_ERR_INVALID_ARGUMENT, "no training state to checkpoint: call ddim_train_begin first");
+    require(handle.trainer != nullptr, Status::InvalidArgument, "no training state to checkpoint: call ddim_train_begin first");
     ddim::SaveOptions options;
     options.trainer = handle.trainer.get();
     options.user_state = user_state == nullptr ? "" : user_state;
@@ -611,7 +733,7 @@ ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer, int64_t 
     *out_length = length;
     if (capacity == 0) return;
     require_pointer(buffer, "buffer");
-    require(capacity > length, DDIM_ERR_BUFFER_SIZE,
+    require(capacity > length, Status::BufferSize,
             "buffer holds " + std::to_string(capacity) + " bytes, the state needs " + std::to_string(length + 1));
     std::memcpy(buffer, handle.user_state.c_str(), static_cast<size_t>(length) + 1);
   });
@@ -620,7 +742,7 @@ ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer, int64_t 
 ddim_status ddim_model_export(ddim_model* model, const char* path, int32_t flags) {
   return with_model(model, [&](ddim::Model& m) {
     require_pointer(path, "path");
-    require((flags & ~(DDIM_EXPORT_EMA_WEIGHTS | DDIM_EXPORT_HALF)) == 0, DDIM_ERR_INVALID_ARGUMENT,
+    require((flags & ~(DDIM_EXPORT_EMA_WEIGHTS | DDIM_EXPORT_HALF)) == 0, Status::InvalidArgument,
             "unknown export flags " + std::to_string(flags));
     ddim::SaveOptions options;
     options.ema_as_weights = (flags & DDIM_EXPORT_EMA_WEIGHTS) != 0;
@@ -659,7 +781,7 @@ ddim_status ddim_extractor_features(ddim_extractor* extractor, const float* pixe
   return with_extractor(extractor, [&](ddim::FeatureExtractor& e) {
     require_pointer(pixels, "pixels");
     require_pointer(out_features, "out_features");
-    require(count >= 1 && channels >= 1 && channels <= 4 && height >= 1 && width >= 1, DDIM_ERR_INVALID_ARGUMENT,
+    require(count >= 1 && channels >= 1 && channels <= 4 && height >= 1 && width >= 1, Status::InvalidArgument,
             "need count >= 1, channels 1..4 and a positive height and width");
     require_count(pixel_count, checked_product({count, channels, height, width}, "pixels"), "pixels");
     require_count(out_count, checked_product({count, e.dimension()}, "out_features"), "out_features");
@@ -684,7 +806,7 @@ ddim_status ddim_kid(const float* real, int64_t real_count, const float* generat
     require_pointer(generated, "generated");
     require_pointer(params, "params");
     require_pointer(out_result, "out_result");
-    require(real_count >= 0 && generated_count >= 0 && dimension >= 1, DDIM_ERR_INVALID_ARGUMENT,
+    require(real_count >= 0 && generated_count >= 0 && dimension >= 1, Status::InvalidArgument,
             "counts must be >= 0 and dimension >= 1");
     // The buffers' sizes come from the caller: refuse products that would wrap before libtorch views them.
     checked_product({std::max(real_count, generated_count), dimension, int64_t{sizeof(float)}}, "the feature sets");

@@ -8,17 +8,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ddim.h"
-
 namespace ddim {
 
-enum class ScheduleKind { Cosine = DDIM_SCHEDULE_COSINE, Linear = DDIM_SCHEDULE_LINEAR };
-enum class Target { Noise = DDIM_TARGET_NOISE, Image = DDIM_TARGET_IMAGE };
+enum class ScheduleKind : int32_t { Cosine = 0, Linear = 1 };
+enum class Target : int32_t { Noise = 0, Image = 1 };
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Cosine;
   double min_signal = 0.02;
   double max_signal = 0.95;
+
+  // Throws ddim::Error(Status::InvalidArgument) naming the bad field.
+  void validate() const;
 };
 
 struct ModelConfig {
@@ -30,16 +31,12 @@ struct ModelConfig {
   ScheduleConfig schedule;
   Target target = Target::Noise;
 
-  // Throws ddim::Error(DDIM_ERR_INVALID_ARGUMENT) naming the first bad field.
+  // Throws ddim::Error(Status::InvalidArgument) naming the first bad field.
   void validate() const;
 
   nlohmann::json to_json() const;
-  // Parses and validates; a missing or mistyped field is DDIM_ERR_FORMAT.
+  // Parses and validates; a missing or mistyped field is Status::Format.
   static ModelConfig from_json(const nlohmann::json& json);
-
-  ddim_config to_c() const;
-  // Validates; NULL or a bad field is an error.
-  static ModelConfig from_c(const ddim_config* config);
 };
 
 }  // namespace ddim

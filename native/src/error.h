@@ -1,5 +1,5 @@
-// The one exception type the core throws on purpose. The C boundary (c_api.cpp) turns it, and
-// anything libtorch throws, into a ddim_status and a short message.
+// The one exception type the core throws on purpose, and why it was thrown. The C boundary
+// (c_api.cpp) turns it, and anything libtorch throws, into a status code and a short message.
 #pragma once
 
 #include <cstdint>
@@ -7,29 +7,44 @@
 #include <stdexcept>
 #include <string>
 
-#include "ddim.h"
-
 namespace ddim {
+
+// Why a call failed. The numbers are the C ABI's status codes, so c_api.cpp translates with a
+// cast, and its static_asserts check each pair.
+enum class Status : int32_t {
+  Ok = 0,  // never thrown
+  InvalidArgument = 1,
+  NullPointer = 2,
+  BufferSize = 3,
+  Io = 4,
+  Format = 5,
+  Device = 6,
+  OutOfMemory = 7,
+  Internal = 8,
+  Cancelled = 9,
+  NonFinite = 10,
+  Reentrant = 11,
+};
 
 class Error : public std::runtime_error {
  public:
-  Error(ddim_status status, const std::string& message) : std::runtime_error(message), status_(status) {}
-  ddim_status status() const { return status_; }
+  Error(Status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+  Status status() const { return status_; }
 
  private:
-  ddim_status status_;
+  Status status_;
 };
 
-[[noreturn]] inline void fail(ddim_status status, const std::string& message) { throw Error(status, message); }
+[[noreturn]] inline void fail(Status status, const std::string& message) { throw Error(status, message); }
 
-inline void require(bool condition, ddim_status status, const std::string& message) {
+inline void require(bool condition, Status status, const std::string& message) {
   if (!condition) fail(status, message);
 }
 
 // The product of non-negative sizes that come from a caller or a file, or `status` naming `what`
 // when it overflows int64 (a wrapped product would pass a buffer check and then overrun it).
 template <typename Sizes>
-int64_t checked_product(const Sizes& factors, const std::string& what, ddim_status status = DDIM_ERR_INVALID_ARGUMENT) {
+int64_t checked_product(const Sizes& factors, const std::string& what, Status status = Status::InvalidArgument) {
   int64_t product = 1;
   for (const int64_t factor : factors) {
     require(factor >= 0, status, what + " has a negative size");
@@ -39,7 +54,7 @@ int64_t checked_product(const Sizes& factors, const std::string& what, ddim_stat
 }
 
 inline int64_t checked_product(std::initializer_list<int64_t> factors, const std::string& what,
-                               ddim_status status = DDIM_ERR_INVALID_ARGUMENT) {
+                               Status status = Status::InvalidArgument) {
   return checked_product<std::initializer_list<int64_t>>(factors, what, status);
 }
 

@@ -22,7 +22,7 @@ std::vector<T> finite_list(const nlohmann::json& json, const char* key, const st
   std::vector<T> values;
   for (const auto& value : json.at(key)) {
     const auto number = value.get<double>();
-    require(std::isfinite(number), DDIM_ERR_FORMAT, path + ": " + key + " holds a non-finite value");
+    require(std::isfinite(number), Status::Format, path + ": " + key + " holds a non-finite value");
     values.push_back(static_cast<T>(number));
   }
   return values;
@@ -32,11 +32,11 @@ std::vector<T> finite_list(const nlohmann::json& json, const char* key, const st
 
 ExtractorSpec ExtractorSpec::read(const std::string& path) {
   std::ifstream in(path);
-  require(in.good(), DDIM_ERR_IO, "cannot open " + path);
+  require(in.good(), Status::Io, "cannot open " + path);
   ExtractorSpec spec;
   try {
     const auto json = nlohmann::json::parse(in);
-    require(json.is_object(), DDIM_ERR_FORMAT, path + ": expected a JSON object");
+    require(json.is_object(), Status::Format, path + ": expected a JSON object");
     if (json.contains("input_size")) spec.input_size = json.at("input_size").get<int64_t>();
     if (json.contains("input_channels")) spec.input_channels = json.at("input_channels").get<int64_t>();
     if (json.contains("mean")) spec.mean = finite_list<double>(json, "mean", path);
@@ -44,28 +44,28 @@ ExtractorSpec ExtractorSpec::read(const std::string& path) {
     if (json.contains("feature_mean")) spec.feature_mean = finite_list<float>(json, "feature_mean", path);
     if (json.contains("feature_std")) spec.feature_std = finite_list<float>(json, "feature_std", path);
   } catch (const nlohmann::json::exception& e) {
-    fail(DDIM_ERR_FORMAT, path + ": " + e.what());
+    fail(Status::Format, path + ": " + e.what());
   }
-  require(spec.input_size >= 1 && spec.input_size <= 4096, DDIM_ERR_FORMAT, path + ": input_size must lie in [1, 4096]");
-  require(spec.input_channels == 1 || spec.input_channels == 3, DDIM_ERR_FORMAT, path + ": input_channels must be 1 or 3");
+  require(spec.input_size >= 1 && spec.input_size <= 4096, Status::Format, path + ": input_size must lie in [1, 4096]");
+  require(spec.input_channels == 1 || spec.input_channels == 3, Status::Format, path + ": input_channels must be 1 or 3");
   require(static_cast<int64_t>(spec.mean.size()) == spec.input_channels &&
               static_cast<int64_t>(spec.std.size()) == spec.input_channels,
-          DDIM_ERR_FORMAT, path + ": mean and std need one value per input channel");
-  for (double s : spec.std) require(s > 0, DDIM_ERR_FORMAT, path + ": std values must be > 0");
-  require(spec.feature_mean.size() == spec.feature_std.size(), DDIM_ERR_FORMAT,
+          Status::Format, path + ": mean and std need one value per input channel");
+  for (double s : spec.std) require(s > 0, Status::Format, path + ": std values must be > 0");
+  require(spec.feature_mean.size() == spec.feature_std.size(), Status::Format,
           path + ": feature_mean and feature_std differ in length");
-  for (float s : spec.feature_std) require(s > 0, DDIM_ERR_FORMAT, path + ": feature_std values must be > 0");
+  for (float s : spec.feature_std) require(s > 0, Status::Format, path + ": feature_std values must be > 0");
   return spec;
 }
 
 FeatureExtractor::FeatureExtractor(const std::string& path, torch::Device device) : device_(device) {
-  require(file_exists(path), DDIM_ERR_IO, "cannot open " + path);
+  require(file_exists(path), Status::Io, "cannot open " + path);
   try {
     module_ = torch::jit::load(path, device);
   } catch (const c10::Error& e) {
     std::string message = e.what_without_backtrace();
     message = message.substr(0, message.find('\n'));
-    fail(DDIM_ERR_FORMAT, path + " is not a TorchScript module: " + message);
+    fail(Status::Format, path + " is not a TorchScript module: " + message);
   }
   module_.eval();
   if (file_exists(path + ".json")) spec_ = ExtractorSpec::read(path + ".json");
@@ -73,7 +73,7 @@ FeatureExtractor::FeatureExtractor(const std::string& path, torch::Device device
   const auto probe = forward(torch::zeros({1, spec_.input_channels, spec_.input_size, spec_.input_size},
                                           torch::TensorOptions().device(device_)));
   dimension_ = probe.size(1);
-  require(spec_.feature_mean.empty() || static_cast<int64_t>(spec_.feature_mean.size()) == dimension_, DDIM_ERR_FORMAT,
+  require(spec_.feature_mean.empty() || static_cast<int64_t>(spec_.feature_mean.size()) == dimension_, Status::Format,
           path + ".json: feature_mean has " + std::to_string(spec_.feature_mean.size()) + " values, the module gives " +
               std::to_string(dimension_) + " features");
 }
@@ -81,9 +81,9 @@ FeatureExtractor::FeatureExtractor(const std::string& path, torch::Device device
 torch::Tensor FeatureExtractor::forward(const torch::Tensor& input) {
   torch::InferenceMode inference;
   const auto output = module_.forward({input});
-  require(output.isTensor(), DDIM_ERR_FORMAT, "the feature extractor must return one tensor");
+  require(output.isTensor(), Status::Format, "the feature extractor must return one tensor");
   const auto features = output.toTensor();
-  require(features.dim() >= 2 && features.size(0) == input.size(0), DDIM_ERR_FORMAT,
+  require(features.dim() >= 2 && features.size(0) == input.size(0), Status::Format,
           "the feature extractor must return [batch, ...] features");
   return features.flatten(1).to(torch::kCPU, torch::kFloat);
 }
@@ -108,11 +108,11 @@ torch::Tensor FeatureExtractor::preprocess(const torch::Tensor& pixels) const {
 }
 
 torch::Tensor FeatureExtractor::features(const torch::Tensor& pixels, int64_t batch) {
-  require(pixels.dim() == 4 && pixels.size(0) >= 1 && pixels.size(1) >= 1 && pixels.size(1) <= 4, DDIM_ERR_INVALID_ARGUMENT,
+  require(pixels.dim() == 4 && pixels.size(0) >= 1 && pixels.size(1) >= 1 && pixels.size(1) <= 4, Status::InvalidArgument,
           "images must be [count >= 1, channels 1..4, height, width]");
-  require(batch >= 1, DDIM_ERR_INVALID_ARGUMENT, "batch must be >= 1");
-  require(torch::isfinite(pixels).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "images contain NaN or infinite values");
-  require(pixels.min().item<float>() >= 0.0f && pixels.max().item<float>() <= 1.0f, DDIM_ERR_INVALID_ARGUMENT,
+  require(batch >= 1, Status::InvalidArgument, "batch must be >= 1");
+  require(torch::isfinite(pixels).all().item<bool>(), Status::InvalidArgument, "images contain NaN or infinite values");
+  require(pixels.min().item<float>() >= 0.0f && pixels.max().item<float>() <= 1.0f, Status::InvalidArgument,
           "images must lie in [0, 1]");
   std::vector<torch::Tensor> parts;
   for (int64_t first = 0; first < pixels.size(0); first += batch)
@@ -121,7 +121,7 @@ torch::Tensor FeatureExtractor::features(const torch::Tensor& pixels, int64_t ba
   if (!spec_.feature_mean.empty()) {
     features = (features - torch::tensor(spec_.feature_mean)) / torch::tensor(spec_.feature_std);
   }
-  require(torch::isfinite(features).all().item<bool>(), DDIM_ERR_INTERNAL, "the feature extractor produced NaN or infinite features");
+  require(torch::isfinite(features).all().item<bool>(), Status::Internal, "the feature extractor produced NaN or infinite features");
   return features;
 }
 

@@ -14,11 +14,11 @@ namespace ddim {
 namespace {
 
 void require_features(const torch::Tensor& features, const char* name) {
-  require(features.dim() == 2, DDIM_ERR_INVALID_ARGUMENT, std::string(name) + " features must be [count, dimension]");
-  require(features.size(0) >= 2, DDIM_ERR_INVALID_ARGUMENT,
+  require(features.dim() == 2, Status::InvalidArgument, std::string(name) + " features must be [count, dimension]");
+  require(features.size(0) >= 2, Status::InvalidArgument,
           std::string(name) + " features: KID needs at least 2 images, got " + std::to_string(features.size(0)));
-  require(features.size(1) >= 1, DDIM_ERR_INVALID_ARGUMENT, std::string(name) + " features have dimension 0");
-  require(torch::isfinite(features).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+  require(features.size(1) >= 1, Status::InvalidArgument, std::string(name) + " features have dimension 0");
+  require(torch::isfinite(features).all().item<bool>(), Status::InvalidArgument,
           std::string(name) + " features contain NaN or infinite values");
 }
 
@@ -34,7 +34,7 @@ double mean_kernel(const torch::Tensor& a, const torch::Tensor& b, bool same) {
 void require_pair(const torch::Tensor& real, const torch::Tensor& generated) {
   require_features(real, "real");
   require_features(generated, "generated");
-  require(real.size(1) == generated.size(1), DDIM_ERR_INVALID_ARGUMENT,
+  require(real.size(1) == generated.size(1), Status::InvalidArgument,
           "real and generated features differ in dimension: " + std::to_string(real.size(1)) + " and " +
               std::to_string(generated.size(1)));
 }
@@ -54,11 +54,11 @@ double polynomial_mmd(const torch::Tensor& real, const torch::Tensor& generated)
 KidResult kernel_inception_distance(const torch::Tensor& real, const torch::Tensor& generated, const KidOptions& options) {
   // Checked and converted once here, not again for every subset.
   require_pair(real, generated);
-  require(options.subsets >= 1, DDIM_ERR_INVALID_ARGUMENT, "subsets must be >= 1, got " + std::to_string(options.subsets));
+  require(options.subsets >= 1, Status::InvalidArgument, "subsets must be >= 1, got " + std::to_string(options.subsets));
   const int64_t available = std::min(real.size(0), generated.size(0));
   // By default half the smaller set (at most the customary 1000), so that subsets differ and their spread means something.
   const int64_t size = options.subset_size == 0 ? std::max<int64_t>(2, std::min<int64_t>(1000, available / 2)) : options.subset_size;
-  require(size >= 2 && size <= available, DDIM_ERR_INVALID_ARGUMENT,
+  require(size >= 2 && size <= available, Status::InvalidArgument,
           "subset_size must lie in [2, " + std::to_string(available) + "] (the smaller set), got " + std::to_string(size));
   const auto x = real.to(torch::kCPU, torch::kDouble), y = generated.to(torch::kCPU, torch::kDouble);
 

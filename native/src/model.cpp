@@ -53,10 +53,10 @@ int64_t Model::parameter_count() const {
 }
 
 void Model::set_normalizer(const torch::Tensor& mean, const torch::Tensor& std) {
-  require(mean.numel() == config_.channels && std.numel() == config_.channels, DDIM_ERR_BUFFER_SIZE,
+  require(mean.numel() == config_.channels && std.numel() == config_.channels, Status::BufferSize,
           "normaliser needs " + std::to_string(config_.channels) + " values per tensor");
-  require(torch::isfinite(mean).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "normaliser mean must be finite");
-  require(torch::isfinite(std).all().item<bool>() && (std > 0).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+  require(torch::isfinite(mean).all().item<bool>(), Status::InvalidArgument, "normaliser mean must be finite");
+  require(torch::isfinite(std).all().item<bool>() && (std > 0).all().item<bool>(), Status::InvalidArgument,
           "normaliser std must be finite and > 0");
   const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device_);
   mean_ = mean.reshape({-1}).to(options).clone();

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "library_limits.h"
 #include "unet.h"
 #include "version.h"
 
@@ -45,7 +46,7 @@ const DtypeInfo* dtype_by_name(const std::string& name) {
 const DtypeInfo& dtype_of(torch::ScalarType type) {
   for (const auto& dtype : kDtypes)
     if (type == dtype.type) return dtype;
-  fail(DDIM_ERR_INTERNAL, "unsupported tensor type in model");
+  fail(Status::Internal, "unsupported tensor type in model");
 }
 
 std::string shape_string(torch::IntArrayRef shape) {
@@ -91,7 +92,7 @@ void write_all(int fd, const void* data, size_t size, const std::string& path) {
   while (size > 0) {
     const ssize_t written = ::write(fd, bytes, size);
     if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) fail(DDIM_ERR_IO, "cannot write " + path + ": " + std::strerror(errno));
+    if (written <= 0) fail(Status::Io, "cannot write " + path + ": " + std::strerror(errno));
     bytes += written;
     size -= static_cast<size_t>(written);
   }
@@ -105,11 +106,11 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
   const fs::path directory = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::string temp = (directory / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
   const int fd = ::mkstemp(temp.data());
-  if (fd < 0) fail(DDIM_ERR_IO, "cannot create a temporary file in " + directory.string() + ": " + std::strerror(errno));
+  if (fd < 0) fail(Status::Io, "cannot create a temporary file in " + directory.string() + ": " + std::strerror(errno));
   try {
     write_all(fd, bytes.data(), bytes.size(), temp);
-    if (::fsync(fd) != 0) fail(DDIM_ERR_IO, "cannot flush " + temp + ": " + std::strerror(errno));
-    if (::close(fd) != 0) fail(DDIM_ERR_IO, "cannot close " + temp + ": " + std::strerror(errno));
+    if (::fsync(fd) != 0) fail(Status::Io, "cannot flush " + temp + ": " + std::strerror(errno));
+    if (::close(fd) != 0) fail(Status::Io, "cannot close " + temp + ": " + std::strerror(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(temp.c_str());
@@ -119,7 +120,7 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(temp.c_str());
-    fail(DDIM_ERR_IO, "cannot rename " + temp + " to " + path + ": " + reason);
+    fail(Status::Io, "cannot rename " + temp + " to " + path + ": " + reason);
   }
   // Persist the rename itself.
   const int dir_fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
@@ -130,7 +131,7 @@ void write_file_atomically(const std::string& path, const std::vector<uint8_t>& 
 }
 
 [[noreturn]] void bad_file(const std::string& path, const std::string& message) {
-  fail(DDIM_ERR_FORMAT, "model file " + path + ": " + message);
+  fail(Status::Format, "model file " + path + ": " + message);
 }
 
 // A model file opened for reading: a regular file, so that a directory, a FIFO or a device such as
@@ -140,7 +141,7 @@ class InputFile {
   explicit InputFile(const std::string& path) : path_(path) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (regular files ignore the flag).
     fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ < 0) fail(DDIM_ERR_IO, "cannot open model file " + path + ": " + std::strerror(errno));
+    if (fd_ < 0) fail(Status::Io, "cannot open model file " + path + ": " + std::strerror(errno));
     struct stat info {};
     const bool stated = ::fstat(fd_, &info) == 0;
     const std::string reason = !stated ? std::strerror(errno)
@@ -149,7 +150,7 @@ class InputFile {
                                                         : "";
     if (!reason.empty()) {
       ::close(fd_);
-      fail(DDIM_ERR_IO, "cannot read model file " + path + ": " + reason);
+      fail(Status::Io, "cannot read model file " + path + ": " + reason);
     }
     size_ = static_cast<uint64_t>(info.st_size);
   }
@@ -165,7 +166,7 @@ class InputFile {
     while (size > 0) {
       const ssize_t got = ::pread(fd_, bytes, std::min<size_t>(size, 1u << 30), static_cast<off_t>(offset));
       if (got < 0 && errno == EINTR) continue;
-      if (got < 0) fail(DDIM_ERR_IO, "cannot read model file " + path_ + ": " + std::strerror(errno));
+      if (got < 0) fail(Status::Io, "cannot read model file " + path_ + ": " + std::strerror(errno));
       if (got == 0) bad_file(path_, "ends early (truncated while being read?)");
       bytes += got;
       offset += static_cast<uint64_t>(got);
@@ -184,13 +185,13 @@ class InputFile {
 json parse_bounded(const std::string& path, const std::string& what, const char* begin, const char* end) {
   struct TooDeep {};
   const json::parser_callback_t bound_depth = [](int depth, json::parse_event_t, json&) {
-    if (depth > DDIM_MAX_JSON_DEPTH) throw TooDeep{};
+    if (depth > kMaxJsonDepth) throw TooDeep{};
     return true;
   };
   try {
     return json::parse(begin, end, bound_depth);
   } catch (const TooDeep&) {
-    bad_file(path, what + " nests deeper than " + std::to_string(DDIM_MAX_JSON_DEPTH) + " levels");
+    bad_file(path, what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
     bad_file(path, what + " is not valid JSON (" + e.what() + ")");
   }
@@ -236,8 +237,8 @@ std::map<std::string, StoredTensor> parse_tensors(const std::string& path, const
       tensor.shape.push_back(dim.get<int64_t>());
     }
     const auto bytes = static_cast<uint64_t>(
-        checked_product({checked_product(tensor.shape, "tensor " + name, DDIM_ERR_FORMAT), static_cast<int64_t>(dtype->size)},
-                        "tensor " + name, DDIM_ERR_FORMAT));
+        checked_product({checked_product(tensor.shape, "tensor " + name, Status::Format), static_cast<int64_t>(dtype->size)},
+                        "tensor " + name, Status::Format));
     if (tensor.begin > tensor.end || tensor.end > data_size)
       bad_file(path, "tensor " + name + " lies outside the file (truncated?)");
     if (tensor.end - tensor.begin != bytes)
@@ -405,9 +406,9 @@ std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,
   for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(length[i]) << (8 * i);
   if (header_size > file.size() - 8)
     bad_file(path, "header length " + std::to_string(header_size) + " exceeds the file (truncated or not safetensors)");
-  if (header_size > DDIM_MAX_HEADER_BYTES)
+  if (header_size > kMaxHeaderBytes)
     bad_file(path, "header length " + std::to_string(header_size) + " exceeds the limit of " +
-                       std::to_string(DDIM_MAX_HEADER_BYTES) + " bytes");
+                       std::to_string(kMaxHeaderBytes) + " bytes");
   std::string header_text(header_size, '\0');
   file.read(8, header_text.data(), header_size);
   const json header = parse_bounded(path, "header", header_text);

@@ -44,7 +44,7 @@ struct CheckpointState {
 // Writes atomically: a temporary file in the same directory, flushed, then renamed over `path`.
 void save_model(Model& model, const std::string& path, const SaveOptions& options = {});
 
-// Throws ddim::Error: DDIM_ERR_IO when the file can't be read, DDIM_ERR_FORMAT when it is
+// Throws ddim::Error: Status::Io when the file can't be read, Status::Format when it is
 // truncated, corrupt, of another version or inconsistent with its config. When the file is a
 // checkpoint and `checkpoint` is not null, its training state is returned there.
 std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,

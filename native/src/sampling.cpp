@@ -7,7 +7,8 @@
 #include <string>
 
 #include "error.h"
-#include "samplers/ddim.h"
+#include "library_limits.h"
+#include "samplers/ddim_sampler.h"
 #include "schedule.h"
 
 namespace ddim {
@@ -22,20 +23,20 @@ uint64_t image_seed(uint64_t seed, int64_t index) {
 
 void SampleRequest::validate() const {
   // Caps come first: steps sizes the time grid and micro_batch the padded network batch.
-  require(count >= 1, DDIM_ERR_INVALID_ARGUMENT, "count must be >= 1, got " + std::to_string(count));
-  require(steps >= 1 && steps <= DDIM_MAX_STEPS, DDIM_ERR_INVALID_ARGUMENT,
-          "steps must lie in [1, " + std::to_string(DDIM_MAX_STEPS) + "], got " + std::to_string(steps));
-  require(eta >= 0 && eta <= DDIM_MAX_ETA, DDIM_ERR_INVALID_ARGUMENT,  // false for NaN too
-          "eta must lie in [0, " + std::to_string(DDIM_MAX_ETA) + "], got " + std::to_string(eta));
+  require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
+  require(steps >= 1 && steps <= kMaxSteps, Status::InvalidArgument,
+          "steps must lie in [1, " + std::to_string(kMaxSteps) + "], got " + std::to_string(steps));
+  require(eta >= 0 && eta <= kMaxEta, Status::InvalidArgument,  // false for NaN too
+          "eta must lie in [0, " + std::to_string(kMaxEta) + "], got " + std::to_string(eta));
   // first_index + count must not overflow the image indices.
-  require(first_index >= 0 && first_index <= DDIM_MAX_FIRST_INDEX, DDIM_ERR_INVALID_ARGUMENT,
+  require(first_index >= 0 && first_index <= kMaxFirstIndex, Status::InvalidArgument,
           "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
-  require(count <= INT32_MAX, DDIM_ERR_INVALID_ARGUMENT, "count must be at most 2^31 - 1, got " + std::to_string(count));
-  require(batch_size >= 1, DDIM_ERR_INVALID_ARGUMENT, "batch_size must be >= 1, got " + std::to_string(batch_size));
-  require(precision == Precision::Float32 || precision == Precision::BFloat16, DDIM_ERR_INVALID_ARGUMENT,
+  require(count <= INT32_MAX, Status::InvalidArgument, "count must be at most 2^31 - 1, got " + std::to_string(count));
+  require(batch_size >= 1, Status::InvalidArgument, "batch_size must be >= 1, got " + std::to_string(batch_size));
+  require(precision == Precision::Float32 || precision == Precision::BFloat16, Status::InvalidArgument,
           "unknown precision " + std::to_string(static_cast<int>(precision)));
-  require(micro_batch >= 1 && micro_batch <= DDIM_MAX_MICRO_BATCH, DDIM_ERR_INVALID_ARGUMENT,
-          "micro_batch must lie in [1, " + std::to_string(DDIM_MAX_MICRO_BATCH) + "], got " + std::to_string(micro_batch));
+  require(micro_batch >= 1 && micro_batch <= kMaxMicroBatch, Status::InvalidArgument,
+          "micro_batch must lie in [1, " + std::to_string(kMaxMicroBatch) + "], got " + std::to_string(micro_batch));
 }
 
 namespace {
@@ -97,7 +98,7 @@ ChunkResult run_chunk(Model& model, UNet& network, Sampler& sampler, const Sampl
     x = sampler.step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
     if (kept != nullptr) x = kept->at(next_signal, next_noise, x);
     if (request.progress && !request.progress({k + 1, steps, first, n}))
-      fail(DDIM_ERR_CANCELLED, "cancelled after step " + std::to_string(k + 1) + " of " + std::to_string(steps) +
+      fail(Status::Cancelled, "cancelled after step " + std::to_string(k + 1) + " of " + std::to_string(steps) +
                                    " (images " + std::to_string(first) + " to " + std::to_string(first + n - 1) + ")");
   }
   return {sampler.result(prediction), x};
@@ -115,15 +116,15 @@ void require_images(const Model& model, const SampleRequest& request, const torc
   const auto& config = model.config();
   require(pixels.dim() == 4 && pixels.size(0) == request.count && pixels.size(1) == config.channels &&
               pixels.size(2) == config.image_size && pixels.size(3) == config.image_size,
-          DDIM_ERR_INVALID_ARGUMENT, std::string(name) + " must be [count, channels, size, size]");
-  require(torch::isfinite(pixels).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+          Status::InvalidArgument, std::string(name) + " must be [count, channels, size, size]");
+  require(torch::isfinite(pixels).all().item<bool>(), Status::InvalidArgument,
           std::string(name) + " contain NaN or infinite values");
 }
 
 // Extreme weights, eta or noise can overflow float32 inside the network; NaN must never become
 // pixels (clamping keeps NaN), so every result is checked.
 const torch::Tensor& require_finite_result(const torch::Tensor& result, const char* what) {
-  require(torch::isfinite(result).all().item<bool>(), DDIM_ERR_NON_FINITE,
+  require(torch::isfinite(result).all().item<bool>(), Status::NonFinite,
           std::string(what) + " produced NaN or infinite values (are the weights or the input extreme?)");
   return result;
 }
@@ -181,7 +182,7 @@ torch::Tensor chunk_start(const Model& model, const SampleRequest& request, cons
 
 void require_unit_range(const torch::Tensor& values, const std::string& name) {
   // One pass, and false for NaN as well as for values outside the range.
-  require((values >= 0).logical_and(values <= 1).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT,
+  require((values >= 0).logical_and(values <= 1).all().item<bool>(), Status::InvalidArgument,
           name + " must be finite and lie in [0, 1]");
 }
 
@@ -253,7 +254,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
 
 torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tensor& pixels, double strength) {
   request.validate();
-  require(std::isfinite(strength) && strength > 0 && strength <= 1, DDIM_ERR_INVALID_ARGUMENT,
+  require(std::isfinite(strength) && strength > 0 && strength <= 1, Status::InvalidArgument,
           "strength must lie in (0, 1], got " + std::to_string(strength));
   require_pixels(model, request, pixels);
   torch::InferenceMode inference;
@@ -275,8 +276,8 @@ torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::T
   const auto size = model.config().image_size;
   require(mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == request.count) && mask.size(1) == 1 &&
               mask.size(2) == size && mask.size(3) == size,
-          DDIM_ERR_INVALID_ARGUMENT, "mask must be [1 or count, 1, size, size]");
-  require(torch::isfinite(mask).all().item<bool>(), DDIM_ERR_INVALID_ARGUMENT, "mask contains NaN or infinite values");
+          Status::InvalidArgument, "mask must be [1 or count, 1, size, size]");
+  require(torch::isfinite(mask).all().item<bool>(), Status::InvalidArgument, "mask contains NaN or infinite values");
   require_unit_range(mask, "mask");
   torch::InferenceMode inference;
   UNet network = sampling_network(model, request);

@@ -17,7 +17,7 @@
 
 namespace ddim {
 
-// Reported after every step of every chunk. Returning false cancels the run (DDIM_ERR_CANCELLED).
+// Reported after every step of every chunk. Returning false cancels the run (Status::Cancelled).
 struct StepProgress {
   int64_t step;         // steps done in this chunk, 1 .. steps
   int64_t steps;
@@ -26,7 +26,7 @@ struct StepProgress {
 };
 using ProgressFn = std::function<bool(const StepProgress&)>;
 
-enum class Precision { Float32 = DDIM_PRECISION_FLOAT32, BFloat16 = DDIM_PRECISION_BFLOAT16 };
+enum class Precision : int32_t { Float32 = 0, BFloat16 = 1 };
 
 struct SampleRequest {
   int64_t count = 16;
@@ -58,7 +58,7 @@ torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t fi
 torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count, int64_t step,
                          torch::Device device);
 
-// Throws DDIM_ERR_INVALID_ARGUMENT naming `name` unless every value is finite and in [0, 1]
+// Throws Status::InvalidArgument naming `name` unless every value is finite and in [0, 1]
 // (pixels and masks passed in, for sampling and training alike).
 void require_unit_range(const torch::Tensor& values, const std::string& name);
 

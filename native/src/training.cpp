@@ -50,7 +50,7 @@ torch::Tensor prepare(const Model& model, const torch::Tensor& pixels) {
   const auto& config = model.config();
   require(pixels.dim() == 4 && pixels.size(0) >= 1 && pixels.size(1) == config.channels &&
               pixels.size(2) == config.image_size && pixels.size(3) == config.image_size,
-          DDIM_ERR_BUFFER_SIZE, "a batch must be [B >= 1, " + std::to_string(config.channels) + ", " +
+          Status::BufferSize, "a batch must be [B >= 1, " + std::to_string(config.channels) + ", " +
                                     std::to_string(config.image_size) + ", " + std::to_string(config.image_size) + "]");
   const auto on_device = pixels.to(model.device(), torch::kFloat);
   require_unit_range(on_device, "pixels");  // as for every other call that takes pixels
@@ -60,7 +60,7 @@ torch::Tensor prepare(const Model& model, const torch::Tensor& pixels) {
 }  // namespace
 
 void TrainConfig::validate() const {
-  const auto bad = [](const std::string& message) { fail(DDIM_ERR_INVALID_ARGUMENT, "invalid training config: " + message); };
+  const auto bad = [](const std::string& message) { fail(Status::InvalidArgument, "invalid training config: " + message); };
   if (!(std::isfinite(learning_rate) && learning_rate > 0)) bad("learning_rate must be finite and > 0");
   if (!(std::isfinite(weight_decay) && weight_decay >= 0)) bad("weight_decay must be finite and >= 0");
   if (!(ema_decay >= 0 && ema_decay < 1)) bad("ema_decay must lie in [0, 1)");
@@ -82,11 +82,11 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.weight_decay = json.at("weight_decay").get<double>();
     config.ema_decay = json.at("ema_decay").get<double>();
     const auto loss = json.at("loss").get<std::string>();
-    if (loss != "mae" && loss != "mse") fail(DDIM_ERR_FORMAT, "training config: unknown loss '" + loss + "'");
+    if (loss != "mae" && loss != "mse") fail(Status::Format, "training config: unknown loss '" + loss + "'");
     config.loss = loss == "mae" ? Loss::Mae : Loss::Mse;
     config.seed = json.at("seed").get<uint64_t>();
   } catch (const nlohmann::json::exception& e) {
-    fail(DDIM_ERR_FORMAT, std::string("training config: ") + e.what());
+    fail(Status::Format, std::string("training config: ") + e.what());
   }
   return config;
 }
@@ -132,7 +132,7 @@ double Trainer::step(const torch::Tensor& pixels) {
   const auto& target = model_.config().target == Target::Noise ? batch.noise : images;
   const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
   const double value = loss.item<double>();
-  require(std::isfinite(value), DDIM_ERR_NON_FINITE,
+  require(std::isfinite(value), Status::NonFinite,
           "the loss is " + std::to_string(value) + " at step " + std::to_string(steps_) + ": training diverged (lower the learning rate?)");
   optimizer_.zero_grad();
   loss.backward();
@@ -175,7 +175,7 @@ std::map<std::string, torch::Tensor> Trainer::optimizer_state() const {
 }
 
 void Trainer::restore(int64_t steps, const std::map<std::string, torch::Tensor>& optimizer_state) {
-  require(steps >= 0, DDIM_ERR_FORMAT, "negative training step count");
+  require(steps >= 0, Status::Format, "negative training step count");
   steps_ = steps;
   auto& states = optimizer_.state();
   states.clear();
@@ -183,7 +183,7 @@ void Trainer::restore(int64_t steps, const std::map<std::string, torch::Tensor>&
   for (const auto& item : model_.net()->named_parameters()) {
     const auto exp_avg = optimizer_state.find(item.key() + ".exp_avg");
     const auto exp_avg_sq = optimizer_state.find(item.key() + ".exp_avg_sq");
-    require(exp_avg != optimizer_state.end() && exp_avg_sq != optimizer_state.end(), DDIM_ERR_FORMAT,
+    require(exp_avg != optimizer_state.end() && exp_avg_sq != optimizer_state.end(), Status::Format,
             "optimizer state lacks " + item.key());
     auto adam = std::make_unique<torch::optim::AdamWParamState>();
     adam->step(steps);

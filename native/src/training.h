@@ -22,7 +22,7 @@
 
 namespace ddim {
 
-enum class Loss { Mae = DDIM_LOSS_MAE, Mse = DDIM_LOSS_MSE };
+enum class Loss : int32_t { Mae = 0, Mse = 1 };
 
 struct TrainConfig {
   double learning_rate = 1e-3;

@@ -7,12 +7,13 @@
 #include <thread>
 #include <vector>
 
+#include "c_test_util.h"
 #include "ddim.h"
 #include "test_util.h"
 
 namespace {
 
-ddim_config tiny_c_config() { return ddim::testing::tiny_config().to_c(); }
+using ddim::testing::tiny_c_config;
 
 struct ModelHandle {
   ddim_model* model = nullptr;
@@ -146,8 +147,93 @@ TEST(CApi, BadConfigIsRejectedWithTheFieldNamed) {
   config.num_widths = DDIM_MAX_WIDTHS + 1;
   EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
   ddim_config_init(&config);
-  config.schedule = 7;
+  config.schedule.kind = 7;
   EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("schedule kind 7"), std::string::npos) << ddim_last_error();
+  ddim_config_init(&config);
+  config.schedule.min_signal = 0.99;
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("min_signal"), std::string::npos) << ddim_last_error();
+  ddim_config_init(&config);
+  config.target = 2;
+  EXPECT_EQ(ddim_config_validate(&config), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("target 2"), std::string::npos) << ddim_last_error();
+}
+
+// Every field survives the way into the core and back out (ddim_model_config).
+TEST(CApi, ConfigRoundTripsThroughAModel) {
+  ddim_config config = tiny_c_config();
+  config.num_widths = 3;
+  config.widths[2] = 24;
+  config.image_size = 24;
+  config.schedule.kind = DDIM_SCHEDULE_LINEAR;
+  config.schedule.min_signal = 0.05;
+  config.schedule.max_signal = 0.9;
+  config.target = DDIM_TARGET_IMAGE;
+  ModelHandle handle;
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK) << ddim_last_error();
+  ddim_config back;
+  std::memset(&back, 0xff, sizeof back);
+  ASSERT_EQ(ddim_model_config(handle.model, &back), DDIM_OK);
+  EXPECT_EQ(back.channels, config.channels);
+  EXPECT_EQ(back.image_size, 24);
+  ASSERT_EQ(back.num_widths, 3);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(back.widths[i], config.widths[i]) << i;
+  for (int i = 3; i < DDIM_MAX_WIDTHS; ++i) EXPECT_EQ(back.widths[i], 0) << i;  // unused entries are zeroed
+  EXPECT_EQ(back.block_depth, config.block_depth);
+  EXPECT_EQ(back.embedding_dim, config.embedding_dim);
+  EXPECT_EQ(back.schedule.kind, DDIM_SCHEDULE_LINEAR);
+  EXPECT_EQ(back.schedule.min_signal, 0.05);
+  EXPECT_EQ(back.schedule.max_signal, 0.9);
+  EXPECT_EQ(back.target, DDIM_TARGET_IMAGE);
+}
+
+TEST(CApi, SchedulesInitAndValidateOnTheirOwn) {
+  ddim_schedule schedule;
+  ddim_schedule_init(&schedule);
+  EXPECT_EQ(schedule.kind, DDIM_SCHEDULE_COSINE);
+  EXPECT_EQ(schedule.min_signal, 0.02);
+  EXPECT_EQ(schedule.max_signal, 0.95);
+  EXPECT_EQ(ddim_schedule_validate(&schedule), DDIM_OK);
+  ddim_config config;
+  ddim_config_init(&config);
+  EXPECT_EQ(std::memcmp(&config.schedule, &schedule, sizeof schedule), 0);  // the config's default schedule
+  ddim_schedule_init(nullptr);
+  EXPECT_EQ(ddim_schedule_validate(nullptr), DDIM_ERR_NULL_POINTER);
+  schedule.kind = 9;
+  EXPECT_EQ(ddim_schedule_validate(&schedule), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("schedule kind 9"), std::string::npos) << ddim_last_error();
+  ddim_schedule_init(&schedule);
+  schedule.max_signal = std::nan("");
+  EXPECT_EQ(ddim_schedule_validate(&schedule), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("max_signal"), std::string::npos) << ddim_last_error();
+}
+
+TEST(CApi, UnknownEnumValuesAreRejected) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  EXPECT_EQ(params.precision, DDIM_PRECISION_FLOAT32);
+  params.count = 1;
+  params.steps = 1;
+  std::vector<float> out(256);
+  params.sampler = 3;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 256), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("unknown sampler 3"), std::string::npos) << ddim_last_error();
+  params.sampler = DDIM_SAMPLER_DPM_SOLVER_PP_2M;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 256), DDIM_OK) << ddim_last_error();
+  ddim_train_params train;
+  ddim_train_params_init(&train);
+  train.loss = -1;
+  EXPECT_EQ(ddim_train_begin(handle.model, &train), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("unknown loss -1"), std::string::npos) << ddim_last_error();
+  train.loss = DDIM_LOSS_MSE;
+  EXPECT_EQ(ddim_train_begin(handle.model, &train), DDIM_OK) << ddim_last_error();
+  ddim_train_params state;
+  ASSERT_EQ(ddim_train_state(handle.model, nullptr, &state, nullptr), DDIM_OK);
+  EXPECT_EQ(state.loss, DDIM_LOSS_MSE);
 }
 
 TEST(CApi, WrongBufferLengthsAreRejected) {
@@ -178,17 +264,29 @@ TEST(CApi, WrongBufferLengthsAreRejected) {
 }
 
 TEST(CApi, ScheduleRatesCheckTheirInput) {
-  const auto config = tiny_c_config();
+  ddim_schedule schedule;
+  ddim_schedule_init(&schedule);
   const float t[3] = {0.0f, 0.5f, 1.0f};
   float signal[3], noise[3];
-  ASSERT_EQ(ddim_schedule_rates(&config, t, 3, signal, noise), DDIM_OK);
+  ASSERT_EQ(ddim_schedule_rates(&schedule, t, 3, signal, noise), DDIM_OK);
   EXPECT_NEAR(signal[0], 0.95f, 1e-6);
   EXPECT_NEAR(signal[2], 0.02f, 1e-6);
   const float bad[1] = {1.5f};
-  EXPECT_EQ(ddim_schedule_rates(&config, bad, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_schedule_rates(&schedule, bad, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
   const float nan[1] = {std::nanf("")};
-  EXPECT_EQ(ddim_schedule_rates(&config, nan, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(ddim_schedule_rates(&config, t, 3, nullptr, noise), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_schedule_rates(&schedule, nan, 1, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_schedule_rates(&schedule, t, 3, nullptr, noise), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_schedule_rates(nullptr, t, 3, signal, noise), DDIM_ERR_NULL_POINTER);
+  schedule.min_signal = 0.96;  // above max_signal
+  EXPECT_EQ(ddim_schedule_rates(&schedule, t, 3, signal, noise), DDIM_ERR_INVALID_ARGUMENT);
+  // The linear schedule clamps its signal rate to the bounds.
+  ddim_schedule_init(&schedule);
+  schedule.kind = DDIM_SCHEDULE_LINEAR;
+  schedule.max_signal = 0.9;
+  ASSERT_EQ(ddim_schedule_rates(&schedule, t, 3, signal, noise), DDIM_OK);
+  EXPECT_FLOAT_EQ(signal[0], 0.9f);
+  EXPECT_FLOAT_EQ(signal[2], 0.02f);
+  EXPECT_NEAR(signal[1] * signal[1] + noise[1] * noise[1], 1.0f, 1e-6);
 }
 
 TEST(CApi, DevicesResolve) {

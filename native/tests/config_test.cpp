@@ -10,7 +10,7 @@ std::string validation_message(const ModelConfig& config) {
   try {
     config.validate();
   } catch (const Error& e) {
-    EXPECT_EQ(e.status(), DDIM_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(e.status(), Status::InvalidArgument);
     return e.what();
   }
   return "";
@@ -78,7 +78,7 @@ TEST(ModelConfig, JsonErrorsAreFormatErrors) {
     ModelConfig::from_json(json);
     FAIL() << "accepted a config without widths";
   } catch (const Error& e) {
-    EXPECT_EQ(e.status(), DDIM_ERR_FORMAT);
+    EXPECT_EQ(e.status(), Status::Format);
   }
   json = ModelConfig{}.to_json();
   json["schedule"]["kind"] = "quadratic";
@@ -88,15 +88,20 @@ TEST(ModelConfig, JsonErrorsAreFormatErrors) {
   EXPECT_THROW(ModelConfig::from_json(json), Error);
 }
 
-TEST(ModelConfig, CStructRoundTrip) {
-  ModelConfig config;
-  config.widths = {8, 16, 24};
-  config.image_size = 24;
-  const auto c = config.to_c();
-  EXPECT_EQ(c.num_widths, 3);
-  const auto back = ModelConfig::from_c(&c);
-  EXPECT_EQ(back.widths, config.widths);
-  EXPECT_EQ(back.image_size, 24);
+TEST(ScheduleConfig, ValidatesOnItsOwn) {
+  ScheduleConfig schedule;
+  EXPECT_NO_THROW(schedule.validate());
+  schedule.max_signal = 1.0;
+  try {
+    schedule.validate();
+    FAIL() << "accepted max_signal 1";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status(), Status::InvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("max_signal"), std::string::npos) << e.what();
+  }
+  schedule = ScheduleConfig{};
+  schedule.kind = static_cast<ScheduleKind>(7);
+  EXPECT_THROW(schedule.validate(), Error);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "c_test_util.h"
 #include "ddim.h"
 #include "error.h"
 #include "feature_extractor.h"
@@ -193,7 +194,7 @@ TEST(Extractor, MissingCorruptAndMalformedFilesAreClearErrors) {
 }
 
 TEST(Embedding, IsTheSinusoidalEmbeddingOfTheUNet) {
-  auto config = ddim::testing::tiny_config().to_c();  // embedding_dim 8: frequencies 1, 10, 100, 1000
+  auto config = ddim::testing::tiny_c_config();  // embedding_dim 8: frequencies 1, 10, 100, 1000
   const std::vector<float> variances{0.0f, 0.25f};
   std::vector<float> out(2 * 8);
   ASSERT_EQ(ddim_noise_embedding(&config, variances.data(), 2, out.data(), out.size()), DDIM_OK) << ddim_last_error();
@@ -207,7 +208,7 @@ TEST(Embedding, IsTheSinusoidalEmbeddingOfTheUNet) {
 }
 
 TEST(Trajectory, StartsAtTheNoiseAndEndsAtTheSample) {
-  const auto config = ddim::testing::tiny_config().to_c();
+  const auto config = ddim::testing::tiny_c_config();
   ddim_model* model = nullptr;
   ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 4, &model), DDIM_OK);
   ddim_sample_params params;

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "c_test_util.h"
 #include "ddim.h"
 #include "model.h"
 #include "model_file.h"
@@ -264,7 +265,7 @@ TEST_F(HostileFiles, ExtremeWeightsGiveNonFiniteErrorsNotNaNPixels) {
 
 // A tiny checkpoint after one training step, as bytes.
 std::vector<uint8_t> checkpoint_bytes(const TempDir& dir) {
-  const auto config = testing::tiny_config().to_c();
+  const auto config = testing::tiny_c_config();
   ddim_model* model = nullptr;
   EXPECT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 5, &model), DDIM_OK);
   ddim_train_params params;
@@ -326,7 +327,7 @@ TEST_F(HostileFiles, CheckpointTrainingStateIsValidatedAtLoad) {
 
 struct TinyHandle {
   TinyHandle() {
-    const auto config = testing::tiny_config().to_c();
+    const auto config = testing::tiny_c_config();
     EXPECT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model), DDIM_OK);
   }
   ~TinyHandle() { ddim_model_free(model); }
@@ -359,7 +360,7 @@ TEST(HostileArguments, OversizedRequestsAreRefusedBeforeAllocating) {
 }
 
 TEST(HostileArguments, SizeProductsThatOverflowAreRefused) {
-  const auto config = testing::tiny_config().to_c();
+  const auto config = testing::tiny_c_config();
   std::vector<float> values(8);
   EXPECT_EQ(ddim_noise_embedding(&config, values.data(), INT64_MAX / 2, values.data(), 8), DDIM_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ddim_last_error()).find("too large"), std::string::npos) << ddim_last_error();

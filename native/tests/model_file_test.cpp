@@ -33,14 +33,14 @@ SampleRequest small_request() {
   return request;
 }
 
-ddim_status load_status(const std::string& path, std::string* message = nullptr) {
+Status load_status(const std::string& path, std::string* message = nullptr) {
   try {
     load_model(path, torch::kCPU);
   } catch (const Error& e) {
     if (message) *message = e.what();
     return e.status();
   }
-  return DDIM_OK;
+  return Status::Ok;
 }
 
 class ModelFile : public ::testing::Test {
@@ -98,7 +98,7 @@ TEST_F(ModelFile, EmaWeightsRoundTrip) {
 TEST_F(ModelFile, TruncatedFilesAreFormatErrors) {
   for (size_t keep : {size_t{0}, size_t{5}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
     std::string message;
-    EXPECT_EQ(load_status(variant({bytes.begin(), bytes.begin() + keep}), &message), DDIM_ERR_FORMAT) << keep;
+    EXPECT_EQ(load_status(variant({bytes.begin(), bytes.begin() + keep}), &message), Status::Format) << keep;
     EXPECT_FALSE(message.empty());
   }
 }
@@ -107,24 +107,24 @@ TEST_F(ModelFile, FlippedWeightByteFailsTheChecksum) {
   auto corrupt = bytes;
   corrupt[corrupt.size() - 7] ^= 0x40;
   std::string message;
-  EXPECT_EQ(load_status(variant(corrupt), &message), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(corrupt), &message), Status::Format);
   EXPECT_NE(message.find("checksum"), std::string::npos) << message;
 }
 
 TEST_F(ModelFile, GarbageHeaderIsAFormatError) {
   auto corrupt = bytes;
   corrupt[8] = '#';
-  EXPECT_EQ(load_status(variant(corrupt)), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(corrupt)), Status::Format);
   std::vector<uint8_t> huge_length = bytes;
   huge_length[7] = 0x7f;
-  EXPECT_EQ(load_status(variant(huge_length)), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(huge_length)), Status::Format);
 }
 
 TEST_F(ModelFile, UnknownVersionIsNamed) {
   auto parts = split(bytes);
   parts.header["__metadata__"]["format_version"] = "2";
   std::string message;
-  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(join(parts)), &message), Status::Format);
   EXPECT_NE(message.find("version"), std::string::npos) << message;
 }
 
@@ -134,28 +134,28 @@ TEST_F(ModelFile, ConfigThatDoesNotMatchTheTensorsIsRejected) {
   config["channels"] = 3;
   parts.header["__metadata__"]["config"] = config.dump();
   std::string message;
-  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(join(parts)), &message), Status::Format);
   EXPECT_NE(message.find("shape"), std::string::npos) << message;
 
   parts = split(bytes);
   parts.header["__metadata__"]["config"] = "{\"channels\": 1}";
-  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(join(parts))), Status::Format);
 }
 
 TEST_F(ModelFile, MissingAndWronglyTypedTensorsAreRejected) {
   auto parts = split(bytes);
   parts.header["net.input_conv.weight"]["dtype"] = "I64";
-  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(join(parts))), Status::Format);
 
   parts = split(bytes);
   parts.header.erase("normalizer.std");
   parts.header["__metadata__"].erase("data_crc32");
   std::string message;
-  EXPECT_EQ(load_status(variant(join(parts)), &message), DDIM_ERR_FORMAT);  // its bytes are now a gap
+  EXPECT_EQ(load_status(variant(join(parts)), &message), Status::Format);  // its bytes are now a gap
 
   parts = split(bytes);
   parts.header["net.input_conv.weight"]["dtype"] = "U8";
-  EXPECT_EQ(load_status(variant(join(parts))), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(variant(join(parts))), Status::Format);
 }
 
 TEST_F(ModelFile, NonFiniteWeightsAreRejected) {
@@ -166,11 +166,11 @@ TEST_F(ModelFile, NonFiniteWeightsAreRejected) {
   }
   save_model(model, path);
   std::string message;
-  EXPECT_EQ(load_status(path, &message), DDIM_ERR_FORMAT);
+  EXPECT_EQ(load_status(path, &message), Status::Format);
   EXPECT_NE(message.find("NaN"), std::string::npos) << message;
 }
 
-TEST_F(ModelFile, MissingFileIsAnIoError) { EXPECT_EQ(load_status(dir.file("absent.safetensors")), DDIM_ERR_IO); }
+TEST_F(ModelFile, MissingFileIsAnIoError) { EXPECT_EQ(load_status(dir.file("absent.safetensors")), Status::Io); }
 
 TEST_F(ModelFile, FailedSaveLeavesTheOldFileAlone) {
   auto model = nonzero_model();

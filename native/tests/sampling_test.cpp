@@ -208,7 +208,7 @@ TEST(Sampling, ProgressReportsEveryStepOfEveryChunkAndCanCancel) {
     sample(model, r);
     FAIL() << "expected cancellation";
   } catch (const Error& e) {
-    EXPECT_EQ(e.status(), DDIM_ERR_CANCELLED);
+    EXPECT_EQ(e.status(), Status::Cancelled);
     EXPECT_NE(std::string(e.what()).find("cancelled after step 2"), std::string::npos) << e.what();
   }
   EXPECT_EQ(model.evaluations() - before, 5);  // 3 for the first chunk, 2 for the second

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "c_test_util.h"
 #include "ddim.h"
 #include "error.h"
 #include "model_file.h"
@@ -129,7 +130,7 @@ TEST(Training, BadBatchesAreRejectedBeforeAnyUpdate) {
 class TrainingCApi : public ::testing::Test {
  protected:
   ddim_model* create() {
-    const auto config = testing::tiny_config().to_c();
+    const auto config = testing::tiny_c_config();
     ddim_model* model = nullptr;
     EXPECT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 7, &model), DDIM_OK);
     handles.push_back(model);

@@ -1,9 +1,9 @@
 #include "samplers/sampler.h"
 
 #include "error.h"
-#include "samplers/ddim.h"
-#include "samplers/ddpm.h"
-#include "samplers/dpm_solver.h"
+#include "samplers/ddim_sampler.h"
+#include "samplers/ddpm_sampler.h"
+#include "samplers/dpm_solver_sampler.h"
 
 namespace ddim {
 
@@ -13,7 +13,7 @@ std::unique_ptr<Sampler> make_sampler(SamplerKind kind, double eta) {
     case SamplerKind::Ddpm: return std::make_unique<DdpmSampler>();
     case SamplerKind::DpmSolverPP2M: return std::make_unique<DpmSolverPP2MSampler>();
   }
-  fail(DDIM_ERR_INVALID_ARGUMENT, "unknown sampler");
+  fail(Status::InvalidArgument, "unknown sampler");
 }
 
 std::vector<double> sampling_times(int64_t steps) {

@@ -15,7 +15,7 @@
 
 namespace ddim {
 
-enum class SamplerKind { Ddim = DDIM_SAMPLER_DDIM, Ddpm = DDIM_SAMPLER_DDPM, DpmSolverPP2M = DDIM_SAMPLER_DPM_SOLVER_PP_2M };
+enum class SamplerKind : int32_t { Ddim = 0, Ddpm = 1, DpmSolverPP2M = 2 };
 
 // One step's inputs. Rates are [B, 1, 1, 1] tensors.
 struct StepInput {

@@ -1,4 +1,4 @@
-#include "samplers/ddpm.h"
+#include "samplers/ddpm_sampler.h"
 
 namespace ddim {
 

@@ -1,4 +1,4 @@
-#include "samplers/ddim.h"
+#include "samplers/ddim_sampler.h"
 
 #ifdef DDIM_CUDA
 #include "cuda/kernels_torch.h"

@@ -1,4 +1,4 @@
-#include "samplers/dpm_solver.h"
+#include "samplers/dpm_solver_sampler.h"
 
 #ifdef DDIM_CUDA
 #include "cuda/kernels_torch.h"
