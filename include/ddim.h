@@ -336,6 +336,11 @@ DDIM_API ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample
 DDIM_API ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count,
                                         float* out_noise, int64_t out_count);
 
+/* The same noise as ddim_initial_noise for any model of `config`, without a model: the noise
+ * depends only on (seed, index) and the image shape. */
+DDIM_API ddim_status ddim_seed_noise(const ddim_config* config, uint64_t seed, int64_t first_index, int32_t count,
+                                     float* out_noise, int64_t out_count);
+
 /* DDIM inversion: runs deterministic DDIM backwards from `params->count` images (pixels in [0, 1])
  * at t = 0 to t = 1, evaluating the network `steps` times at t = 0, 1/steps, ..., 1 - 1/steps,
  * and writes the noise from which ddim_sample (deterministic DDIM, the same steps) regenerates the

@@ -8,20 +8,35 @@ java_feature_version() {
   "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p' | head -n1
 }
 
-# Exports JAVA_HOME as a JDK >= 22 (the FFM API is final since 22): the current JAVA_HOME if new
-# enough, else Temurin 25, else any JDK >= 22 under /usr/lib/jvm.
+# The Java release the POM compiles for (maven.compiler.release): the one JDK version the project needs.
+required_java_release() {
+  sed -n 's:.*<maven.compiler.release>\([0-9]*\)</maven.compiler.release>.*:\1:p' "$DDIM_ROOT/pom.xml" | head -n1
+}
+
+# Exports JAVA_HOME as a JDK of at least the POM's release (25: the generated FFM bindings need 23+,
+# the POM compiles for 25): the current JAVA_HOME if new enough, else Temurin 25, else any such JDK
+# under /usr/lib/jvm. Fails with where to get one.
 select_jdk() {
-  local candidate version
+  local candidate version required found=()
+  required=$(required_java_release)
   for candidate in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/*; do
     [[ -n "$candidate" && -x "$candidate/bin/javac" ]] || continue
+    [[ " ${found[*]} " == *" $candidate "* ]] && continue
     version=$(java_feature_version "$candidate/bin/java")
-    if [[ -n "$version" && "$version" -ge 22 ]]; then
+    if [[ -n "$version" && "$version" -ge "$required" ]]; then
       export JAVA_HOME="$candidate"
       export PATH="$JAVA_HOME/bin:$PATH"
       return 0
     fi
+    found+=("$candidate" "(Java $version)")
   done
-  echo "ddim4j needs a JDK >= 22 (for the FFM API); none found in JAVA_HOME or /usr/lib/jvm." >&2
+  {
+    echo "ddim4j needs a JDK >= $required (pom.xml compiles for release $required); found: ${found[*]:-no JDK} in JAVA_HOME and /usr/lib/jvm."
+    echo "Get JDK $required, then set JAVA_HOME to it:"
+    echo "  - Eclipse Temurin: https://adoptium.net/temurin/releases/?version=$required (tar.gz), or on Debian/Ubuntu"
+    echo "    add the apt repository https://packages.adoptium.net/artifactory/deb and apt-get install temurin-$required-jdk"
+    echo "  - or https://jdk.java.net/$required, or SDKMAN: sdk install java $required-tem"
+  } >&2
   return 1
 }
 

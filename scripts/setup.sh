@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup: installs missing Debian packages (as root; otherwise prints the command),
-# selects a JDK >= 22, builds libddim and the native tests with CMake, and runs `mvn install`.
+# selects a JDK of the POM's release (25; it says where to get one when none is found), builds libddim and the native tests with CMake, and runs `mvn install`.
 #
 #   scripts/setup.sh                 # Debian's libtorch
 #   CMAKE_PREFIX_PATH=/path/to/libtorch scripts/setup.sh    # any other libtorch
@@ -13,7 +13,7 @@ install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake n
   python3-numpy
 
 select_jdk
-echo "setup: JDK $JAVA_HOME"
+echo "setup: JDK $(java_feature_version "$JAVA_HOME/bin/java") at $JAVA_HOME (pom.xml needs >= $(required_java_release))"
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -23,4 +23,4 @@ fi
 cmake --build build --parallel "$(nproc)"
 
 mvn -B -q install -DskipTests
-echo "setup: done (libddim: build/libddim.so, jar: java/target/ddim4j-0.1.0.jar)"
+echo "setup: done (libddim: build/libddim.so, library: java/ddim4j/target/ddim4j-0.1.0.jar, CLI: java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: setup, then the native tests (ctest), a one-iteration JMH smoke run (it only
-# checks that the benchmarks run), the Java tests (mvn verify), and the native tests again under
+# checks that the benchmarks run), the Java tests (mvn verify), a consumer project built against the
+# installed library (scripts/consumer-check.sh), and the native tests again under
 # ASan+UBSan with the model-loader fuzz target (scripts/sanitize.sh; SANITIZE=0 skips it locally).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -19,6 +20,9 @@ java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar Sa
 
 echo "== Java tests (mvn verify)"
 mvn -B verify
+
+echo "== the library as a Maven user gets it (scripts/consumer-check.sh)"
+scripts/consumer-check.sh
 
 if [[ "${SANITIZE:-1}" != 0 ]]; then
   echo "== sanitizers and fuzzing (scripts/sanitize.sh)"

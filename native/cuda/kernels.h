@@ -15,7 +15,7 @@ namespace ddim::cuda {
 void ddim_update(const float* image, const float* noise, const float* next_signal, const float* next_noise,
                  int64_t images, int64_t per_image, float* out, cudaStream_t stream);
 
-// DPM-Solver++(2M): with h, lambda as in samplers/dpm_solver.h and k = 1/(2r) (0 on the first step):
+// DPM-Solver++(2M): with h, lambda as in samplers/dpm_solver_sampler.h and k = 1/(2r) (0 on the first step):
 //   data = (1 + k) * image - k * previous_image
 //   out  = (next_noise / noise) * x - next_signal * (exp(-h) - 1) * data
 // `previous_image` may be null when k is 0.

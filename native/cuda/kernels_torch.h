@@ -13,7 +13,7 @@ inline bool fusable(const torch::Tensor& t) { return t.is_cuda() && t.scalar_typ
 torch::Tensor ddim_update(const torch::Tensor& image, const torch::Tensor& noise, const torch::Tensor& next_signal,
                           const torch::Tensor& next_noise);
 
-// The DPM-Solver++(2M) update (samplers/dpm_solver.h); `previous_image` undefined on the first step,
+// The DPM-Solver++(2M) update (samplers/dpm_solver_sampler.h); `previous_image` undefined on the first step,
 // `half_inverse_r` = 1/(2r) per image ([B, 1, 1, 1], zeros on the first step), `h` [B, 1, 1, 1].
 torch::Tensor dpm_solver_update(const torch::Tensor& x, const torch::Tensor& image, const torch::Tensor& previous_image,
                                 const torch::Tensor& noise, const torch::Tensor& next_signal, const torch::Tensor& next_noise,

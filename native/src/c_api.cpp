@@ -359,13 +359,28 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
 
 
 // Copies `count` images of `model` into `out`, after checking its size.
-void write_images(const torch::Tensor& images, float* out, int64_t out_count, const ddim::Model& model, int64_t count) {
+void write_images(const torch::Tensor& images, float* out, int64_t out_count, const ddim::ModelConfig& config, int64_t count) {
   require_pointer(out, "output buffer");
-  const auto& config = model.config();
   require_count(out_count, checked_product({count, config.channels, config.image_size, config.image_size}, "output buffer"),
                 "output buffer");
   const auto host = images.to(torch::kCPU, torch::kFloat).contiguous();
   std::memcpy(out, host.data_ptr<float>(), host.numel() * sizeof(float));
+}
+
+void write_images(const torch::Tensor& images, float* out, int64_t out_count, const ddim::Model& model, int64_t count) {
+  write_images(images, out, out_count, model.config(), count);
+}
+
+// The seed's starting noise for images of `config`: checked arguments, drawn on the CPU.
+void write_seed_noise(const ddim::ModelConfig& config, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
+                      int64_t out_count) {
+  require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
+  require(first_index >= 0 && first_index <= ddim::kMaxFirstIndex, Status::InvalidArgument,
+          "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
+  require_pointer(out_noise, "out_noise");
+  require_count(out_count, checked_product({count, config.channels, config.image_size, config.image_size}, "out_noise"),
+                "out_noise");
+  write_images(ddim::initial_noise(config, seed, first_index, count, torch::kCPU), out_noise, out_count, config, count);
 }
 
 }  // namespace
@@ -629,12 +644,13 @@ ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* 
 
 ddim_status ddim_initial_noise(ddim_model* model, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
                                int64_t out_count) {
-  return with_model(model, [&](ddim::Model& m) {
-    require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
-    require(first_index >= 0 && first_index <= ddim::kMaxFirstIndex, Status::InvalidArgument,
-            "first_index must lie in [0, 2^62], got " + std::to_string(first_index));
-    write_images(ddim::initial_noise(m.config(), seed, first_index, count, torch::kCPU), out_noise, out_count, m, count);
-  });
+  return with_model(model,
+                    [&](ddim::Model& m) { write_seed_noise(m.config(), seed, first_index, count, out_noise, out_count); });
+}
+
+ddim_status ddim_seed_noise(const ddim_config* config, uint64_t seed, int64_t first_index, int32_t count, float* out_noise,
+                            int64_t out_count) {
+  return guarded([&] { write_seed_noise(config_from_c(config), seed, first_index, count, out_noise, out_count); });
 }
 
 ddim_status ddim_invert(ddim_model* model, const ddim_sample_params* params, const float* pixels, int64_t pixel_count,

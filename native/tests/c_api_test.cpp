@@ -1,6 +1,7 @@
 // The C boundary: status codes, messages, NULLs and wrong lengths, never a crash or an exception.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -64,6 +65,15 @@ TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
   EXPECT_EQ(from_seed, from_noise);
   EXPECT_EQ(ddim_sample(handle.model, &params, noise.data(), 511, out.data(), 512), DDIM_ERR_BUFFER_SIZE);
   EXPECT_EQ(ddim_initial_noise(handle.model, 1, 0, 2, noise.data(), 500), DDIM_ERR_BUFFER_SIZE);
+  // Without a model: the same noise from the config alone, image by image.
+  std::vector<float> seed_noise(512), second(256);
+  ASSERT_EQ(ddim_seed_noise(&config, params.seed, 0, 2, seed_noise.data(), 512), DDIM_OK);
+  EXPECT_EQ(seed_noise, noise);
+  ASSERT_EQ(ddim_seed_noise(&config, params.seed, 1, 1, second.data(), 256), DDIM_OK);
+  EXPECT_TRUE(std::equal(second.begin(), second.end(), noise.begin() + 256));
+  EXPECT_EQ(ddim_seed_noise(&config, 1, 0, 2, seed_noise.data(), 500), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(ddim_seed_noise(nullptr, 1, 0, 2, seed_noise.data(), 512), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(ddim_seed_noise(&config, 1, -1, 2, seed_noise.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
 
   EXPECT_EQ(ddim_invert(handle.model, &params, pixels.data(), 512, out.data(), 512), DDIM_OK);
   EXPECT_EQ(ddim_invert(handle.model, &params, pixels.data(), 256, out.data(), 512), DDIM_ERR_BUFFER_SIZE);

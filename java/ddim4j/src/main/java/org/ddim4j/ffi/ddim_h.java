@@ -2069,6 +2069,71 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_seed_noise {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_seed_noise");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_seed_noise(const ddim_config *config, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_seed_noise$descriptor() {
+        return ddim_seed_noise.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_seed_noise(const ddim_config *config, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_seed_noise$handle() {
+        return ddim_seed_noise.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_seed_noise(const ddim_config *config, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_seed_noise$address() {
+        return ddim_seed_noise.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_seed_noise(const ddim_config *config, uint64_t seed, int64_t first_index, int32_t count, float *out_noise, int64_t out_count)
+     * }
+     */
+    public static int ddim_seed_noise(MemorySegment config, long seed, long first_index, int count, MemorySegment out_noise, long out_count) {
+        var mh$ = ddim_seed_noise.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_seed_noise", config, seed, first_index, count, out_noise, out_count);
+            }
+            return (int)mh$.invokeExact(config, seed, first_index, count, out_noise, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_invert {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,

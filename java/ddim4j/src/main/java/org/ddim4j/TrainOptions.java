@@ -1,0 +1,154 @@
+package org.ddim4j;
+
+import java.nio.file.Path;
+
+/**
+ * How to train: batch size, length (epochs, or steps when set), AdamW's learning rate and weight
+ * decay, the EMA decay, the loss, the seed, checkpoints and the validation split. Defaults follow the
+ * reference: batch 64, lr 1e-3, weight decay 1e-4, EMA 0.999, MAE, an 80/20 split.
+ *
+ * <pre>{@code
+ * TrainOptions options = TrainOptions.builder().epochs(5).batchSize(64).checkpointDir(Path.of("run")).build();
+ * }</pre>
+ *
+ * @param steps optimisation steps to reach in total; 0 means "train for {@code epochs} epochs"
+ * @param checkpointDir where {@code checkpoint.safetensors} is written (null: no checkpoints)
+ * @param checkpointEvery write a checkpoint every this many steps (0: only at the end and on cancellation)
+ */
+public record TrainOptions(
+        int batchSize,
+        int epochs,
+        long steps,
+        double learningRate,
+        double weightDecay,
+        double emaDecay,
+        Loss loss,
+        long seed,
+        Path checkpointDir,
+        long checkpointEvery,
+        double validationSplit) {
+
+    public TrainOptions {
+        if (batchSize < 1) {
+            throw new IllegalArgumentException("batchSize must be >= 1, got " + batchSize);
+        }
+        if (epochs < 1) {
+            throw new IllegalArgumentException("epochs must be >= 1, got " + epochs);
+        }
+        if (steps < 0) {
+            throw new IllegalArgumentException("steps must be >= 0 (0: train by epochs), got " + steps);
+        }
+        if (!(learningRate > 0 && Double.isFinite(learningRate))) {
+            throw new IllegalArgumentException("learningRate must be finite and > 0, got " + learningRate);
+        }
+        if (!(weightDecay >= 0 && Double.isFinite(weightDecay))) {
+            throw new IllegalArgumentException("weightDecay must be finite and >= 0, got " + weightDecay);
+        }
+        if (!(emaDecay >= 0 && emaDecay < 1)) {
+            throw new IllegalArgumentException("emaDecay must lie in [0, 1), got " + emaDecay);
+        }
+        if (loss == null) {
+            throw new IllegalArgumentException("loss must not be null");
+        }
+        if (checkpointEvery < 0) {
+            throw new IllegalArgumentException("checkpointEvery must be >= 0, got " + checkpointEvery);
+        }
+        if (!(validationSplit >= 0 && validationSplit < 1)) {
+            throw new IllegalArgumentException("validationSplit must lie in [0, 1), got " + validationSplit);
+        }
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public Builder toBuilder() {
+        return new Builder().batchSize(batchSize).epochs(epochs).steps(steps).learningRate(learningRate)
+                .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss).seed(seed).checkpointDir(checkpointDir)
+                .checkpointEvery(checkpointEvery).validationSplit(validationSplit);
+    }
+
+    /** The checkpoint file, or null. */
+    public Path checkpointPath() {
+        return checkpointDir == null ? null : checkpointDir.resolve("checkpoint.safetensors");
+    }
+
+    /** Builds {@link TrainOptions}; every setter is optional and checks its value. */
+    public static final class Builder {
+        private int batchSize = 64;
+        private int epochs = 1;
+        private long steps;
+        private double learningRate = 1e-3;
+        private double weightDecay = 1e-4;
+        private double emaDecay = 0.999;
+        private Loss loss = Loss.MAE;
+        private long seed;
+        private Path checkpointDir;
+        private long checkpointEvery;
+        private double validationSplit = 0.2;
+
+        private Builder() {}
+
+        public Builder batchSize(int batchSize) {
+            this.batchSize = batchSize;
+            return this;
+        }
+
+        public Builder epochs(int epochs) {
+            this.epochs = epochs;
+            return this;
+        }
+
+        /** Total optimisation steps; overrides epochs when > 0. */
+        public Builder steps(long steps) {
+            this.steps = steps;
+            return this;
+        }
+
+        public Builder learningRate(double learningRate) {
+            this.learningRate = learningRate;
+            return this;
+        }
+
+        public Builder weightDecay(double weightDecay) {
+            this.weightDecay = weightDecay;
+            return this;
+        }
+
+        /** 0 disables the EMA. */
+        public Builder emaDecay(double emaDecay) {
+            this.emaDecay = emaDecay;
+            return this;
+        }
+
+        public Builder loss(Loss loss) {
+            this.loss = loss;
+            return this;
+        }
+
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        public Builder checkpointDir(Path checkpointDir) {
+            this.checkpointDir = checkpointDir;
+            return this;
+        }
+
+        public Builder checkpointEvery(long checkpointEvery) {
+            this.checkpointEvery = checkpointEvery;
+            return this;
+        }
+
+        public Builder validationSplit(double validationSplit) {
+            this.validationSplit = validationSplit;
+            return this;
+        }
+
+        public TrainOptions build() {
+            return new TrainOptions(batchSize, epochs, steps, learningRate, weightDecay, emaDecay, loss, seed, checkpointDir,
+                    checkpointEvery, validationSplit);
+        }
+    }
+}

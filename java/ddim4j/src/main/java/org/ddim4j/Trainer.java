@@ -1,0 +1,213 @@
+package org.ddim4j;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+import org.ddim4j.data.Dataset;
+
+import com.fasterxml.jackson.jr.ob.JSON;
+
+/**
+ * Trains a {@link Ddim} model: {@link #fit} for whole runs, {@link #step} for custom loops. Each
+ * step is one native call: forward, loss, backward, AdamW and the EMA update.
+ *
+ * <pre>{@code
+ * try (Ddim ddim = Ddim.create(ModelConfig.builder().channels(1).imageSize(32).build(), Device.auto())) {
+ *     Dataset data = Datasets.fashionMnist(1, 32);
+ *     ddim.trainer(TrainOptions.builder().epochs(5).checkpointDir(Path.of("run")).build())
+ *         .fit(data, new TrainListener() {});
+ *     ddim.save(Path.of("run/model.safetensors"));
+ * }
+ * }</pre>
+ *
+ * <p>{@link #fit}: splits the data (validation fraction from the options, split by the seed), sets
+ * the model's normaliser to the training split's exact per-channel mean and std before the first
+ * step, shuffles every epoch from (seed, epoch), validates after every epoch with the EMA weights
+ * (the reference's noise_loss and image_loss), and checkpoints every {@code checkpointEvery} steps,
+ * at the end, and when cancelled (a thread interrupt, or the listener asking to stop), always after
+ * a whole step. Resuming from a checkpoint (open it with {@link Ddim#open}, then
+ * {@code trainer(sameOptions).fit(sameData, ...)}) continues bit-exactly on the CPU.
+ */
+public final class Trainer {
+
+    private final Ddim ddim;
+    private final TrainOptions options;
+
+    Trainer(Ddim ddim, TrainOptions options) {
+        this.ddim = ddim;
+        this.options = options;
+        ddim.withModel(model -> {
+            TrainingCalls.begin(model, options);
+            return null;
+        });
+    }
+
+    public TrainOptions options() {
+        return options;
+    }
+
+    /** One optimisation step on NCHW pixels in [0, 1] (a whole number of images); returns the batch loss. */
+    public float step(float[] pixels) {
+        return ddim.withModel(model -> TrainingCalls.step(model, ddim.config(), pixels));
+    }
+
+    /** One optimisation step on a batch; returns the batch loss. */
+    public float step(ImageBatch batch) {
+        Objects.requireNonNull(batch, "batch");
+        return step(batch.pixels());
+    }
+
+    /** Steps taken so far (including those of the checkpoint this model was opened from). */
+    public long steps() {
+        return ddim.trainingSteps();
+    }
+
+    /** Writes a checkpoint (weights, EMA, optimizer state, step, normaliser) atomically. */
+    public void checkpoint(Path path) {
+        saveCheckpoint(path, "");
+    }
+
+    /** Mean validation losses over {@code data} (EMA weights when present): {@code [0]} noise_loss, {@code [1]} image_loss. */
+    public double[] validate(Dataset data) {
+        double noise = 0;
+        double image = 0;
+        int chunks = 0;
+        for (int from = 0; from < data.size(); from += options.batchSize(), chunks++) {
+            int to = Math.min(data.size(), from + options.batchSize());
+            float[] losses = ddim.evaluate(data.range(from, to), options.seed() + chunks, true);
+            noise += (double) losses[0] * (to - from);
+            image += (double) losses[1] * (to - from);
+        }
+        return new double[] {noise / data.size(), image / data.size()};
+    }
+
+    /** What a {@link #fit} run did. */
+    public record Result(long steps, int epochsCompleted, boolean cancelled, Path checkpoint) {}
+
+    /** Trains on {@code data} until the options' steps or epochs are reached, or the run is cancelled. */
+    public Result fit(Dataset data, TrainListener listener) {
+        Objects.requireNonNull(data, "data");
+        Objects.requireNonNull(listener, "listener");
+        ModelConfig config = ddim.config();
+        if (data.channels() != config.channels() || data.imageSize() != config.imageSize()) {
+            throw new IllegalArgumentException("the data is " + data.channels() + "x" + data.imageSize() + "x" + data.imageSize()
+                    + ", the model needs " + config.channels() + "x" + config.imageSize() + "x" + config.imageSize());
+        }
+        if (options.checkpointDir() != null) {
+            // Only this checkpoint's own leftovers: a user's checkpoint folder may hold other files.
+            List<Path> removed = AtomicFiles.removeStaleTemporaries(options.checkpointDir(),
+                    options.checkpointPath().getFileName().toString());
+            if (!removed.isEmpty()) {
+                System.getLogger(Trainer.class.getName()).log(System.Logger.Level.INFO,
+                        "removed the temporary files of an interrupted checkpoint: " + removed);
+            }
+        }
+        Dataset.Split split = data.split(options.validationSplit(), options.seed());
+        Dataset train = split.train();
+        int batchSize = Math.min(options.batchSize(), train.size());
+        int batchesPerEpoch = train.size() / batchSize;
+        long totalSteps = options.steps() > 0 ? options.steps() : (long) options.epochs() * batchesPerEpoch;
+
+        long step = ddim.trainingSteps();
+        Position start = Position.parse(ddim.withModel(TrainingCalls::checkpointUserState), train.size(), batchSize);
+        if (step == 0) {
+            float[][] statistics = train.channelStatistics();
+            ddim.setNormalizer(statistics[0], statistics[1]);
+        }
+        int epoch = start != null ? start.epoch() : (int) (step / batchesPerEpoch);
+        int batch = start != null ? start.batch() : (int) (step % batchesPerEpoch);
+        int epochsCompleted = 0;
+        boolean cancelled = false;
+
+        while (step < totalSteps && !cancelled) {
+            int[] order = Dataset.shuffled(train.size(), options.seed() * 1_000_003L + epoch);
+            long epochStart = System.nanoTime();
+            double lossSum = 0;
+            int stepsThisEpoch = 0;
+            int[] positions = new int[batchSize];
+            for (; batch < batchesPerEpoch && step < totalSteps; batch++) {
+                System.arraycopy(order, batch * batchSize, positions, 0, batchSize);
+                float loss = step(train.batch(positions));
+                step++;
+                lossSum += loss;
+                stepsThisEpoch++;
+                listener.onStep(new TrainListener.StepEvent(step, epoch, batch, batchesPerEpoch, totalSteps, loss));
+                cancelled = Thread.currentThread().isInterrupted() || listener.stopRequested();
+                boolean due = options.checkpointEvery() > 0 && step % options.checkpointEvery() == 0;
+                if ((due || cancelled) && options.checkpointDir() != null) {
+                    saveCheckpoint(new Position(epoch, batch + 1, train.size(), batchSize));
+                }
+                if (cancelled) {
+                    break;
+                }
+            }
+            if (batch >= batchesPerEpoch) {
+                double seconds = (System.nanoTime() - epochStart) / 1e9;
+                double[] validation = split.validation().size() > 0 ? validate(split.validation()) : new double[] {Double.NaN, Double.NaN};
+                listener.onEpoch(new TrainListener.EpochSummary(epoch, step, stepsThisEpoch > 0 ? lossSum / stepsThisEpoch : Double.NaN,
+                        validation[0], validation[1], stepsThisEpoch * (double) batchSize / Math.max(seconds, 1e-9), seconds));
+                epochsCompleted++;
+                epoch++;
+                batch = 0;
+            }
+        }
+        Path checkpoint = options.checkpointPath();
+        if (checkpoint != null && !cancelled) {
+            saveCheckpoint(new Position(epoch, batch, train.size(), batchSize));
+        }
+        return new Result(step, epochsCompleted, cancelled, checkpoint);
+    }
+
+    private void saveCheckpoint(Position position) {
+        saveCheckpoint(options.checkpointPath(), position.toJson());
+    }
+
+    private void saveCheckpoint(Path path, String userState) {
+        ddim.withModel(model -> {
+            TrainingCalls.saveCheckpoint(model, path, userState);
+            return null;
+        });
+    }
+
+    /** Where in the data a run stands: the next batch to train on. Stored as JSON in checkpoints. */
+    record Position(int epoch, int batch, int trainSize, int batchSize) {
+        String toJson() {
+            Map<String, Object> fields = new LinkedHashMap<>();
+            fields.put("epoch", epoch);
+            fields.put("batch", batch);
+            fields.put("train_size", trainSize);
+            fields.put("batch_size", batchSize);
+            try {
+                return JSON.std.asString(fields);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        /** The stored position, or null when there is none; a position from other data or batch size is an error. */
+        static Position parse(String json, int trainSize, int batchSize) {
+            if (json == null || json.isBlank()) {
+                return null;
+            }
+            Map<String, Object> fields;
+            try {
+                fields = JSON.std.mapFrom(json);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("the checkpoint's data position is unreadable: " + e.getMessage());
+            }
+            Position position = new Position(((Number) fields.get("epoch")).intValue(), ((Number) fields.get("batch")).intValue(),
+                    ((Number) fields.get("train_size")).intValue(), ((Number) fields.get("batch_size")).intValue());
+            if (position.trainSize() != trainSize || position.batchSize() != batchSize) {
+                throw new IllegalArgumentException("the checkpoint was trained on " + position.trainSize() + " images in batches of "
+                        + position.batchSize() + "; resuming needs the same data and batch size (got " + trainSize + " and "
+                        + batchSize + ")");
+            }
+            return position;
+        }
+    }
+}

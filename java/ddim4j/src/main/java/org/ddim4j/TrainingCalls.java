@@ -1,0 +1,62 @@
+package org.ddim4j;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+
+import org.ddim4j.ffi.ddim_h;
+import org.ddim4j.ffi.ddim_train_params;
+
+/**
+ * The native calls behind {@link Trainer}, on a model handle the caller holds through
+ * {@link Ddim#withModel} (open, locked).
+ */
+final class TrainingCalls {
+    private TrainingCalls() {}
+
+    /** Starts (or, on a checkpoint, continues) training with the options' optimiser, loss and seed. */
+    static void begin(MemorySegment model, TrainOptions options) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = ddim_train_params.allocate(arena);
+            ddim_h.ddim_train_params_init(params);
+            ddim_train_params.learning_rate(params, options.learningRate());
+            ddim_train_params.weight_decay(params, options.weightDecay());
+            ddim_train_params.ema_decay(params, options.emaDecay());
+            ddim_train_params.loss(params, options.loss() == Loss.MAE ? ddim_h.DDIM_LOSS_MAE() : ddim_h.DDIM_LOSS_MSE());
+            ddim_train_params.seed(params, options.seed());
+            Native.check(ddim_h.ddim_train_begin(model, params));
+        }
+    }
+
+    /** One optimisation step on NCHW pixels in [0, 1] of models shaped by {@code config}; returns the batch loss. */
+    static float step(MemorySegment model, ModelConfig config, float[] pixels) {
+        int count = config.imageCount(pixels);
+        Ddim.requireUnitRange(pixels, "pixels");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment loss = arena.allocate(ValueLayout.JAVA_FLOAT);
+            Native.check(ddim_h.ddim_train_step(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length, loss));
+            return loss.get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    /** Writes a checkpoint atomically, with {@code userState} (the data position) in its metadata. */
+    static void saveCheckpoint(MemorySegment model, Path path, String userState) {
+        Path target = Ddim.createParent(path);
+        try (Arena arena = Arena.ofConfined()) {
+            Native.check(ddim_h.ddim_checkpoint_save(model, arena.allocateFrom(target.toString()), arena.allocateFrom(userState)));
+        }
+    }
+
+    /** The user state stored with the checkpoint the model was opened from ("" otherwise). */
+    static String checkpointUserState(MemorySegment model) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment length = arena.allocate(ValueLayout.JAVA_LONG);
+            Native.check(ddim_h.ddim_checkpoint_user_state(model, MemorySegment.NULL, 0, length));
+            long size = length.get(ValueLayout.JAVA_LONG, 0);
+            MemorySegment buffer = arena.allocate(size + 1);
+            Native.check(ddim_h.ddim_checkpoint_user_state(model, buffer, size + 1, length));
+            return buffer.getString(0);
+        }
+    }
+}
