@@ -97,6 +97,21 @@ class ReproducibleSamplingTest {
     }
 
     @Test
+    void theStartingNoiseNeedsNoModelAndIsDrawnWhenAskedFor() {
+        ImageBatch images;
+        try (Ddim other = Ddim.create(ddim.config(), Device.cpu(), 5)) {
+            images = other.sample(options(3, Sampler.DDIM).firstIndex(2).build());
+        }
+        // The model is closed: the noise is drawn now, from (config, seed, index) alone, as ddim.noise draws it.
+        Noise noise = images.startingNoise().orElseThrow();
+        assertArrayEquals(ddim.noise(17, 2, 3).values(), noise.values());
+        assertArrayEquals(Noise.ofSeed(ddim.config(), 17, 2, 3).values(), noise.values());
+        assertSame(noise, images.startingNoise().orElseThrow(), "drawn once");
+        assertArrayEquals(Noise.ofSeed(ddim.config(), 17, 3, 1).values(), images.slice(1, 2).startingNoise().orElseThrow().values());
+        assertThrows(IllegalArgumentException.class, () -> Noise.ofSeed(ddim.config(), 17, -1, 1));
+    }
+
+    @Test
     void corruptNoiseFilesAreRejectedClearly() throws Exception {
         Path file = dir.resolve("noise.npy");
         ddim.noise(1, 0, 2).write(file);
