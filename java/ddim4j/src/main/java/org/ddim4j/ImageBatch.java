@@ -9,7 +9,11 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Supplier;
 
+import javax.imageio.IIOImage;
 import javax.imageio.ImageIO;
+import javax.imageio.ImageWriteParam;
+import javax.imageio.ImageWriter;
+import javax.imageio.stream.ImageOutputStream;
 
 /**
  * A batch of images as NCHW floats in [0, 1]. Channels: 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA.
@@ -195,9 +199,9 @@ public final class ImageBatch {
         writePng(image(i), path);
     }
 
-    /** Writes all images as one PNG grid with {@code columns} per row, atomically. */
+    /** Writes all images as one grid with {@code columns} per row, atomically, as PNG or JPEG by the file name ({@link #write}). */
     public void writeGrid(Path path, int columns) {
-        writePng(grid(columns), path);
+        write(grid(columns), path);
     }
 
     /** All images in a grid with {@code columns} per row, separated by a 2-pixel gap. */
@@ -234,6 +238,57 @@ public final class ImageBatch {
 
     private static int toByte(float value) {
         return Math.round(Math.clamp(value, 0f, 1f) * 255f);
+    }
+
+    /**
+     * The image format a file name asks for: {@code "png"} for {@code .png}, {@code "jpeg"} for {@code .jpg} and
+     * {@code .jpeg} (any case); any other name is an {@link IllegalArgumentException}, so a JPEG name never holds PNG bytes.
+     */
+    public static String imageFormat(Path path) {
+        String name = path.getFileName() == null ? "" : path.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
+        if (name.endsWith(".png")) {
+            return "png";
+        }
+        if (name.endsWith(".jpg") || name.endsWith(".jpeg")) {
+            return "jpeg";
+        }
+        throw new IllegalArgumentException(path + ": an image file name must end in .png, .jpg or .jpeg");
+    }
+
+    /**
+     * Writes any image atomically in the format its file name asks for ({@link #imageFormat}): PNG, or JPEG (quality
+     * 0.95; JPEG has no alpha, so transparent pixels are drawn over black). Creates missing directories.
+     */
+    public static void write(BufferedImage image, Path path) {
+        if (imageFormat(path).equals("png")) {
+            writePng(image, path);
+            return;
+        }
+        BufferedImage opaque = image;
+        if (image.getColorModel().hasAlpha()) {
+            opaque = new BufferedImage(image.getWidth(), image.getHeight(), BufferedImage.TYPE_INT_RGB);
+            Graphics2D graphics = opaque.createGraphics();
+            try {
+                graphics.setColor(Color.BLACK);
+                graphics.fillRect(0, 0, image.getWidth(), image.getHeight());
+                graphics.drawImage(image, 0, 0, null);
+            } finally {
+                graphics.dispose();
+            }
+        }
+        BufferedImage pixels = opaque;
+        AtomicFiles.write(path, temp -> {
+            ImageWriter writer = ImageIO.getImageWritersByFormatName("jpeg").next();
+            try (ImageOutputStream stream = ImageIO.createImageOutputStream(temp.toFile())) {
+                ImageWriteParam quality = writer.getDefaultWriteParam();
+                quality.setCompressionMode(ImageWriteParam.MODE_EXPLICIT);
+                quality.setCompressionQuality(0.95f);
+                writer.setOutput(stream);
+                writer.write(null, new IIOImage(pixels, null, null), quality);
+            } finally {
+                writer.dispose();
+            }
+        });
     }
 
     /** Writes any image as a PNG, atomically (a temporary file beside it, then a rename), creating missing directories. */

@@ -25,8 +25,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Judge a model as the reference does: KID between real images and --count generated ones,",
-                "and the validation losses noise_loss and image_loss on the real images."})
+        description = {"Judge a model as the reference does: KID and the validation losses.",
+                "KID between real images and --count generated ones, and noise_loss and image_loss on the real images."})
 final class EvalCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -37,7 +37,7 @@ final class EvalCommand implements Callable<Integer> {
             description = "real images: a folder, an image or IDX file (e.g. Fashion-MNIST's test split), or fashion-mnist")
     String data;
 
-    @Option(names = "--count", defaultValue = "1000", description = "images to generate, and real images to compare with (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--count"}, defaultValue = "1000", description = "images to generate, and real images to compare with (default: ${DEFAULT-VALUE})")
     int count;
 
     @Option(names = "--extractor", paramLabel = "PT",

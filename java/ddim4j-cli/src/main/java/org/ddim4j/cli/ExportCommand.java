@@ -18,10 +18,10 @@ final class ExportCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model or checkpoint file")
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "a model or checkpoint file")
     Path model;
 
-    @Option(names = "--out", required = true, paramLabel = "FILE", description = "the model file to write")
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "FILE", description = "the model file to write")
     Path out;
 
     @Option(names = "--ema-only", description = "keep only the EMA weights (what sampling uses), halving the file")

@@ -20,7 +20,7 @@ final class InfoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
     Path model;
 
     @Mixin

@@ -18,7 +18,7 @@ final class InitCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--out", required = true, paramLabel = "FILE", description = "model file to write (.safetensors)")
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "FILE", description = "model file to write (.safetensors)")
     Path out;
 
     @Mixin

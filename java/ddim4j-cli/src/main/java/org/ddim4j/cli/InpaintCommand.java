@@ -30,10 +30,10 @@ final class InpaintCommand implements Callable<Integer> {
             description = "the mask (PNG/JPEG, resized to the model): white = generate, black = keep")
     Path mask;
 
-    @Option(names = "--count", defaultValue = "4", description = "fills to generate, each from its own noise (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--count"}, defaultValue = "4", description = "fills to generate, each from its own noise (default: ${DEFAULT-VALUE})")
     int count;
 
-    @Option(names = "--out", defaultValue = "inpainted.png", paramLabel = "PNG", description = "(default: ${DEFAULT-VALUE})")
+    @Option(names = {"-o", "--out"}, defaultValue = "inpainted.png", paramLabel = "PNG", description = "(default: ${DEFAULT-VALUE})")
     Path out;
 
     @Mixin
@@ -42,6 +42,7 @@ final class InpaintCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
+        ImageBatch.imageFormat(out); // a bad file name fails now, not after the work
         if (count < 1) {
             throw new IllegalArgumentException("--count must be >= 1, got " + count);
         }

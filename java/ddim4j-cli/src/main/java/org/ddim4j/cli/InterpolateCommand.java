@@ -36,7 +36,7 @@ final class InterpolateCommand implements Callable<Integer> {
     @Option(names = "--frames", defaultValue = "8", description = "images in the strip, >= 2 (default: ${DEFAULT-VALUE})")
     int frames;
 
-    @Option(names = "--out", defaultValue = "interpolation.png", paramLabel = "PNG", description = "the strip (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-o", "--out"}, defaultValue = "interpolation.png", paramLabel = "PNG", description = "the strip (default: ${DEFAULT-VALUE})")
     Path out;
 
     @Mixin
@@ -45,6 +45,7 @@ final class InterpolateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
+        ImageBatch.imageFormat(out); // a bad file name fails now, not after the work
         if (frames < 2) {
             throw new IllegalArgumentException("--frames must be >= 2, got " + frames);
         }

@@ -35,7 +35,7 @@ final class InvertCommand implements Callable<Integer> {
     @Option(names = "--noise-out", required = true, paramLabel = "NPY", description = "where to write the noise (.npy)")
     Path noiseOut;
 
-    @Option(names = "--out", defaultValue = "inversion.png", paramLabel = "PNG",
+    @Option(names = {"-o", "--out"}, defaultValue = "inversion.png", paramLabel = "PNG",
             description = "originals over reconstructions (default: ${DEFAULT-VALUE})")
     Path out;
 
@@ -45,6 +45,7 @@ final class InvertCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
+        ImageBatch.imageFormat(out); // a bad file name fails now, not after the work
         if (limit < 1) {
             throw new IllegalArgumentException("--limit must be >= 1, got " + limit);
         }

@@ -18,8 +18,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "lr-find", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"The learning-rate range test: train a fresh model while the learning rate grows exponentially,",
-                "plot loss against learning rate (--out) with the values in a CSV beside it, and print the suggested rate."})
+        description = {"The learning-rate range test: find a learning rate for training.",
+                "Trains a fresh model while the learning rate grows exponentially, plots loss against learning rate (--out)",
+                "with the values in a CSV beside it, and prints the suggested rate."})
 final class LrFindCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -51,7 +52,7 @@ final class LrFindCommand implements Callable<Integer> {
     @Option(names = "--limit", description = "use only the first N images of the data")
     Integer limit;
 
-    @Option(names = "--out", defaultValue = "lr-find.png", description = "plot to write (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-o", "--out"}, defaultValue = "lr-find.png", description = "plot to write (default: ${DEFAULT-VALUE})")
     Path out;
 
     @Mixin
@@ -59,12 +60,13 @@ final class LrFindCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        ImageBatch.imageFormat(out);
         LrFinder.Options options = new LrFinder.Options(minLr, maxLr, steps, batchSize, 0.95, 4,
                 loss == TrainCommand.LossName.mae ? Loss.MAE : Loss.MSE, seed);
-        ModelConfig config = model.spec().toConfig();
+        ModelConfig config = model.spec(Datasets.shape(data)).toConfig();
         LrFinder.Result result = LrFinder.run(config, runtime.device(),
                 Datasets.open(data, config.channels(), config.imageSize(), limit != null ? limit : Integer.MAX_VALUE), options);
-        ImageBatch.writePng(result.plot(), out);
+        ImageBatch.write(result.plot(), out);
         Path csv = out.resolveSibling(out.getFileName().toString().replaceFirst("\\.png$", "") + ".csv");
         writeCsv(result, csv);
         PrintWriter stdout = spec.commandLine().getOut();

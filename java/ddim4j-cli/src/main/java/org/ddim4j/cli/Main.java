@@ -25,6 +25,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = VersionProvider.class,
         description = "Train and sample DDIM diffusion image models.",
+        footer = {"", "Images are written as PNG (.png) or JPEG (.jpg, .jpeg), chosen by the file name; missing directories of an",
+                "output file are created. Library messages: -Dddim4j.logLevel=INFO (or DEBUG) in DDIM_JAVA_OPTS shows more."},
         subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, InvertCommand.class,
                 InterpolateCommand.class, InpaintCommand.class, VaryCommand.class, EvalCommand.class, PlotCommand.class,
                 LrFindCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
@@ -68,6 +70,13 @@ public final class Main {
         commandLine.setOut(out);
         commandLine.setErr(err);
         commandLine.setCaseInsensitiveEnumValuesAllowed(true);
+        // A usage error is one line and a pointer to --help, not the whole usage text.
+        commandLine.setParameterExceptionHandler((exception, arguments) -> {
+            CommandLine failed = exception.getCommandLine();
+            failed.getErr().println("ddim: " + exception.getMessage());
+            failed.getErr().println("Try '" + failed.getCommandSpec().qualifiedName() + " --help' for more information.");
+            return failed.getCommandSpec().exitCodeOnInvalidInput();
+        });
         // Library and file failures are the user's input problems far more often than bugs: one clear line, no trace.
         commandLine.setExecutionExceptionHandler((exception, cmd, parseResult) -> {
             String message = userMessage(exception);
@@ -87,7 +96,8 @@ public final class Main {
             case IOException io -> describe(io);
             case CancellationException cancelled -> cancelled.getMessage() != null ? "cancelled: " + cancelled.getMessage() : "cancelled";
             case DdimException ddim -> ddim.getMessage();
-            case IllegalArgumentException _, IllegalStateException _ -> orClassName(failure);
+            case IllegalArgumentException _ -> OptionNames.inMessage(orClassName(failure));
+            case IllegalStateException _ -> orClassName(failure);
             default -> null;
         };
     }

@@ -3,6 +3,7 @@ package org.ddim4j.cli;
 import org.ddim4j.ModelConfig;
 import org.ddim4j.Schedule;
 import org.ddim4j.Target;
+import org.ddim4j.data.Datasets;
 
 import picocli.CommandLine.Option;
 
@@ -28,11 +29,16 @@ final class ModelOptions {
         }
     }
 
-    @Option(names = "--channels", defaultValue = "3", description = "1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (default: ${DEFAULT-VALUE})")
-    int channels;
+    static final int DEFAULT_CHANNELS = 3;
+    static final int DEFAULT_IMAGE_SIZE = 64;
 
-    @Option(names = "--image-size", defaultValue = "64", description = "square image side (default: ${DEFAULT-VALUE})")
-    int imageSize;
+    @Option(names = "--channels", description = "1 grey, 2 grey+alpha, 3 RGB, 4 RGBA (default: train takes the data's, 1 for IDX"
+            + " files and fashion-mnist; otherwise " + DEFAULT_CHANNELS + ")")
+    Integer channels;
+
+    @Option(names = "--image-size", description = "square image side (default: train takes the data's, rounded up to a multiple of"
+            + " 2^(number of widths), e.g. 32 for fashion-mnist's 28; otherwise " + DEFAULT_IMAGE_SIZE + ")")
+    Integer imageSize;
 
     @Option(names = "--widths", split = ",", defaultValue = "32,64,96,128", description = "U-Net widths (default: ${DEFAULT-VALUE})")
     int[] widths;
@@ -55,7 +61,25 @@ final class ModelOptions {
     @Option(names = "--target", defaultValue = "noise", description = "noise or image (default: ${DEFAULT-VALUE})")
     TargetName target;
 
+    /** The model with the reference's defaults for what the options leave out. */
     ModelSpec spec() {
-        return new ModelSpec(channels, imageSize, widths, blockDepth, embeddingDim, schedule, minSignal, maxSignal, target);
+        return spec(new Datasets.Shape(DEFAULT_CHANNELS, DEFAULT_IMAGE_SIZE));
+    }
+
+    /**
+     * The model for data of {@code shape}: channels and size the options leave out come from the data, the size
+     * rounded up to a multiple of 2^(number of widths), which the U-Net's down-sampling needs.
+     */
+    ModelSpec spec(Datasets.Shape shape) {
+        int divisor = 1 << Math.min(widths.length, 16);
+        int dataSize = shape.size() > 0 ? shape.size() : DEFAULT_IMAGE_SIZE;
+        int size = imageSize != null ? imageSize : (dataSize + divisor - 1) / divisor * divisor;
+        return new ModelSpec(channels != null ? channels : shape.channels(), size, widths, blockDepth, embeddingDim, schedule,
+                minSignal, maxSignal, target);
+    }
+
+    /** Whether the options name the channels and the size themselves. */
+    boolean shapeGiven() {
+        return channels != null && imageSize != null;
     }
 }

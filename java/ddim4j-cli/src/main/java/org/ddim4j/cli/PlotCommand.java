@@ -17,7 +17,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "plot", mixinStandardHelpOptions = true,
-        description = "The reference's figures as PNG: the forward process by schedule, the noise embedding, forward against reverse diffusion.",
+        description = "The reference's figures (PNG or JPEG): the forward process by schedule, the noise embedding, forward against reverse diffusion.",
         subcommands = {PlotCommand.Schedules.class, PlotCommand.Embedding.class, PlotCommand.Process.class})
 final class PlotCommand implements Runnable {
     @Spec
@@ -72,12 +72,13 @@ final class PlotCommand implements Runnable {
         @Option(names = "--seed", defaultValue = "0", description = "noise seed (default: ${DEFAULT-VALUE})")
         long seed;
 
-        @Option(names = "--out", defaultValue = "schedules.png", description = "(default: ${DEFAULT-VALUE})")
+        @Option(names = {"-o", "--out"}, defaultValue = "schedules.png", description = "(default: ${DEFAULT-VALUE})")
         Path out;
 
         @Override
         public Integer call() {
-            ImageBatch.writePng(Figures.schedules(choice.image(channels, imageSize), columns, seed), out);
+            ImageBatch.imageFormat(out);
+            ImageBatch.write(Figures.schedules(choice.image(channels, imageSize), columns, seed), out);
             wrote(spec, out);
             return 0;
         }
@@ -95,12 +96,13 @@ final class PlotCommand implements Runnable {
         @Option(names = "--rows", defaultValue = "100", description = "noise variances (default: ${DEFAULT-VALUE})")
         int rows;
 
-        @Option(names = "--out", defaultValue = "embedding.png", description = "(default: ${DEFAULT-VALUE})")
+        @Option(names = {"-o", "--out"}, defaultValue = "embedding.png", description = "(default: ${DEFAULT-VALUE})")
         Path out;
 
         @Override
         public Integer call() {
-            ImageBatch.writePng(Figures.embedding(ModelConfig.builder().embeddingDim(embeddingDim).build(), rows), out);
+            ImageBatch.imageFormat(out);
+            ImageBatch.write(Figures.embedding(ModelConfig.builder().embeddingDim(embeddingDim).build(), rows), out);
             wrote(spec, out);
             return 0;
         }
@@ -112,7 +114,7 @@ final class PlotCommand implements Runnable {
         @Spec
         CommandSpec spec;
 
-        @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
+        @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
         Path model;
 
         @Mixin
@@ -121,13 +123,13 @@ final class PlotCommand implements Runnable {
         @Option(names = "--columns", defaultValue = "10", description = "images per row (default: ${DEFAULT-VALUE})")
         int columns;
 
-        @Option(names = "--steps", defaultValue = "18", description = "reverse DDIM steps, >= columns - 1 (default: ${DEFAULT-VALUE})")
+        @Option(names = {"-s", "--steps"}, defaultValue = "18", description = "reverse DDIM steps, >= columns - 1 (default: ${DEFAULT-VALUE})")
         int steps;
 
         @Option(names = "--seed", defaultValue = "0", description = "noise seed (default: ${DEFAULT-VALUE})")
         long seed;
 
-        @Option(names = "--out", defaultValue = "process.png", description = "(default: ${DEFAULT-VALUE})")
+        @Option(names = {"-o", "--out"}, defaultValue = "process.png", description = "(default: ${DEFAULT-VALUE})")
         Path out;
 
         @Mixin
@@ -135,9 +137,10 @@ final class PlotCommand implements Runnable {
 
         @Override
         public Integer call() {
+            ImageBatch.imageFormat(out);
             try (Ddim ddim = Ddim.open(model, runtime.device())) {
                 ModelConfig config = ddim.config();
-                ImageBatch.writePng(Figures.process(ddim, choice.image(config.channels(), config.imageSize()), columns, steps, seed), out);
+                ImageBatch.write(Figures.process(ddim, choice.image(config.channels(), config.imageSize()), columns, steps, seed), out);
             }
             wrote(spec, out);
             return 0;

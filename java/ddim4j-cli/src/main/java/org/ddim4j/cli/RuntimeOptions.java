@@ -16,6 +16,9 @@ final class RuntimeOptions {
     int threads;
 
     Device device() {
+        if (threads < 0) {
+            throw new IllegalArgumentException("--threads must be >= 0 (0 = all available processors), got " + threads);
+        }
         Ddim.setThreads(threads);
         return Device.parse(device);
     }

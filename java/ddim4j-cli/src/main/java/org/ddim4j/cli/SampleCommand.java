@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "sample", mixinStandardHelpOptions = true,
-        description = "Generate images and write them as one PNG grid, or one PNG per image with --each.")
+        description = "Generate images and write them as one grid (PNG or JPEG), or one PNG per image with --each.")
 final class SampleCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -27,14 +27,14 @@ final class SampleCommand implements Callable<Integer> {
     @Mixin
     SamplingOptions sampling = new SamplingOptions();
 
-    @Option(names = "--count", description = "images to generate (default: 16, or the images in --noise-in)")
+    @Option(names = {"-n", "--count"}, description = "images to generate (default: 16, or the images in --noise-in)")
     Integer count;
 
     @Option(names = "--first-index", defaultValue = "0", paramLabel = "I",
             description = "start at image I of the seed's sequence, e.g. to continue a large request (default: ${DEFAULT-VALUE})")
     long firstIndex;
 
-    @Option(names = "--out", paramLabel = "PNG", description = "grid to write (default: samples.png, none with --each)")
+    @Option(names = {"-o", "--out"}, paramLabel = "PNG", description = "grid to write (default: samples.png, none with --each)")
     Path out;
 
     @Option(names = "--each", paramLabel = "DIR",
@@ -58,6 +58,9 @@ final class SampleCommand implements Callable<Integer> {
         sampling.validate();
         if (each != null && out != null) {
             throw new IllegalArgumentException("--each streams single images; drop --out, or drop --each for a grid");
+        }
+        if (out != null) {
+            ImageBatch.imageFormat(out); // a bad file name fails now, not after the work
         }
         if (columns != null && columns < 1) {
             throw new IllegalArgumentException("--columns must be >= 1, got " + columns);

@@ -6,14 +6,20 @@ import org.ddim4j.Precision;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.Sampler;
 
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** Options every command that runs the reverse process shares (sample, invert, interpolate, inpaint, vary). */
 final class SamplingOptions {
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
+    /** The command these options belong to (for its error stream). */
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec command;
+
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "a model file (.safetensors)")
     Path model;
 
-    @Option(names = "--steps", defaultValue = "20", description = "network evaluations (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-s", "--steps"}, defaultValue = "20", description = "network evaluations (default: ${DEFAULT-VALUE})")
     int steps;
 
     @Option(names = "--seed", defaultValue = "42", description = "noise seed (default: ${DEFAULT-VALUE})")
@@ -41,7 +47,7 @@ final class SamplingOptions {
             description = "the network's arithmetic: FLOAT32, or BFLOAT16 (faster on CPUs with AVX512-BF16) (default: ${DEFAULT-VALUE})")
     Precision precision;
 
-    @Option(names = "--no-progress", description = "no progress bar (for logs)")
+    @Option(names = "--no-progress", description = "no progress output (on a terminal a bar, in a log a line every 5%%)")
     boolean noProgress;
 
     /** The options with the given image count; the listener draws the progress bar. */
@@ -55,8 +61,8 @@ final class SamplingOptions {
         builder(1).build();
     }
 
-    /** A progress bar for `task` (or a silent one with --no-progress); close it when done. */
+    /** Progress of `task` on the command's stderr (a bar, plain lines in a log, nothing with --no-progress); close it when done. */
     SamplingProgress progress(String task) {
-        return new SamplingProgress(task, !noProgress);
+        return new SamplingProgress(task, !noProgress, command.commandLine().getErr());
     }
 }

@@ -1,42 +1,24 @@
 package org.ddim4j.cli;
 
-import java.time.Duration;
+import java.io.PrintWriter;
 
 import org.ddim4j.SampleListener;
 
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
-
-/** Draws a progress bar (on stderr) from sampling's per-step progress. */
+/** Shows sampling's per-step progress (a bar on a terminal, plain lines in a log; see {@link Progress}). */
 final class SamplingProgress implements SampleListener, AutoCloseable {
-    private final String task;
-    private final boolean enabled;
-    private ProgressBar bar;
+    private final Progress progress;
 
-    SamplingProgress(String task, boolean enabled) {
-        this.task = task;
-        this.enabled = enabled;
+    SamplingProgress(String task, boolean enabled, PrintWriter err) {
+        this.progress = Progress.of(task, enabled, 0, err);
     }
 
     @Override
-    public void onStep(SampleProgress progress) {
-        if (!enabled) {
-            return;
-        }
-        if (bar == null) {
-            bar = new ProgressBarBuilder().setTaskName(task).setInitialMax(progress.totalSteps()).setUnit(" steps", 1)
-                    .setStyle(ProgressBarStyle.ASCII).showSpeed().setUpdateIntervalMillis(250)
-                    .startsFrom(0, Duration.ZERO).continuousUpdate().build();
-        }
-        bar.stepTo(progress.stepsDone());
+    public void onStep(SampleProgress step) {
+        progress.stepTo(step.stepsDone(), step.totalSteps(), "");
     }
 
     @Override
     public void close() {
-        if (bar != null) {
-            bar.close();
-            bar = null;
-        }
+        progress.close();
     }
 }

@@ -92,13 +92,18 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--limit", description = "use only the first N images of the data")
     Integer limit;
 
-    @Option(names = "--out", required = true, paramLabel = "RUN_DIR", description = "run directory")
+    @Option(names = {"-o", "--out"}, required = true, paramLabel = "RUN_DIR", description = "run directory")
     Path out;
 
     @Option(names = "--resume", description = "continue the run in RUN_DIR (its run.json gives the settings; --epochs/--steps may extend it)")
     boolean resume;
 
-    @Option(names = "--no-progress", description = "no progress bar (for logs)")
+    @Option(names = "--sample-every", defaultValue = "" + TrainingRun.DEFAULT_SAMPLE_EVERY, paramLabel = "STEPS",
+            description = "write a preview grid (samples/epoch-NNN.png) at the end of an epoch once STEPS steps have passed since"
+                    + " the last one, and after the last epoch; 1 = every epoch (default: ${DEFAULT-VALUE})")
+    int sampleEvery;
+
+    @Option(names = "--no-progress", description = "no progress output (on a terminal a bar, in a log a line every 5%%)")
     boolean noProgress;
 
     @Mixin
@@ -123,7 +128,12 @@ final class TrainCommand implements Callable<Integer> {
             if (data == null) {
                 throw new IllegalArgumentException("--data is required (a folder of images, an IDX file, or fashion-mnist)");
             }
-            run = new RunSpec(data, model.spec(), batchSize, length.epochs != null ? length.epochs : 1,
+            ModelOptions.ModelSpec architecture = model.spec(Datasets.shape(data));
+            if (!model.shapeGiven()) {
+                spec.commandLine().getOut().printf("model shape from the data: %d channel(s), %dx%d (--channels and --image-size"
+                        + " choose another)%n", architecture.channels(), architecture.imageSize(), architecture.imageSize());
+            }
+            run = new RunSpec(data, architecture, batchSize, length.epochs != null ? length.epochs : 1,
                     length.steps != null ? length.steps : 0, learningRate, weightDecay, ema, loss, seed, checkpointEvery,
                     validationSplit, limit);
         }
@@ -133,7 +143,7 @@ final class TrainCommand implements Callable<Integer> {
         AtomicFiles.writeString(runFile, JSON.writeValueAsString(run));
         Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
                 run.limit() != null ? run.limit() : Integer.MAX_VALUE);
-        new TrainingRun(out, spec.commandLine().getOut(), !noProgress).run(config, runtime.device(), dataset, options, resume);
+        new TrainingRun(out, spec.commandLine().getOut(), spec.commandLine().getErr(), !noProgress, sampleEvery).run(config, runtime.device(), dataset, options, resume);
         return 0;
     }
 }

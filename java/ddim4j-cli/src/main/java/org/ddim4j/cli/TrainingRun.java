@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -35,9 +34,6 @@ import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * One training run of the CLI in a run directory: a live progress bar, a sample grid from fixed
@@ -56,15 +52,30 @@ final class TrainingRun {
     private static final int LOSSES_LOSS_COLUMN = 1;
     private static final SampleOptions PREVIEW = SampleOptions.builder().count(16).steps(20).seed(1234).build();
 
+    /** The default of --sample-every: small data has epochs of a step or two, and a grid costs 20 network passes. */
+    static final int DEFAULT_SAMPLE_EVERY = 100;
+
     private final Path runDir;
     private final PrintWriter out;
+    private final PrintWriter err;
     private final boolean progressBar;
+    private final int sampleEvery;
     private final AtomicBoolean stopRequested = new AtomicBoolean();
 
-    TrainingRun(Path runDir, PrintWriter out, boolean progressBar) {
+
+    /**
+     * {@code sampleEvery}: an epoch's end writes a preview grid once at least that many steps have passed since
+     * the last one (the last epoch always does); 1 writes one every epoch.
+     */
+    TrainingRun(Path runDir, PrintWriter out, PrintWriter err, boolean progressBar, int sampleEvery) {
+        if (sampleEvery < 1) {
+            throw new IllegalArgumentException("--sample-every must be >= 1, got " + sampleEvery);
+        }
         this.runDir = runDir;
         this.out = out;
+        this.err = err;
         this.progressBar = progressBar;
+        this.sampleEvery = sampleEvery;
     }
 
     /** Trains from scratch, replacing a previous run in the directory. */
@@ -170,7 +181,9 @@ final class TrainingRun {
         /** This epoch's losses so far, with those a resumed run logged before its checkpoint. */
         private double epochLossSum;
         private int epochSteps;
-        private ProgressBar bar;
+        private Progress progress;
+        private long totalSteps;
+        private long lastGridStep;
 
         Listener(Ddim ddim) throws IOException {
             this.ddim = ddim;
@@ -204,16 +217,11 @@ final class TrainingRun {
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot write " + runDir.resolve(LOSSES.file()) + ": " + e.getMessage(), e);
             }
-            if (!progressBar) {
-                return;
+            totalSteps = step.totalSteps();
+            if (progress == null) {
+                progress = Progress.of("train", progressBar, step.step() - 1, err);
             }
-            if (bar == null) {
-                bar = new ProgressBarBuilder().setTaskName("train").setInitialMax(step.totalSteps()).setUnit(" steps", 1)
-                        .setStyle(ProgressBarStyle.ASCII).showSpeed().setUpdateIntervalMillis(500)
-                        .startsFrom(step.step() - 1, Duration.ZERO).continuousUpdate().build();
-            }
-            bar.stepTo(step.step());
-            bar.setExtraMessage(String.format(Locale.ROOT, " epoch %d, loss %.4f", step.epoch() + 1, step.loss()));
+            progress.stepTo(step.step(), step.totalSteps(), String.format(Locale.ROOT, " epoch %d, loss %.4f", step.epoch() + 1, step.loss()));
         }
 
         @Override
@@ -234,19 +242,22 @@ final class TrainingRun {
                 Files.writeString(runDir.resolve(METRICS.file()), String.format(Locale.ROOT, "%d,%d,%.6f,%.6f,%.6f,%.1f,%.1f%n",
                         epoch.epoch() + 1, epoch.step(), trainLoss, epoch.noiseLoss(), epoch.imageLoss(),
                         epoch.imagesPerSecond(), epoch.seconds()), StandardOpenOption.APPEND);
-                Path grid = runDir.resolve(String.format(Locale.ROOT, "samples/epoch-%03d.png", epoch.epoch() + 1));
-                ddim.sample(PREVIEW).writeGrid(grid, 4);
-                writeLossPlot();
-                String line = String.format(Locale.ROOT,
-                        "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s, %.0f s; samples: %s",
-                        epoch.epoch() + 1, trainLoss, epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(),
-                        epoch.seconds(), grid);
-                if (bar != null) {
-                    bar.pause();
+                String samples = "";
+                if (epoch.step() - lastGridStep >= sampleEvery || epoch.step() >= totalSteps) {
+                    Path grid = runDir.resolve(String.format(Locale.ROOT, "samples/epoch-%03d.png", epoch.epoch() + 1));
+                    ddim.sample(PREVIEW).writeGrid(grid, 4);
+                    lastGridStep = epoch.step();
+                    samples = "; samples: " + grid;
+                    writeLossPlot(); // with the grid, so small data does not redraw it every step or two
                 }
-                out.println(line);
-                if (bar != null) {
-                    bar.resume();
+                String line = String.format(Locale.ROOT,
+                        "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s, %.0f s%s",
+                        epoch.epoch() + 1, trainLoss, epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(),
+                        epoch.seconds(), samples);
+                if (progress != null) {
+                    progress.printAside(() -> out.println(line));
+                } else {
+                    out.println(line);
                 }
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot write " + runDir.resolve(METRICS.file()) + ": " + e.getMessage(), e);
@@ -255,8 +266,8 @@ final class TrainingRun {
 
         @Override
         public void close() throws IOException {
-            if (bar != null) {
-                bar.close();
+            if (progress != null) {
+                progress.close();
             }
             losses.close();
             writeLossPlot();

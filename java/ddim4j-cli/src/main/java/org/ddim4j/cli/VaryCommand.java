@@ -30,10 +30,10 @@ final class VaryCommand implements Callable<Integer> {
             description = "in (0, 1]: how far to noise the image; small stays close, 1 keeps little (default: ${DEFAULT-VALUE})")
     double strength;
 
-    @Option(names = "--count", defaultValue = "4", description = "variations, each from its own noise (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--count"}, defaultValue = "4", description = "variations, each from its own noise (default: ${DEFAULT-VALUE})")
     int count;
 
-    @Option(names = "--out", defaultValue = "variations.png", paramLabel = "PNG", description = "(default: ${DEFAULT-VALUE})")
+    @Option(names = {"-o", "--out"}, defaultValue = "variations.png", paramLabel = "PNG", description = "(default: ${DEFAULT-VALUE})")
     Path out;
 
     @Mixin
@@ -42,6 +42,7 @@ final class VaryCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
+        ImageBatch.imageFormat(out); // a bad file name fails now, not after the work
         if (count < 1) {
             throw new IllegalArgumentException("--count must be >= 1, got " + count);
         }

@@ -182,7 +182,8 @@ class CliTest {
         }
         Path run = dir.resolve("run");
         Result train = run("train", "--data", images.toString(), "--image-size", "16", "--channels", "1", "--widths", "8,16",
-                "--block-depth", "1", "--epochs", "2", "--batch-size", "4", "--out", run.toString(), "--no-progress", "--device", "cpu");
+                "--block-depth", "1", "--epochs", "2", "--batch-size", "4", "--sample-every", "1", "--out", run.toString(), "--no-progress",
+                "--device", "cpu");
         assertEquals(0, train.code(), train.err() + train.out());
         assertTrue(train.out().contains("epoch 2: train loss"), train.out());
         for (String file : new String[] {"checkpoint.safetensors", "model.safetensors", "run.json", "loss.png", "samples/epoch-001.png",

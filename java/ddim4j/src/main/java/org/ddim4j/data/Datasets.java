@@ -27,9 +27,28 @@ public final class Datasets {
             return ImageFolder.loadFile(path, channels, imageSize);
         }
         if (Files.isRegularFile(path)) {
+            if (!IdxImages.isIdx(path)) {
+                throw new IllegalArgumentException(spec + " is not an image: expected a .png/.jpg file, a folder of them, an IDX"
+                        + " image file or fashion-mnist");
+            }
             return IdxImages.load(path, channels, imageSize, limit);
         }
         throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, a .png/.jpg file, an IDX file, or fashion-mnist)");
+    }
+
+    /**
+     * The channels and side the data comes in, for choosing a model that fits it: IDX files (and Fashion-MNIST) are
+     * grey, of the file's size; images and folders of them are taken as RGB, of no one size ({@code size} 0).
+     */
+    public record Shape(int channels, int size) {}
+
+    /** The {@link Shape} of the data {@link #open} would read from {@code spec}, from file headers only. */
+    public static Shape shape(String spec) {
+        Path idx = spec.equals("fashion-mnist") ? FASHION_MNIST_DIR.resolve("train-images-idx3-ubyte.gz") : Path.of(spec);
+        if (Files.isRegularFile(idx) && !ImageFolder.isImage(idx) && IdxImages.isIdx(idx)) {
+            return new Shape(1, IdxImages.imageSize(idx));
+        }
+        return new Shape(3, 0);
     }
 
     /** Fashion-MNIST's 60,000 training images from the Debian package's files. */

@@ -60,6 +60,34 @@ public final class IdxImages {
         }
     }
 
+    /** Whether {@code file} starts like an IDX image file (gzipped or not): the unsigned-byte, 3-dimension magic. */
+    public static boolean isIdx(Path file) {
+        try (InputStream raw = new BufferedInputStream(Files.newInputStream(file))) {
+            return new DataInputStream(gunzipIfNeeded(raw)).readInt() == MAGIC_UBYTE_3D;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** The side of the file's images when they are square (28 for MNIST and Fashion-MNIST), read from its header. */
+    public static int imageSize(Path file) {
+        try (InputStream raw = new BufferedInputStream(Files.newInputStream(file))) {
+            DataInputStream in = new DataInputStream(gunzipIfNeeded(raw));
+            if (in.readInt() != MAGIC_UBYTE_3D) {
+                throw malformed(file, "not an IDX image file");
+            }
+            in.readInt();
+            int rows = in.readInt();
+            int columns = in.readInt();
+            if (rows < 1 || rows != columns) {
+                throw malformed(file, "images of " + rows + "x" + columns + " pixels are not square");
+            }
+            return rows;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+
     private static InputStream gunzipIfNeeded(InputStream in) throws IOException {
         in.mark(2);
         int first = in.read();
