@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the FFM bindings in java/ddim4j/src/main/java/org/ddim4j/ffi from include/ddim.h.
-# Needs a jextract built for JDK 22+ (https://github.com/openjdk/jextract), named by $JEXTRACT or on PATH.
+# Needs a jextract built with JDK 25, the release the POM compiles for (https://github.com/openjdk/jextract),
+# named by $JEXTRACT or on PATH.
 # The generated code is committed; never edit it by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ if [[ -z "$jextract_bin" || ! -x "$jextract_bin" ]]; then
   cat >&2 <<'MSG'
 jextract not found. Set JEXTRACT=/path/to/jextract or put it on PATH.
 Get it from https://jdk.java.net/jextract (prebuilt), or build it from https://github.com/openjdk/jextract
-with a JDK >= 22 and libclang (see its README).
+with JDK 25 and libclang (see its README).
 MSG
   exit 1
 fi
