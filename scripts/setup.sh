@@ -8,9 +8,10 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
 
-# python3-numpy: the interop tests read and write our files with NumPy (PythonInteropTest).
+# python3-numpy, python3-torch: the interop tests read and write our files with NumPy, and load them
+# into PyTorch with scripts/python/ddim4j_torch.py (PythonInteropTest); the Python baseline needs torch too.
 install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist \
-  python3-numpy
+  python3-numpy python3-torch
 
 select_jdk
 echo "setup: JDK $(java_feature_version "$JAVA_HOME/bin/java") at $JAVA_HOME (pom.xml needs >= $(required_java_release))"
@@ -22,5 +23,6 @@ if [[ ! -f build/CMakeCache.txt ]]; then
 fi
 cmake --build build --parallel "$(nproc)"
 
-mvn -B -q install -DskipTests
+# Sources and javadoc are built (and javadoc checked) by `mvn verify` in scripts/test.sh; not needed to run.
+mvn -B -q install -DskipTests -Dmaven.javadoc.skip=true -Dmaven.source.skip=true
 echo "setup: done (libddim: build/libddim.so, library: java/ddim4j/target/ddim4j-0.1.0.jar, CLI: java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar)"
