@@ -74,18 +74,36 @@ std::map<std::string, torch::Tensor> state_of(Model& model, bool ema_as_weights 
   return state;
 }
 
-std::string crc32_hex(const uint8_t* data, size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  // zlib takes uInt lengths: feed it in chunks.
-  for (size_t offset = 0; offset < size;) {
-    const uInt chunk = static_cast<uInt>(std::min<size_t>(size - offset, 1u << 30));
-    crc = crc32(crc, data + offset, chunk);
-    offset += chunk;
+// CRC-32 (zlib's) fed in pieces, printed as 8 lower-case hex digits.
+class Crc32 {
+ public:
+  Crc32& add(const void* data, size_t size) {
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    // zlib takes uInt lengths: feed it in chunks.
+    for (size_t offset = 0; offset < size;) {
+      const uInt chunk = static_cast<uInt>(std::min<size_t>(size - offset, 1u << 30));
+      crc_ = crc32(crc_, bytes + offset, chunk);
+      offset += chunk;
+    }
+    return *this;
   }
-  char text[16];
-  std::snprintf(text, sizeof text, "%08lx", static_cast<unsigned long>(crc));
-  return text;
-}
+  Crc32& add_u64(uint64_t value) {
+    uint8_t bytes[8];
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(value >> (8 * i));  // little-endian
+    return add(bytes, sizeof bytes);
+  }
+  Crc32& add_text(const std::string& text) { return add_u64(text.size()).add(text.data(), text.size()); }
+  std::string hex() const {
+    char text[16];
+    std::snprintf(text, sizeof text, "%08lx", static_cast<unsigned long>(crc_));
+    return text;
+  }
+
+ private:
+  uLong crc_ = crc32(0L, Z_NULL, 0);
+};
+
+std::string crc32_hex(const uint8_t* data, size_t size) { return Crc32().add(data, size).hex(); }
 
 void write_all(int fd, const void* data, size_t size, const std::string& path) {
   const auto* bytes = static_cast<const uint8_t*>(data);
@@ -207,6 +225,22 @@ struct StoredTensor {
   std::vector<int64_t> shape;
   uint64_t begin, end;
 };
+
+// The metadata's tensors_crc32: CRC-32 over the tensors in name order (bytewise, as std::map and
+// Python's sorted() order them), each as its name, its dtype (both prefixed by their length), its
+// rank and dimensions, then its bytes; every number a little-endian uint64. data_crc32 covers the
+// data section in file order, so a writer that lays the tensors out in another order (Python's
+// safetensors does) breaks it; this one holds for any order and offsets, and covers each tensor's
+// name, dtype and shape too.
+std::string tensors_crc32_hex(const std::map<std::string, StoredTensor>& tensors, const uint8_t* data) {
+  Crc32 crc;
+  for (const auto& [name, tensor] : tensors) {
+    crc.add_text(name).add_text(tensor.dtype->name).add_u64(tensor.shape.size());
+    for (const int64_t dim : tensor.shape) crc.add_u64(static_cast<uint64_t>(dim));
+    crc.add(data + tensor.begin, tensor.end - tensor.begin);
+  }
+  return crc.hex();
+}
 
 // Parses and checks the safetensors layout: every tensor's bytes lie in the data section, match its
 // dtype and shape, and together cover the section exactly. Reads no data.
@@ -355,6 +389,7 @@ void save_model(Model& model, const std::string& path, const SaveOptions& option
   json header = json::object();
   uint64_t offset = 0;
   std::vector<torch::Tensor> payload;
+  std::map<std::string, StoredTensor> layout;
   for (const auto& [name, tensor] : state) {
     auto cpu = tensor.detach().to(torch::kCPU).contiguous();
     // The normaliser stays exact; weights may be halved for small exported files.
@@ -363,6 +398,7 @@ void save_model(Model& model, const std::string& path, const SaveOptions& option
     const auto& dtype = dtype_of(cpu.scalar_type());
     const uint64_t bytes = static_cast<uint64_t>(cpu.numel()) * dtype.size;
     header[name] = {{"dtype", dtype.name}, {"shape", cpu.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    layout[name] = {&dtype, cpu.sizes().vec(), offset, offset + bytes};
     offset += bytes;
     payload.push_back(cpu);
   }
@@ -376,6 +412,8 @@ void save_model(Model& model, const std::string& path, const SaveOptions& option
   header["__metadata__"] = {{"format", "ddim4j"},
                             {"format_version", std::to_string(kModelFormatVersion)},
                             {"config", model.config().to_json().dump()},
+                            {"tensors_crc32", tensors_crc32_hex(layout, data.data())},
+                            // for builds before tensors_crc32, which check this one
                             {"data_crc32", crc32_hex(data.data(), data.size())},
                             {"library_version", kLibraryVersion}};
   if (options.trainer != nullptr) {
@@ -437,8 +475,13 @@ std::unique_ptr<Model> load_model(const std::string& path, torch::Device device,
   // The layout matches the config, whose size is capped: the data section is bounded too.
   std::vector<uint8_t> data(data_size);
   file.read(8 + header_size, data.data(), data_size);
-  if (metadata.contains("data_crc32") && text("data_crc32") != crc32_hex(data.data(), data_size))
-    bad_file(path, "checksum mismatch: the weights are corrupt");
+  // tensors_crc32 holds whatever order the tensors are in; files from before it have data_crc32 alone.
+  // A writer that reorders the tensors but copies the metadata leaves a stale data_crc32 beside a valid
+  // tensors_crc32, so the latter decides when present.
+  const bool intact = metadata.contains("tensors_crc32")
+                          ? text("tensors_crc32") == tensors_crc32_hex(tensors, data.data())
+                          : !metadata.contains("data_crc32") || text("data_crc32") == crc32_hex(data.data(), data_size);
+  if (!intact) bad_file(path, "checksum mismatch: the weights are corrupt");
 
   auto model = std::make_unique<Model>(config, device, 0);
   if (has_ema) model->ema() = model->make_network();

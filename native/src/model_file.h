@@ -5,7 +5,10 @@
 //   optim.<parameter>.exp_avg, optim.<parameter>.exp_avg_sq   AdamW's state (checkpoints only)
 // and in __metadata__ (all strings, as safetensors requires):
 //   format = "ddim4j", format_version = "1", config = the ModelConfig as JSON,
-//   data_crc32 = CRC-32 of the data section (lower-case hex), library_version,
+//   tensors_crc32 = CRC-32 of the tensors in name order, each with its name, dtype and shape, so
+//   it holds whatever order a writer lays them out in (lower-case hex; see model_file.cpp),
+//   data_crc32 = CRC-32 of the data section in file order (checked by builds that predate
+//   tensors_crc32, and by this one for files that lack tensors_crc32), library_version,
 //   and in checkpoints: training = {"config": TrainConfig, "steps": N}, user_state = the caller's
 //   opaque string (the Java trainer keeps its position in the data there).
 // Tensors are stored as F32 (BatchNorm's counter as I64), or F16 when exported so; F16 and BF16

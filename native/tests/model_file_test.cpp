@@ -111,6 +111,78 @@ TEST_F(ModelFile, FlippedWeightByteFailsTheChecksum) {
   EXPECT_NE(message.find("checksum"), std::string::npos) << message;
 }
 
+// The file's tensors laid out again in reverse name order, at new offsets, metadata untouched (as
+// Python's safetensors writer re-saves a file: its own order, the same metadata).
+std::vector<uint8_t> reordered(const std::vector<uint8_t>& bytes) {
+  auto parts = split(bytes);
+  std::vector<std::string> names;
+  for (const auto& item : parts.header.items())
+    if (item.key() != "__metadata__") names.push_back(item.key());
+  std::sort(names.rbegin(), names.rend());
+  std::vector<uint8_t> data;
+  for (const auto& name : names) {
+    auto& offsets = parts.header[name]["data_offsets"];
+    const uint64_t begin = offsets[0], end = offsets[1];
+    offsets = {data.size(), data.size() + (end - begin)};
+    data.insert(data.end(), parts.data.begin() + static_cast<std::ptrdiff_t>(begin),
+                parts.data.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  EXPECT_EQ(data.size(), parts.data.size());
+  EXPECT_NE(data, parts.data);  // the order did change
+  return join(parts.header.dump(), data);
+}
+
+TEST_F(ModelFile, StoresBothChecksums) {
+  const auto parts = split(bytes);
+  const auto& metadata = parts.header["__metadata__"];
+  EXPECT_EQ(metadata["tensors_crc32"].get<std::string>().size(), 8u);
+  EXPECT_EQ(metadata["data_crc32"].get<std::string>().size(), 8u);  // for builds before tensors_crc32
+}
+
+TEST_F(ModelFile, TensorsInAnotherOrderLoadAndSampleTheSame) {
+  auto model = nonzero_model();
+  auto loaded = load_model(variant(reordered(bytes)), torch::kCPU);
+  EXPECT_TRUE(torch::equal(sample(*loaded, small_request()), sample(model, small_request())));
+}
+
+TEST_F(ModelFile, CorruptByteInReorderedTensorsFailsTheChecksum) {
+  auto corrupt = reordered(bytes);
+  corrupt[corrupt.size() - 7] ^= 0x40;
+  std::string message;
+  EXPECT_EQ(load_status(variant(corrupt), &message), Status::Format);
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+TEST_F(ModelFile, SwappedTensorsFailTheChecksum) {
+  // Two tensors of one shape trading places keep the layout valid and the data section's bytes (and
+  // so data_crc32) as they were: only a checksum that covers names sees it.
+  auto parts = split(bytes);
+  ASSERT_EQ(parts.header["net.input_conv.bias"]["shape"], parts.header["net.down.0.blocks.0.shortcut.bias"]["shape"]);
+  std::swap(parts.header["net.input_conv.bias"]["data_offsets"],
+            parts.header["net.down.0.blocks.0.shortcut.bias"]["data_offsets"]);
+  std::string message;
+  EXPECT_EQ(load_status(variant(join(parts)), &message), Status::Format);
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+TEST_F(ModelFile, FilesWithDataCrc32AloneStillLoadAndAreChecked) {
+  // Files written before tensors_crc32 (the shipped model among them) carry data_crc32 alone.
+  auto parts = split(bytes);
+  parts.header["__metadata__"].erase("tensors_crc32");
+  const auto old_style = join(parts);
+  auto model = nonzero_model();
+  EXPECT_TRUE(torch::equal(sample(*load_model(variant(old_style), torch::kCPU), small_request()),
+                           sample(model, small_request())));
+  auto corrupt = old_style;
+  corrupt[corrupt.size() - 7] ^= 0x40;
+  std::string message;
+  EXPECT_EQ(load_status(variant(corrupt), &message), Status::Format);
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+  // Reordered without tensors_crc32: data_crc32 is stale, and the file is refused as before.
+  EXPECT_EQ(load_status(variant(reordered(old_style)), &message), Status::Format);
+  EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
 TEST_F(ModelFile, GarbageHeaderIsAFormatError) {
   auto corrupt = bytes;
   corrupt[8] = '#';
@@ -150,6 +222,7 @@ TEST_F(ModelFile, MissingAndWronglyTypedTensorsAreRejected) {
   parts = split(bytes);
   parts.header.erase("normalizer.std");
   parts.header["__metadata__"].erase("data_crc32");
+  parts.header["__metadata__"].erase("tensors_crc32");
   std::string message;
   EXPECT_EQ(load_status(variant(join(parts)), &message), Status::Format);  // its bytes are now a gap
 

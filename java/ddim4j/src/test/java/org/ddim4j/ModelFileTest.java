@@ -51,6 +51,24 @@ class ModelFileTest {
     }
 
     @Test
+    void filesCarryAnOrderIndependentChecksumAndOldFilesStillLoad() throws IOException {
+        assertTrue(header(bytes).contains("\"tensors_crc32\":") && header(bytes).contains("\"data_crc32\":"), header(bytes));
+        // The shipped model predates tensors_crc32: its data_crc32 alone is checked, and it loads.
+        Path shipped = Path.of(System.getProperty("ddim4j.repo", ".."), "models", "fashion-mnist-32.safetensors");
+        String shippedHeader = header(Files.readAllBytes(shipped));
+        assertTrue(shippedHeader.contains("\"data_crc32\":") && !shippedHeader.contains("tensors_crc32"), shippedHeader);
+        try (Ddim ddim = Ddim.open(shipped, Device.cpu())) {
+            assertEquals(32, ddim.config().imageSize());
+        }
+    }
+
+    /** The JSON header of a safetensors file. */
+    private static String header(byte[] file) {
+        long length = java.nio.ByteBuffer.wrap(file, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+        return new String(file, 8, (int) length, StandardCharsets.UTF_8);
+    }
+
+    @Test
     void garbageIsAFormatError() throws IOException {
         byte[] garbage = new byte[4096];
         new java.util.Random(1).nextBytes(garbage);
