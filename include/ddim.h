@@ -366,6 +366,25 @@ DDIM_API ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* p
                                   int64_t pixel_count, const float* mask, int64_t mask_count, float* out_pixels,
                                   int64_t out_count);
 
+/* One network evaluation, the building block of every sampler, for callers who write their own
+ * sampler or compare with other implementations (diffusers' UNet call takes the same t). Given
+ * `params->count` noisy images x_t (NCHW float32 in the network's space: the pixels normalised with
+ * the model's mean and std, x_t = signal(t) * x_0 + noise(t) * eps; any finite values) and their
+ * times t (one float each, in [0, 1]), writes the predicted noise eps and the predicted clean image
+ * x_0, both in that same space (de-normalise x_0 with the mean and std for pixels), whichever of
+ * the two the model's target is. The rates are the model's schedule at t computed as the samplers
+ * compute them, and the network sees micro-batches of `micro_batch` images, so an evaluation here
+ * equals the samplers' at the same x and t bit for bit: with steps = 1, ddim_sample's pixels are
+ * x_0 at t = 1 from the seed's noise, de-normalised and clamped. ddim_schedule_rates gives the rates
+ * at other times (computed in double precision, so they may differ from the samplers' float32 ones in
+ * the last bit). Uses count, use_ema, micro_batch and precision of `params`. `noisy_count`, and
+ * `out_count` of each output, must equal count * channels * size * size; `t_count` must equal count.
+ * A t outside [0, 1] or a non-finite input is DDIM_ERR_INVALID_ARGUMENT; a non-finite result
+ * DDIM_ERR_NON_FINITE. */
+DDIM_API ddim_status ddim_predict(ddim_model* model, const ddim_sample_params* params, const float* noisy,
+                                  int64_t noisy_count, const float* t, int64_t t_count, float* out_noise,
+                                  float* out_image, int64_t out_count);
+
 /* ---------------------------------------------------------------------------------------------
  * Training
  *

@@ -687,6 +687,24 @@ ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, co
   });
 }
 
+ddim_status ddim_predict(ddim_model* model, const ddim_sample_params* params, const float* noisy, int64_t noisy_count,
+                         const float* t, int64_t t_count, float* out_noise, float* out_image, int64_t out_count) {
+  return with_model(model, [&](ddim::Model& m) {
+    const auto request = sample_request_from_c(params);
+    const auto images = image_batch(m, noisy, request.count, noisy_count, "noisy");
+    require_pointer(t, "t");
+    require_count(t_count, request.count, "t");
+    require_pointer(out_noise, "out_noise");
+    require_pointer(out_image, "out_image");
+    const auto& config = m.config();
+    require_count(out_count, checked_product({request.count, config.channels, config.image_size, config.image_size}, "out_count"),
+                  "each output buffer");
+    const auto prediction = ddim::predict(m, request, images, torch::from_blob(const_cast<float*>(t), {t_count}, torch::kFloat));
+    write_images(prediction.noise, out_noise, out_count, m, request.count);
+    write_images(prediction.image, out_image, out_count, m, request.count);
+  });
+}
+
 void ddim_train_params_init(ddim_train_params* params) {
   if (params != nullptr) *params = train_config_to_c(ddim::TrainConfig{});
 }

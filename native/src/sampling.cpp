@@ -235,6 +235,24 @@ torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, cons
   });
 }
 
+Prediction predict(Model& model, const SampleRequest& request, const torch::Tensor& noisy, const torch::Tensor& t) {
+  request.validate();
+  require_images(model, request, noisy, "noisy images");
+  require(t.dim() == 1 && t.size(0) == request.count, Status::InvalidArgument, "t must hold one time per image");
+  require_unit_range(t, "t");
+  torch::InferenceMode inference;
+  UNet network = sampling_network(model, request);
+  // As run_chunk: float32 times on the device, then the schedule; rates shaped [count, 1, 1, 1].
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(model.device());
+  const auto rates = diffusion_rates(model.config().schedule, t.to(options));
+  const std::vector<int64_t> per_image{request.count, 1, 1, 1};
+  auto prediction = model.predict(network, noisy.to(options), rates.signal.reshape(per_image),
+                                  rates.noise.reshape(per_image), request.micro_batch);
+  require_finite_result(prediction.noise, "the prediction");
+  require_finite_result(prediction.image, "the prediction");
+  return prediction;
+}
+
 torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Tensor& pixels) {
   request.validate();
   require_pixels(model, request, pixels);

@@ -71,6 +71,15 @@ torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Te
 // evaluation k (frame 0 the starting noise), the last frame the sampled image.
 torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, const torch::Tensor& noise = {});
 
+// One network evaluation as the sampling loop makes it, for callers that write their own samplers
+// or compare with other implementations: `noisy` ([count, C, S, S], the network's normalised space,
+// any finite values) at times `t` ([count], each in [0, 1]); the rates come from the model's
+// schedule at t, computed as the loop computes them (float32, on the model's device), and the
+// network sees micro-batches of request.micro_batch. Returns the predicted noise and image in the
+// same space, [count, C, S, S] on the model's device. Uses count, use_ema, micro_batch and
+// precision of the request.
+Prediction predict(Model& model, const SampleRequest& request, const torch::Tensor& noisy, const torch::Tensor& t);
+
 // DDIM inversion: runs deterministic DDIM backwards from `pixels` ([count, C, S, S] in [0, 1]) at
 // t = 0 to t = 1, evaluating the network `steps` times at t = 0, 1/steps, ..., 1 - 1/steps, and
 // returns the noise ([count, C, S, S]) from which deterministic DDIM with the same number of steps

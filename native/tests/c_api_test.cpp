@@ -96,6 +96,47 @@ TEST(CApi, EditingCallsCheckTheirBuffersAndTheNoiseRoundTrips) {
   EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, out.data(), 512), DDIM_OK);
 }
 
+TEST(CApi, PredictIsOneStepOfSamplingAndChecksItsBuffers) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  const float mean = 0.5f, std = 0.25f;
+  ASSERT_EQ(ddim_model_set_normalizer(handle.model, &mean, &std, 1), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = 2;
+  params.steps = 1;
+  std::vector<float> noise(512), sampled(512), predicted_noise(512), image(512);
+  const std::vector<float> t{1.0f, 1.0f};
+  ASSERT_EQ(ddim_initial_noise(handle.model, params.seed, 0, 2, noise.data(), 512), DDIM_OK);
+  ASSERT_EQ(ddim_sample(handle.model, &params, nullptr, 0, sampled.data(), 512), DDIM_OK);
+  ASSERT_EQ(ddim_predict(handle.model, &params, noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 512),
+            DDIM_OK)
+      << ddim_last_error();
+  // One DDIM step: the predicted image at t = 1, de-normalised and clamped.
+  for (size_t i = 0; i < image.size(); ++i) EXPECT_EQ(sampled[i], std::clamp(image[i] * std + mean, 0.0f, 1.0f)) << i;
+  EXPECT_EQ(*std::max_element(predicted_noise.begin(), predicted_noise.end()), 0.0f);  // a fresh model's zero output layer
+
+  const auto predict = [&](const float* x, int64_t x_count, const float* times, int64_t t_count, float* out_noise,
+                           float* out_image, int64_t out_count) {
+    return ddim_predict(handle.model, &params, x, x_count, times, t_count, out_noise, out_image, out_count);
+  };
+  EXPECT_EQ(predict(noise.data(), 511, t.data(), 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(predict(noise.data(), 512, t.data(), 1, predicted_noise.data(), image.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(predict(noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 256), DDIM_ERR_BUFFER_SIZE);
+  EXPECT_EQ(predict(nullptr, 512, t.data(), 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(predict(noise.data(), 512, nullptr, 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(predict(noise.data(), 512, t.data(), 2, nullptr, image.data(), 512), DDIM_ERR_NULL_POINTER);
+  EXPECT_EQ(predict(noise.data(), 512, t.data(), 2, predicted_noise.data(), nullptr, 512), DDIM_ERR_NULL_POINTER);
+  const std::vector<float> late{0.5f, 1.01f};
+  EXPECT_EQ(predict(noise.data(), 512, late.data(), 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("t must"), std::string::npos) << ddim_last_error();
+  noise[5] = std::nanf("");
+  EXPECT_EQ(predict(noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_predict(nullptr, &params, noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 512),
+            DDIM_ERR_NULL_POINTER);
+}
+
 TEST(CApi, MallocCachingCanBeTurnedOnAndOff) {
 #if defined(DDIM_UNDER_ASAN)
   // AddressSanitizer's allocator refuses mallopt: a status, not a crash (callers treat it as a warning).

@@ -135,6 +135,74 @@ TEST(Sampling, DeterministicDdimIsTheReferenceLoop) {
   EXPECT_FALSE(torch::equal(images, sample(model, with_sampler(request(2, 5, 8), SamplerKind::Ddim, 1.0))));
 }
 
+TEST(Sampling, PredictIsTheSamplersNetworkEvaluation) {
+  auto model = trained_looking_model();
+  // 20 steps: the loop's 21 times fill whole vector registers and a tail, so any position-dependent
+  // rounding of the schedule between the loop's grid and predict's per-image times would show.
+  const auto r = request(3, 20, 8);
+  const auto images = sample(model, r);
+  // The deterministic DDIM loop written with predict(): the same bits as sample().
+  auto x = initial_noise(model.config(), 8, 0, 3, torch::kCPU);
+  const auto times = sampling_times(20);
+  const auto grid = diffusion_rates(model.config().schedule, torch::tensor(times).to(torch::kFloat));
+  Prediction p;
+  for (int k = 0; k < 20; ++k) {
+    p = predict(model, r, x, torch::full({3}, static_cast<float>(times[k])));
+    x = grid.signal[k + 1] * p.image + grid.noise[k + 1] * p.noise;
+  }
+  EXPECT_TRUE(torch::equal(images, model.denormalize(p.image).clamp(0, 1)));
+  // Each image at its own time, alone or in a batch, at a smaller micro-batch: the same as at that
+  // time in a batch of its own (the fixed micro-batch shape makes it so).
+  auto small = r;
+  small.micro_batch = 2;
+  const auto noisy = initial_noise(model.config(), 4, 0, 3, torch::kCPU);
+  const auto mixed = predict(model, small, noisy, torch::tensor({1.0f, 0.35f, 0.0f}));
+  SampleRequest one = small;
+  one.count = 1;
+  const auto second = predict(model, one, noisy.slice(0, 1, 2), torch::tensor({0.35f}));
+  EXPECT_TRUE(torch::equal(mixed.noise.slice(0, 1, 2), second.noise));
+  EXPECT_TRUE(torch::equal(mixed.image.slice(0, 1, 2), second.image));
+}
+
+TEST(Sampling, PredictUsesTheEmaWeightsWhenAsked) {
+  auto model = trained_looking_model();
+  model.ema() = model.make_network();
+  {
+    torch::NoGradGuard no_grad;  // an EMA network that predicts zero noise
+    for (auto& item : model.ema().value()->named_parameters())
+      if (item.key().rfind("output_conv", 0) == 0) item.value().zero_();
+  }
+  auto r = request(2, 1, 0);
+  const auto noisy = initial_noise(model.config(), 1, 0, 2, torch::kCPU);
+  const auto t = torch::tensor({0.5f, 0.9f});
+  EXPECT_EQ(predict(model, r, noisy, t).noise.abs().max().item<float>(), 0.0f);
+  r.use_ema = false;
+  EXPECT_GT(predict(model, r, noisy, t).noise.abs().max().item<float>(), 0.0f);
+}
+
+TEST(Sampling, PredictChecksItsInput) {
+  auto model = trained_looking_model();
+  const auto r = request(2, 1, 0);
+  const auto noisy = initial_noise(model.config(), 1, 0, 2, torch::kCPU);
+  const auto status_of = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    try {
+      predict(model, r, x, t);
+    } catch (const Error& e) {
+      return e.status();
+    }
+    return Status::Ok;
+  };
+  EXPECT_EQ(status_of(noisy, torch::tensor({0.0f, 1.0f})), Status::Ok);
+  EXPECT_EQ(status_of(noisy, torch::tensor({0.5f, 1.5f})), Status::InvalidArgument);
+  EXPECT_EQ(status_of(noisy, torch::tensor({0.5f, std::nanf("")})), Status::InvalidArgument);
+  EXPECT_EQ(status_of(noisy, torch::tensor({0.5f})), Status::InvalidArgument);
+  EXPECT_EQ(status_of(noisy.slice(0, 0, 1), torch::tensor({0.5f, 0.5f})), Status::InvalidArgument);
+  auto bad = noisy.clone();
+  bad[1][0][3][3] = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(status_of(bad, torch::tensor({0.5f, 0.5f})), Status::InvalidArgument);
+  EXPECT_EQ(status_of(noisy * 1e3, torch::tensor({0.5f, 0.5f})), Status::Ok);  // any finite values
+}
+
 TEST(Sampling, StepNoiseDependsOnlyOnSeedImageAndStep) {
   const auto config = testing::tiny_config();
   const auto four = step_noise(config, 9, 0, 4, 3, torch::kCPU);

@@ -248,6 +248,92 @@ public final class Ddim implements AutoCloseable {
         return result;
     }
 
+    /**
+     * What the network predicts for noisy images at their times ({@link #predict}): the noise and the
+     * clean image, each {@code count x channels x size x size} floats (NCHW) in the network's normalised
+     * space, whichever of the two the model's target is. The arrays are the record's own, not copies.
+     *
+     * @param noise the predicted noise, eps
+     * @param image the predicted clean image, x_0; {@code x_0 * std + mean} per channel ({@link #normalizer()}) are its pixels
+     */
+    public record Prediction(float[] noise, float[] image) {
+        public Prediction {
+            Objects.requireNonNull(noise, "noise");
+            Objects.requireNonNull(image, "image");
+            if (noise.length != image.length) {
+                throw new IllegalArgumentException("noise and image must be the same size, got " + noise.length + " and " + image.length);
+            }
+        }
+    }
+
+    /**
+     * One network evaluation as the samplers make it, with the default micro-batch and float32:
+     * {@link #predict(float[], float[], SampleOptions)} with {@code useEma} and otherwise default options.
+     */
+    public Prediction predict(float[] noisy, float[] t, boolean useEma) {
+        return predict(noisy, t, SampleOptions.builder().useEma(useEma).build());
+    }
+
+    /**
+     * One network evaluation, the building block of every sampler: for writing your own sampler or
+     * comparing with another implementation (diffusers' UNet call takes the same t). Given noisy
+     * images x_t in the network's space ({@code x_t = signal(t) x_0 + noise(t) eps}, where x_0 are
+     * pixels normalised with {@link #normalizer()}: {@code (pixel - mean) / std}) and their times
+     * t, it returns the predicted noise eps and clean image x_0 in that same space. The rates are
+     * the model's schedule at t, computed as the samplers compute them, and the network sees the
+     * options' micro-batch, so this is the samplers' evaluation bit for bit: with one step,
+     * {@link #sample} returns x_0 at t = 1 from the seed's noise ({@link #noise}), de-normalised
+     * and clamped to [0, 1]. For the rates at other times (a step's next t), use
+     * {@code config().schedule().rates(t)} (computed in double precision, so they may differ from
+     * the samplers' float32 ones in the last bit).
+     *
+     * <pre>{@code
+     * // one deterministic DDIM step from t to next, every image at the same times
+     * Ddim.Prediction p = ddim.predict(x, times, true);
+     * Schedule.Rates r = ddim.config().schedule().rates(next);
+     * for (int i = 0; i < x.length; i++) x[i] = r.signal()[0] * p.image()[i] + r.noise()[0] * p.noise()[i];
+     * }</pre>
+     *
+     * @param noisy {@code t.length} images, NCHW floats of the model's shape, finite, in the network's space
+     * @param t one time per image, each in [0, 1] (1: pure noise; 0: the clean image)
+     * @param options the EMA choice, micro-batch and precision to evaluate with (the rest is not used)
+     * @throws IllegalArgumentException for a wrong size, a non-finite value or a t outside [0, 1], before any native call
+     * @throws DdimException with {@link Status#NON_FINITE} when the network's output is not finite
+     */
+    public synchronized Prediction predict(float[] noisy, float[] t, SampleOptions options) {
+        Objects.requireNonNull(noisy, "noisy");
+        Objects.requireNonNull(t, "t");
+        Objects.requireNonNull(options, "options");
+        ensureOpen();
+        if (t.length < 1) {
+            throw new IllegalArgumentException("t must hold one time per image, for at least one image");
+        }
+        long floats = floatsFor(t.length);
+        if (2 * floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(t.length + " images' noise and image predictions do not fit one Java array;"
+                    + " predict fewer images at a time");
+        }
+        if (noisy.length != floats) {
+            throw new IllegalArgumentException(t.length + " noisy " + config.channels() + "x" + config.imageSize() + "x"
+                    + config.imageSize() + " image(s) need " + floats + " floats, got " + noisy.length);
+        }
+        for (int i = 0; i < t.length; i++) {
+            if (!(t[i] >= 0 && t[i] <= 1)) {
+                throw new IllegalArgumentException("t must lie in [0, 1], got " + t[i] + " at index " + i);
+            }
+        }
+        for (int i = 0; i < noisy.length; i++) {
+            if (!Float.isFinite(noisy[i])) {
+                throw new IllegalArgumentException("noisy value " + i + " is " + noisy[i] + "; noisy images must be finite");
+            }
+        }
+        float[] both = sampling.run(options, t.length, 2 * floats, (arena, params, out, total) -> ddim_h.ddim_predict(model, params,
+                arena.allocateFrom(ValueLayout.JAVA_FLOAT, noisy), floats, arena.allocateFrom(ValueLayout.JAVA_FLOAT, t), t.length,
+                out, out.asSlice(floats * Float.BYTES), floats));
+        return new Prediction(java.util.Arrays.copyOfRange(both, 0, (int) floats),
+                java.util.Arrays.copyOfRange(both, (int) floats, (int) (2 * floats)));
+    }
+
     // ---- sampling plumbing (SamplingCalls) ----
 
     /** Runs a sampling-family call over {@code count} images that writes {@code count} images. */

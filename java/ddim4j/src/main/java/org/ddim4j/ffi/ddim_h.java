@@ -2331,6 +2331,74 @@ public class ddim_h extends ddim_h$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class ddim_predict {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_predict");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_predict(ddim_model *model, const ddim_sample_params *params, const float *noisy, int64_t noisy_count, const float *t, int64_t t_count, float *out_noise, float *out_image, int64_t out_count)
+     * }
+     */
+    public static FunctionDescriptor ddim_predict$descriptor() {
+        return ddim_predict.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_predict(ddim_model *model, const ddim_sample_params *params, const float *noisy, int64_t noisy_count, const float *t, int64_t t_count, float *out_noise, float *out_image, int64_t out_count)
+     * }
+     */
+    public static MethodHandle ddim_predict$handle() {
+        return ddim_predict.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_predict(ddim_model *model, const ddim_sample_params *params, const float *noisy, int64_t noisy_count, const float *t, int64_t t_count, float *out_noise, float *out_image, int64_t out_count)
+     * }
+     */
+    public static MemorySegment ddim_predict$address() {
+        return ddim_predict.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_predict(ddim_model *model, const ddim_sample_params *params, const float *noisy, int64_t noisy_count, const float *t, int64_t t_count, float *out_noise, float *out_image, int64_t out_count)
+     * }
+     */
+    public static int ddim_predict(MemorySegment model, MemorySegment params, MemorySegment noisy, long noisy_count, MemorySegment t, long t_count, MemorySegment out_noise, MemorySegment out_image, long out_count) {
+        var mh$ = ddim_predict.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_predict", model, params, noisy, noisy_count, t, t_count, out_noise, out_image, out_count);
+            }
+            return (int)mh$.invokeExact(model, params, noisy, noisy_count, t, t_count, out_noise, out_image, out_count);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
     private static final int DDIM_LOSS_MAE = (int)0L;
     /**
      * {@snippet lang=c :
