@@ -14,89 +14,17 @@ import argparse
 import copy
 import json
 import math
+import os
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-
-class SinusoidalEmbedding(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, variances):
-        frequencies = torch.linspace(math.log(1.0), math.log(1000.0), self.dim // 2, device=variances.device).exp()
-        angles = 2 * math.pi * frequencies[None, :] * variances.reshape(-1, 1)
-        return torch.cat([angles.sin(), angles.cos()], dim=1)[:, :, None, None]
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(in_channels)
-        self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
-        self.conv_a = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.conv_b = nn.Conv2d(out_channels, out_channels, 3, padding=1)
-
-    def forward(self, x):
-        return self.shortcut(x) + self.conv_b(F.silu(self.conv_a(self.norm(x))))
-
-
-class DownBlock(nn.Module):
-    def __init__(self, in_channels, width, depth):
-        super().__init__()
-        self.blocks = nn.ModuleList([ResidualBlock(in_channels if i == 0 else width, width) for i in range(depth)])
-
-    def forward(self, x, skips):
-        for block in self.blocks:
-            x = block(x)
-            skips.append(x)
-        return F.avg_pool2d(x, 2)
-
-
-class UpBlock(nn.Module):
-    def __init__(self, in_channels, out_channels, depth):
-        super().__init__()
-        self.blocks = nn.ModuleList(
-            [ResidualBlock((in_channels if i == 0 else out_channels) + in_channels, out_channels) for i in range(depth)])
-
-    def forward(self, x, skips):
-        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        for block in self.blocks:
-            x = block(torch.cat([x, skips.pop()], dim=1))
-        return x
-
-
-class UNet(nn.Module):
-    def __init__(self, channels, widths=(32, 64, 96, 128), depth=2, embedding_dim=32):
-        super().__init__()
-        self.embedding = SinusoidalEmbedding(embedding_dim)
-        self.input_conv = nn.Conv2d(channels, widths[0], 1)
-        self.down = nn.ModuleList()
-        c = widths[0] + embedding_dim
-        for w in widths:
-            self.down.append(DownBlock(c, w, depth))
-            c = w
-        self.middle_a = ResidualBlock(c, 2 * c)
-        self.middle_b = ResidualBlock(2 * c, c)
-        self.up = nn.ModuleList([UpBlock(widths[i], widths[max(i - 1, 0)], depth) for i in reversed(range(len(widths)))])
-        self.output_conv = nn.Conv2d(widths[0], channels, 1)
-        nn.init.zeros_(self.output_conv.weight)
-        nn.init.zeros_(self.output_conv.bias)
-
-    def forward(self, noisy, variances):
-        embedding = self.embedding(variances).expand(-1, -1, noisy.shape[2], noisy.shape[3])
-        x = torch.cat([self.input_conv(noisy), embedding], dim=1)
-        skips = []
-        for block in self.down:
-            x = block(x, skips)
-        x = self.middle_b(self.middle_a(x))
-        for block in self.up:
-            x = block(x, skips)
-        return self.output_conv(x)
+# The U-Net lives in one place, the module that loads ddim4j model files into PyTorch.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "python"))
+from ddim4j_torch import UNet  # noqa: E402
 
 
 MIN_SIGNAL, MAX_SIGNAL = 0.02, 0.95
@@ -174,7 +102,6 @@ def main():
     parser.add_argument("--flops", action="store_true", help="print the convolution FLOPs of one forward pass per image and exit")
     args = parser.parse_args()
 
-    import os
     torch.set_num_threads(args.threads if args.threads > 0 else os.cpu_count())
     torch.manual_seed(1)
     channels, size = (3, 64) if args.config == "reference" else (1, 32)

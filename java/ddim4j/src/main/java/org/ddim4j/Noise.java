@@ -23,8 +23,9 @@ import org.ddim4j.ffi.ddim_h;
 /**
  * The starting noise of a batch of images (the sample at t = 1), NCHW floats. Sampling from the
  * same noise with deterministic DDIM gives the same images; {@link Ddim#invert} finds the noise of
- * given images. Immutable. Files are NumPy {@code .npy} (little-endian float32, shape [N, C, H, W]),
- * so Python reads them with {@code numpy.load}.
+ * given images. Immutable. Files are NumPy {@code .npy} (written as little-endian float32, shape
+ * [N, C, H, W]; float64 is read too), so Python reads them with {@code numpy.load} and writes them
+ * with {@code numpy.save}.
  */
 public final class Noise {
     private static final byte[] NPY_MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -214,10 +215,16 @@ public final class Noise {
         AtomicFiles.write(path, temp -> Files.write(temp, buffer.array()));
     }
 
+    /** What {@link #read} accepts, for its messages. */
+    private static final String NPY_ACCEPTED =
+            "a 4-dimensional [N, C, H, W] array of float32 or float64 ('<f4' or '<f8': little-endian), in C order";
+
     /**
-     * Reads a .npy file written by {@link #write} or by NumPy (little-endian float32, C order, 4
-     * dimensions). Anything else, or a truncated file, is an {@link IllegalArgumentException} naming
-     * the problem.
+     * Reads a .npy file written by {@link #write} or by NumPy: a 4-dimensional [N, C, H, W] array of
+     * float32 or float64 ({@code '<f4'} or {@code '<f8'}: little-endian), in C order. float64 (NumPy's
+     * default dtype, as {@code np.random.randn} gives) is rounded to float32. Anything else, values
+     * that are not finite (or overflow float32), or a truncated file, is an
+     * {@link IllegalArgumentException} naming the problem and what is accepted.
      */
     public static Noise read(Path path) {
         try (InputStream in = Files.newInputStream(path); DataInputStream data = new DataInputStream(in)) {
@@ -238,28 +245,43 @@ public final class Noise {
             if (!matcher.matches()) {
                 throw new IllegalArgumentException(path + " has an unreadable .npy header: " + header);
             }
-            if (!matcher.group(1).equals("<f4") || matcher.group(2).equals("True")) {
-                throw new IllegalArgumentException(path + " must hold little-endian float32 in C order, got '" + matcher.group(1)
+            String dtype = matcher.group(1);
+            if (!(dtype.equals("<f4") || dtype.equals("<f8")) || matcher.group(2).equals("True")) {
+                throw new IllegalArgumentException(path + " must hold " + NPY_ACCEPTED + ", got dtype '" + dtype
                         + "' with fortran_order " + matcher.group(2));
             }
+            int bytesPerValue = dtype.equals("<f8") ? 8 : 4;
             String[] dims = matcher.group(3).trim().split("\\s*,\\s*");
             if (dims.length != 4) {
-                throw new IllegalArgumentException(path + " must hold a 4-dimensional [N, C, H, W] array, got shape (" + matcher.group(3) + ")");
+                throw new IllegalArgumentException(path + " must hold " + NPY_ACCEPTED + ", got shape (" + matcher.group(3) + ")");
             }
             int[] shape = new int[4];
             for (int d = 0; d < 4; d++) {
                 shape[d] = Integer.parseInt(dims[d]);
+                if (shape[d] < 1) {
+                    throw new IllegalArgumentException(path + " must hold " + NPY_ACCEPTED + " with every dimension >= 1, got shape ("
+                            + matcher.group(3) + ")");
+                }
             }
             long floats = (long) shape[0] * shape[1] * shape[2] * shape[3];
-            if (floats > Integer.MAX_VALUE - 8) {
+            if (floats * bytesPerValue > Integer.MAX_VALUE - 8) {
                 throw new IllegalArgumentException(path + " is too large for one noise batch");
             }
-            byte[] body = data.readNBytes((int) floats * 4);
-            if (body.length != floats * 4) {
-                throw new IllegalArgumentException(path + " is truncated: " + body.length + " of " + floats * 4 + " data bytes");
+            byte[] body = data.readNBytes((int) floats * bytesPerValue);
+            if (body.length != floats * bytesPerValue) {
+                throw new IllegalArgumentException(path + " is truncated: " + body.length + " of " + floats * bytesPerValue
+                        + " data bytes");
             }
             float[] values = new float[(int) floats];
-            ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(values);
+            ByteBuffer buffer = ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN);
+            if (bytesPerValue == 4) {
+                buffer.asFloatBuffer().get(values);
+            } else {
+                java.nio.DoubleBuffer doubles = buffer.asDoubleBuffer();
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) doubles.get(i);  // nearest float32; beyond its range, infinite (refused below)
+                }
+            }
             return new Noise(shape[0], shape[1], shape[2], shape[3], values);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + path + ": " + e.getMessage(), e);

@@ -2,6 +2,7 @@ package org.ddim4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -19,12 +20,18 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Other tools read what ddim4j writes, and ddim4j reads what they write: model files read by Python
- * with nothing but json, struct, zlib and NumPy (the safetensors format is that simple), and .npy
- * noise files in both directions. Uses Debian's python3 with python3-numpy (scripts/setup.sh installs
- * them); skipped without them, except under CI, where a skip would hide a broken check.
+ * with nothing but json, struct, zlib and NumPy (the safetensors format is that simple), .npy noise
+ * files in both directions (float32, and NumPy's default float64), and PyTorch through
+ * scripts/python/ddim4j_torch.py: its network predicts what {@link Ddim#predict} predicts, and the
+ * model files it writes (its own tensor order) sample as the originals do. Uses Debian's python3 with
+ * python3-numpy and python3-torch (scripts/setup.sh installs them); skipped without them, except
+ * under CI, where a skip would hide a broken check.
  */
 class PythonInteropTest {
     private static final Path PYTHON = Path.of("/usr/bin/python3");
+    private static final Path REPO = Path.of(System.getProperty("ddim4j.repo", ".."));
+    private static final Path MODULE_DIR = REPO.resolve("scripts/python");
+    private static final Path SHIPPED = REPO.resolve("models/fashion-mnist-32.safetensors");
 
     @TempDir
     Path dir;
@@ -38,6 +45,20 @@ class PythonInteropTest {
         assumeTrue(available, PYTHON + " with numpy not available");
     }
 
+    /** Tests that need PyTorch call this first: it fails under CI without python3-torch, and skips elsewhere. */
+    private static void requireTorch() throws Exception {
+        boolean available = run("import torch").exitCode == 0;
+        if (System.getenv("CI") != null) {
+            assertTrue(available, PYTHON + " with torch is required under CI (apt-get install python3-torch)");
+        }
+        assumeTrue(available, PYTHON + " with torch not available");
+    }
+
+    /** A program that imports ddim4j_torch from scripts/python (its directory is the first argument). */
+    private static String withModule(String body) {
+        return "import sys\nsys.path.insert(0, sys.argv[1])\nimport ddim4j_torch\n" + body;
+    }
+
     private record Output(int exitCode, String text) {}
 
     /** Runs a Python program with arguments, bounded in time. */
@@ -46,7 +67,7 @@ class PythonInteropTest {
         command.addAll(List.of(args));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         String text = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-        if (!process.waitFor(60, TimeUnit.SECONDS)) {
+        if (!process.waitFor(120, TimeUnit.SECONDS)) {
             process.destroyForcibly();
             return new Output(-1, "timed out: " + text);
         }
@@ -135,5 +156,160 @@ class PythonInteropTest {
             expected[i] = (float) i / 7;
         }
         assertArrayEquals(expected, noise.values());
+    }
+
+    @Test
+    void javaReadsFloat64NoiseThatNumpySavedByDefault() throws Exception {
+        Path file = dir.resolve("float64.npy");
+        Output output = run("""
+                import sys
+                import numpy as np
+                a = (np.arange(2 * 1 * 4 * 4) / 7 - 1.5).reshape(2, 1, 4, 4)  # NumPy's default dtype: float64
+                assert a.dtype == np.float64
+                np.save(sys.argv[1], a)
+                """, file.toString());
+        assertEquals(0, output.exitCode, output.text);
+        Noise noise = Noise.read(file);
+        assertEquals(2, noise.count());
+        float[] expected = new float[2 * 16];
+        for (int i = 0; i < expected.length; i++) {
+            expected[i] = (float) ((double) i / 7 - 1.5);  // the nearest float32 of NumPy's float64
+        }
+        assertArrayEquals(expected, noise.values());
+    }
+
+    @Test
+    void noiseOfAnotherDtypeOrShapeIsRefusedSayingWhatIsAccepted() throws Exception {
+        Path ints = dir.resolve("ints.npy");
+        Path flat = dir.resolve("flat.npy");
+        Path fortran = dir.resolve("fortran.npy");
+        Output output = run("""
+                import sys
+                import numpy as np
+                np.save(sys.argv[1], np.zeros((1, 1, 4, 4), dtype=np.int32))
+                np.save(sys.argv[2], np.zeros((16,)))
+                np.save(sys.argv[3], np.asfortranarray(np.zeros((1, 2, 4, 4), dtype=np.float32)))
+                """, ints.toString(), flat.toString(), fortran.toString());
+        assertEquals(0, output.exitCode, output.text);
+        for (Path file : List.of(ints, flat, fortran)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Noise.read(file));
+            assertTrue(e.getMessage().contains("[N, C, H, W]") && e.getMessage().contains("float32 or float64")
+                    && e.getMessage().contains("C order"), e.getMessage());
+        }
+    }
+
+    private static final String PREDICT = """
+            import numpy as np, torch
+            torch.set_num_threads(int(sys.argv[2]))
+            model = ddim4j_torch.load(sys.argv[3])
+            noisy = torch.from_numpy(np.load(sys.argv[4]))
+            t = torch.from_numpy(np.load(sys.argv[5])).reshape(-1)
+            with torch.no_grad():
+                noise, image = model.predict(noisy, t, use_ema=True, micro_batch=16)
+                # The raw network at noise rate^2, as the Keras reference calls it, is the same evaluation.
+                signal, rate = model.rates(t)
+                direct = model(noisy[:1], rate[:1] ** 2)
+            np.save(sys.argv[6], noise.numpy())
+            np.save(sys.argv[7], image.numpy())
+            print(float((direct - model.predict(noisy[:1], t[:1], micro_batch=None)[0]).abs().max()))
+            """;
+
+    @Test
+    void pytorchPredictsWhatDdimPredicts() throws Exception {
+        requireTorch();
+        int count = 6;
+        float[] times = {1f, 0.8f, 0.6f, 0.4f, 0.2f, 0.05f};
+        try (Ddim ddim = Ddim.open(SHIPPED, Device.cpu())) {
+            // Noisy versions of sampled images at six times, in the network's space.
+            float[] images = ddim.sample(SampleOptions.builder().count(count).steps(5).seed(3).build()).pixels();
+            float[][] normalizer = ddim.normalizer();
+            float[] eps = ddim.noise(9, 0, count).values();
+            Schedule.Rates rates = ddim.config().schedule().rates(times);
+            int perImage = ddim.config().pixelsPerImage();
+            float[] noisy = new float[images.length];
+            for (int i = 0; i < noisy.length; i++) {
+                float x0 = (images[i] - normalizer[0][0]) / normalizer[1][0];
+                noisy[i] = rates.signal()[i / perImage] * x0 + rates.noise()[i / perImage] * eps[i];
+            }
+            Path noisyFile = dir.resolve("noisy.npy");
+            Path timesFile = dir.resolve("t.npy");
+            Path noiseOut = dir.resolve("noise-out.npy");
+            Path imageOut = dir.resolve("image-out.npy");
+            new Noise(count, 1, 32, 32, noisy).write(noisyFile);
+            new Noise(count, 1, 1, 1, times).write(timesFile);
+
+            Output output = run(withModule(PREDICT), MODULE_DIR.toString(), String.valueOf(Ddim.threads()), SHIPPED.toString(),
+                    noisyFile.toString(), timesFile.toString(), noiseOut.toString(), imageOut.toString());
+            assertEquals(0, output.exitCode, output.text);
+            assertEquals(0.0, Double.parseDouble(output.text), 1e-4, "the raw network vs predict in Python");
+
+            Ddim.Prediction p = ddim.predict(noisy, times, true);
+            double noiseDifference = maxDifference(p.noise(), Noise.read(noiseOut).values());
+            double imageDifference = maxDifference(p.image(), Noise.read(imageOut).values());
+            assertTrue(noiseDifference <= 1e-4 && imageDifference <= 1e-4,
+                    "max |PyTorch - Ddim.predict|: noise " + noiseDifference + ", image " + imageDifference);
+        }
+    }
+
+    private static double maxDifference(float[] a, float[] b) {
+        assertEquals(a.length, b.length);
+        double max = 0;
+        for (int i = 0; i < a.length; i++) {
+            max = Math.max(max, Math.abs((double) a[i] - b[i]));
+        }
+        return max;
+    }
+
+    private static final String RESAVE = """
+            import json, struct
+            model = ddim4j_torch.load(sys.argv[2])
+            ddim4j_torch.save(model, sys.argv[3])
+            data = open(sys.argv[3], "rb").read()
+            (n,) = struct.unpack("<Q", data[:8])
+            names = [name for name in json.loads(data[8:8 + n]) if name != "__metadata__"]
+            offsets = {name: entry["data_offsets"][0] for name, entry in json.loads(data[8:8 + n]).items() if name != "__metadata__"}
+            by_offset = sorted(names, key=lambda name: offsets[name])
+            print(model.ema is not None, by_offset != sorted(names))
+            """;
+
+    @Test
+    void pytorchWritesModelsThatDdimSamplesIdentically() throws Exception {
+        requireTorch();
+        Path tinyWithEma = dir.resolve("tiny-ema.safetensors");
+        try (Ddim tiny = Ddim.create(TestModels.tiny(), Device.cpu(), 6)) {
+            Trainer trainer = tiny.trainer(TrainOptions.builder().learningRate(1e-2).emaDecay(0.5).seed(6).build());
+            float[] batch = new float[4 * 16 * 16];
+            for (int i = 0; i < batch.length; i++) {
+                batch[i] = ((i * 13) % 101) / 100f;
+            }
+            for (int step = 0; step < 3; step++) {
+                trainer.step(batch);
+            }
+            tiny.setNormalizer(new float[] {0.3f}, new float[] {0.6f});
+            tiny.save(tinyWithEma);
+        }
+        for (Path original : List.of(SHIPPED, tinyWithEma)) {
+            Path copy = dir.resolve("from-pytorch.safetensors");
+            Output output = run(withModule(RESAVE), MODULE_DIR.toString(), original.toString(), copy.toString());
+            assertEquals(0, output.exitCode, output.text);
+            boolean hasEma = original.equals(tinyWithEma);
+            assertEquals((hasEma ? "True" : "False") + " True", output.text, "EMA kept, and the tensors laid out in PyTorch's order, not ddim4j's");
+            try (Ddim before = Ddim.open(original, Device.cpu()); Ddim after = Ddim.open(copy, Device.cpu())) {
+                assertEquals(before.config(), after.config());
+                assertEquals(hasEma, after.hasEma());
+                assertArrayEquals(before.normalizer()[1], after.normalizer()[1]);
+                for (boolean useEma : new boolean[] {true, false}) {
+                    SampleOptions options = SampleOptions.builder().count(4).steps(5).seed(11).useEma(useEma).build();
+                    assertArrayEquals(before.sample(options).pixels(), after.sample(options).pixels(), original + ", useEma " + useEma);
+                }
+            }
+            // Its checksum still guards the weights.
+            byte[] corrupt = Files.readAllBytes(copy);
+            corrupt[corrupt.length - 9] ^= 0x20;
+            Path broken = Files.write(dir.resolve("broken.safetensors"), corrupt);
+            DdimException e = assertThrows(DdimException.class, () -> Ddim.open(broken, Device.cpu()).close());
+            assertEquals(Status.FORMAT, e.status());
+            assertTrue(e.getMessage().contains("checksum"), e.getMessage());
+        }
     }
 }
