@@ -143,6 +143,7 @@ public final class Trainer {
                     saveCheckpoint(new Position(epoch, batch + 1, train.size(), batchSize));
                 }
                 if (cancelled) {
+                    batch++; // this batch is done: an epoch it completes still ends (validation, onEpoch) before the stop
                     break;
                 }
             }

@@ -216,6 +216,22 @@ class TrainerTest {
     }
 
     @Test
+    void aStopOnAnEpochsLastStepStillEndsThatEpoch() {
+        // 40 images, 32 to train in batches of 8: 4 steps an epoch; stop after step 8, the last of epoch 2.
+        Recorder recorder = new Recorder();
+        recorder.stopAfter = 8;
+        TrainOptions options = TrainOptions.builder().batchSize(8).epochs(5).checkpointDir(dir).build();
+        try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.cpu(), 1)) {
+            Trainer.Result result = ddim.trainer(options).fit(squares(40, 1), recorder);
+            assertTrue(result.cancelled());
+            assertEquals(8, result.steps());
+            assertEquals(2, result.epochsCompleted());
+            assertEquals(List.of(4L, 8L), recorder.epochs.stream().map(TrainListener.EpochSummary::step).toList(),
+                    "the epoch the last step completed is validated and reported");
+        }
+    }
+
+    @Test
     void cancellingLeavesALoadableCheckpoint() {
         Recorder recorder = new Recorder();
         recorder.stopAfter = 3;
