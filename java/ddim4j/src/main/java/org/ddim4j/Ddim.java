@@ -308,7 +308,7 @@ public final class Ddim implements AutoCloseable {
         if (t.length < 1) {
             throw new IllegalArgumentException("t must hold one time per image, for at least one image");
         }
-        long floats = floatsFor(t.length);
+        long floats = config.floatsFor(t.length);
         if (2 * floats > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(t.length + " images' noise and image predictions do not fit one Java array;"
                     + " predict fewer images at a time");
@@ -317,11 +317,7 @@ public final class Ddim implements AutoCloseable {
             throw new IllegalArgumentException(t.length + " noisy " + config.channels() + "x" + config.imageSize() + "x"
                     + config.imageSize() + " image(s) need " + floats + " floats, got " + noisy.length);
         }
-        for (int i = 0; i < t.length; i++) {
-            if (!(t[i] >= 0 && t[i] <= 1)) {
-                throw new IllegalArgumentException("t must lie in [0, 1], got " + t[i] + " at index " + i);
-            }
-        }
+        Schedule.requireTimes(t);
         for (int i = 0; i < noisy.length; i++) {
             if (!Float.isFinite(noisy[i])) {
                 throw new IllegalArgumentException("noisy value " + i + " is " + noisy[i] + "; noisy images must be finite");
@@ -343,16 +339,7 @@ public final class Ddim implements AutoCloseable {
 
     /** As above, for a call that writes {@code outputImages} images (e.g. a trajectory's frames). */
     private float[] runSampling(SampleOptions options, int count, int outputImages, SamplingCalls.Call call) {
-        return sampling.run(options, count, floatsFor(outputImages), call);
-    }
-
-    private long floatsFor(int count) {
-        long floats = (long) count * config.pixelsPerImage();
-        if (floats > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(count + " images of " + config.pixelsPerImage()
-                    + " floats do not fit one Java array; use sample(options, sink) or fewer images at a time");
-        }
-        return floats;
+        return sampling.run(options, count, config.floatsFor(outputImages), call);
     }
 
     private ImageBatch imagesFrom(float[] pixels, int count) {

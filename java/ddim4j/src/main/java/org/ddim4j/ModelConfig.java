@@ -94,6 +94,16 @@ public final class ModelConfig {
         return channels * imageSize * imageSize;
     }
 
+    /** Floats in {@code count} images of this shape; more than one Java array holds is an {@link IllegalArgumentException}. */
+    long floatsFor(int count) {
+        long floats = (long) count * pixelsPerImage();
+        if (floats > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(count + " images of " + pixelsPerImage()
+                    + " floats do not fit one Java array; use sample(options, sink) or fewer images at a time");
+        }
+        return floats;
+    }
+
     /** How many images of this shape {@code pixels} holds; a partial image or none is an error. */
     int imageCount(float[] pixels) {
         java.util.Objects.requireNonNull(pixels, "pixels");

@@ -97,9 +97,15 @@ final class NativeLibrary {
         }
     }
 
-    private static void loadLibddim() {
+    /** The libddim the user names with {@code -Dddim4j.library} or {@code DDIM4J_LIBRARY}, or null for the bundled one. */
+    private static String explicitLibrary() {
         String explicit = System.getProperty(PROPERTY, System.getenv(ENVIRONMENT));
-        if (explicit != null && !explicit.isBlank()) {
+        return explicit == null || explicit.isBlank() ? null : explicit;
+    }
+
+    private static void loadLibddim() {
+        String explicit = explicitLibrary();
+        if (explicit != null) {
             Path path = Path.of(explicit).toAbsolutePath();
             if (!Files.isRegularFile(path)) {
                 throw new UnsatisfiedLinkError("libddim not found at " + path + " (from " + PROPERTY + " / " + ENVIRONMENT + ")");
@@ -226,8 +232,8 @@ final class NativeLibrary {
     static String explain(UnsatisfiedLinkError e) {
         String message = String.valueOf(e.getMessage());
         if (message.contains("libtorch") || message.contains("libc10")) {
-            String explicit = System.getProperty(PROPERTY, System.getenv(ENVIRONMENT));
-            String needs = explicit != null && !explicit.isBlank() ? "the libtorch " + explicit + " was built against"
+            String explicit = explicitLibrary();
+            String needs = explicit != null ? "the libtorch " + explicit + " was built against"
                     : "libtorch " + Objects.requireNonNullElse(bundledTorchVersion(), "1.13") + " (Debian's libtorch-dev, which the bundled"
                             + " libddim.so was built against)";
             return "libddim.so needs " + needs + ", and the dynamic linker cannot find it: install it (Debian: apt-get install"

@@ -112,10 +112,7 @@ public final class Noise {
         if (count < 1 || firstIndex < 0 || firstIndex > SampleOptions.MAX_FIRST_INDEX) {
             throw new IllegalArgumentException("count must be >= 1 and firstIndex in [0, 2^62], got " + count + " and " + firstIndex);
         }
-        long floats = (long) count * config.pixelsPerImage();
-        if (floats > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException(count + " images of noise do not fit one Java array");
-        }
+        long floats = config.floatsFor(count);
         NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, floats);

@@ -61,11 +61,7 @@ public record Schedule(Kind kind, double minSignal, double maxSignal) {
 
     /** Evaluates the schedule (in the native core, as sampling and training do) at each t in [0, 1]. */
     public Rates rates(float... t) {
-        for (int i = 0; i < t.length; i++) {
-            if (!(t[i] >= 0 && t[i] <= 1)) {
-                throw new IllegalArgumentException("t must lie in [0, 1], got " + t[i] + " at index " + i);
-            }
-        }
+        requireTimes(t);
         NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment schedule = ddim_schedule.allocate(arena);
@@ -77,6 +73,15 @@ public record Schedule(Kind kind, double minSignal, double maxSignal) {
             return new Rates(
                     signal.asSlice(0, 4L * t.length).toArray(ValueLayout.JAVA_FLOAT),
                     noise.asSlice(0, 4L * t.length).toArray(ValueLayout.JAVA_FLOAT));
+        }
+    }
+
+    /** Throws {@link IllegalArgumentException} naming the first time that is not in [0, 1] (NaN included). */
+    static void requireTimes(float[] t) {
+        for (int i = 0; i < t.length; i++) {
+            if (!(t[i] >= 0 && t[i] <= 1)) {
+                throw new IllegalArgumentException("t must lie in [0, 1], got " + t[i] + " at index " + i);
+            }
         }
     }
 

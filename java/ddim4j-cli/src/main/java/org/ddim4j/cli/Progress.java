@@ -33,7 +33,7 @@ abstract class Progress implements AutoCloseable {
         if (!enabled) {
             return new None();
         }
-        return stderrIsTerminal() ? new Bar(task, startsFrom) : new Lines(task, err);
+        return stderrIsTerminal() ? new Bar(task, startsFrom) : new Lines(task, startsFrom, err);
     }
 
     /** Whether stderr is a terminal: on Linux, whether fd 2 is a tty device. */
@@ -104,20 +104,19 @@ abstract class Progress implements AutoCloseable {
     static final class Lines extends Progress {
         private final String task;
         private final PrintWriter stream;
+        /** Steps done before this run (a resumed training run's), so the rate counts this run's steps only. */
+        private final long startsFrom;
         private final long startNanos = System.nanoTime();
-        private long firstDone = -1;
         private long lastPercent = -1;
 
-        Lines(String task, PrintWriter stream) {
+        Lines(String task, long startsFrom, PrintWriter stream) {
             this.task = task;
+            this.startsFrom = startsFrom;
             this.stream = stream;
         }
 
         @Override
         void stepTo(long done, long total, String detail) {
-            if (firstDone < 0) {
-                firstDone = done;
-            }
             long percent = total > 0 ? done * 100 / total : 100;
             long bucket = percent / LINE_EVERY_PERCENT * LINE_EVERY_PERCENT;
             if (bucket <= lastPercent && done < total) {
@@ -125,7 +124,7 @@ abstract class Progress implements AutoCloseable {
             }
             lastPercent = bucket;
             double seconds = (System.nanoTime() - startNanos) / 1e9;
-            double rate = (done - firstDone) / Math.max(seconds, 1e-9);
+            double rate = (done - startsFrom) / Math.max(seconds, 1e-9);
             String left = rate > 0 && done < total ? String.format(Locale.ROOT, ", %.0f s left", (total - done) / rate) : "";
             stream.printf(Locale.ROOT, "%s: %d%% (%d/%d steps, %.1f steps/s%s)%s%n", task, percent, done, total, rate, left,
                     detail.isEmpty() ? "" : "," + detail);
