@@ -117,16 +117,30 @@ DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
 /* The number of CPU threads libtorch currently uses inside one operation. */
 DDIM_API int32_t ddim_get_num_threads(void);
 
-/* With `enabled` != 0, keeps freed large blocks in the C heap instead of handing them back to the
- * OS (glibc: mallopt M_MMAP_THRESHOLD = 32 MiB, M_TRIM_THRESHOLD = 512 MiB); with 0, restores
- * glibc's defaults. libtorch frees and re-allocates every activation at every step, and with
- * glibc's defaults each large one is a fresh mmap whose pages fault in again: that made a
- * training forward pass 3.6x slower (benchmarks/RESULTS.md). It affects the whole process and
- * keeps its peak heap mapped, so it is a choice for the application: the Java API and the CLI turn
- * it on when the library loads (-Dddim4j.mallocCaching=false to keep glibc's defaults). A no-op
- * returning DDIM_OK where the C library is not glibc; DDIM_ERR_INTERNAL where glibc refuses it (as
- * under AddressSanitizer), which changes nothing else: callers may treat it as a warning. */
-DDIM_API ddim_status ddim_set_malloc_caching(int32_t enabled);
+/* The CPU memory cache. libtorch frees and re-allocates every activation at every step; handed
+ * back to the OS, each large block is mapped and page-faulted in again at the next step, which made
+ * training up to 10x slower on a VM (benchmarks/RESULTS.md). So the library installs its own CPU
+ * allocator in libtorch when it loads: freed blocks of 256 KiB and more are kept, by size, up to a
+ * limit, and reused. It never changes results, needs no environment variable or mallopt, and
+ * affects only libtorch's CPU tensors. The cache is emptied when the last model or extractor is
+ * freed. */
+#define DDIM_DEFAULT_CPU_CACHE_BYTES (INT64_C(1) << 30)
+
+/* Keeps at most `bytes` of freed CPU memory for reuse (default DDIM_DEFAULT_CPU_CACHE_BYTES);
+ * 0 turns caching off. Frees what no longer fits. Negative: DDIM_ERR_INVALID_ARGUMENT. */
+DDIM_API ddim_status ddim_set_cpu_cache_limit(int64_t bytes);
+
+/* Returns every cached block to the OS now; the cache stays on and refills. */
+DDIM_API ddim_status ddim_release_cpu_cache(void);
+
+typedef struct ddim_cpu_cache_stats {
+  int64_t cached_bytes; /* freed memory held for reuse now */
+  int64_t limit_bytes;  /* the limit; 0 = caching off */
+  int64_t hits;         /* allocations of >= 256 KiB served from the cache */
+  int64_t misses;       /* allocations of >= 256 KiB that went to the OS */
+} ddim_cpu_cache_stats;
+
+DDIM_API ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats* out);
 
 /* DDIM_OK when all `count` values are finite and in [0, 1] (valid pixels), else
  * DDIM_ERR_INVALID_ARGUMENT naming the first bad index. Reads the buffer and nothing else. */
@@ -287,6 +301,23 @@ typedef enum ddim_precision {
                                  * float32 in benchmarks/RESULTS.md) */
 } ddim_precision;
 
+/* Which implementation of the network sampling runs. */
+typedef enum ddim_network {
+    DDIM_NETWORK_EAGER = 0, /* the default: libtorch's modules, as training runs them; PyTorch computes the same
+                             * bits (scripts/python/ddim4j_torch.py) */
+    DDIM_NETWORK_FUSED = 1  /* CPU, float32: the U-Net as one oneDNN inference plan (activations kept in
+                             * oneDNN's blocked layout, SiLU and the residual add fused into the convolutions,
+                             * buffers reused across steps). Faster; rounds differently from the eager network
+                             * in the last bits (measured in benchmarks/RESULTS.md). Deterministic and batch
+                             * invariant like the eager network. DDIM_ERR_DEVICE for a CUDA model,
+                             * DDIM_ERR_INVALID_ARGUMENT with bfloat16 or in a build without oneDNN (see
+                             * ddim_has_fused_network). The plan (about 10x one batch's activations) is kept
+                             * with the model for later calls. */
+} ddim_network;
+
+/* 1 when this build has the fused network (DDIM_NETWORK_FUSED), else 0. */
+DDIM_API int32_t ddim_has_fused_network(void);
+
 typedef struct ddim_sample_params {
     int32_t count;       /* images to generate (or images passed in, for invert/vary/inpaint), >= 1 (default 16) */
     int32_t steps;       /* network evaluations, 1 .. DDIM_MAX_STEPS (default 20) */
@@ -304,6 +335,7 @@ typedef struct ddim_sample_params {
                           * image i independent of the request. Results depend on it; keep it fixed to
                           * reproduce them. A batch_size that is a multiple of it wastes nothing. */
     int32_t precision;   /* a ddim_precision (default DDIM_PRECISION_FLOAT32) */
+    int32_t network;     /* a ddim_network (default DDIM_NETWORK_EAGER) */
     ddim_progress_callback progress; /* may be NULL (default) */
     void* progress_user_data;        /* passed to `progress` */
 } ddim_sample_params;

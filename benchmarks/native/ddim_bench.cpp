@@ -3,8 +3,8 @@
 // benchmarks/python/baseline.py, the speed of ddim4j against eager PyTorch.
 //
 //   ddim_bench --mode sample|train --config reference|fashion [--batch 16] [--steps 20]
-//              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--device cpu|cuda|N]
-//              [--malloc-caching on|off]
+//              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--network eager|fused] [--device cpu|cuda|N]
+//              [--cpu-cache on|off]
 //
 // Warms up, then times operations until it has at least --iterations of them and --min-seconds of
 // timed work. Prints one JSON object: the settings, seconds per operation (median and all) and
@@ -31,13 +31,14 @@ struct Settings {
   int warmup = 2;
   int threads = 0;
   std::string precision = "fp32";
+  std::string network = "eager";
   std::string device = "cpu";  // cpu, cuda (device 0) or a CUDA index
-  bool malloc_caching = true;  // as the Java API does by default
+  bool cpu_cache = true;  // the library's default
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "ddim_bench: %s\nusage: ddim_bench --mode sample|train --config reference|fashion [--batch N] "
-                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--device cpu|cuda|N] [--malloc-caching on|off]\n", problem);
+                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--network eager|fused] [--device cpu|cuda|N] [--cpu-cache on|off]\n", problem);
   std::exit(2);
 }
 
@@ -56,13 +57,15 @@ Settings parse(int argc, char** argv) {
     else if (flag == "--min-seconds") s.min_seconds = std::atof(value.c_str());
     else if (flag == "--threads") s.threads = std::atoi(value.c_str());
     else if (flag == "--precision") s.precision = value;
+    else if (flag == "--network") s.network = value;
     else if (flag == "--device") s.device = value;
-    else if (flag == "--malloc-caching") s.malloc_caching = value != "off";
+    else if (flag == "--cpu-cache") s.cpu_cache = value != "off";
     else usage(("unknown option " + flag).c_str());
   }
   if (s.mode != "sample" && s.mode != "train") usage("--mode must be sample or train");
   if (s.config != "reference" && s.config != "fashion") usage("--config must be reference or fashion");
   if (s.precision != "fp32" && s.precision != "bf16") usage("--precision must be fp32 or bf16");
+  if (s.network != "eager" && s.network != "fused") usage("--network must be eager or fused");
   if (s.batch < 1 || s.steps < 1 || s.iterations < 1 || s.warmup < 0) usage("counts must be positive");
   return s;
 }
@@ -79,7 +82,7 @@ void check(ddim_status status, const char* what) {
 int main(int argc, char** argv) {
   const Settings s = parse(argc, argv);
   check(ddim_set_num_threads(s.threads), "ddim_set_num_threads");
-  check(ddim_set_malloc_caching(s.malloc_caching ? 1 : 0), "ddim_set_malloc_caching");
+  check(ddim_set_cpu_cache_limit(s.cpu_cache ? DDIM_DEFAULT_CPU_CACHE_BYTES : 0), "ddim_set_cpu_cache_limit");
   ddim_config config;
   ddim_config_init(&config);
   if (s.config == "fashion") {
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
   sample.steps = s.steps;
   sample.seed = 1;
   sample.precision = s.precision == "bf16" ? DDIM_PRECISION_BFLOAT16 : DDIM_PRECISION_FLOAT32;
+  sample.network = s.network == "fused" ? DDIM_NETWORK_FUSED : DDIM_NETWORK_EAGER;
   if (s.mode == "train") {
     ddim_train_params train;
     ddim_train_params_init(&train);
@@ -129,9 +133,9 @@ int main(int argc, char** argv) {
   // Throughput over all timed operations, as JMH reports it.
   const double images_per_second = s.batch * static_cast<double>(seconds.size()) / timed;
   std::printf("{\"tool\": \"native\", \"mode\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"steps\": %d, \"threads\": %d, "
-              "\"precision\": \"%s\", \"device\": \"%s\", \"malloc_caching\": %s, \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
+              "\"precision\": \"%s\", \"network\": \"%s\", \"device\": \"%s\", \"cpu_cache\": %s, \"median_seconds\": %.6f, \"images_per_second\": %.3f, \"seconds\": [",
               s.mode.c_str(), s.config.c_str(), s.batch, s.mode == "sample" ? s.steps : 1, ddim_get_num_threads(),
-              s.precision.c_str(), s.device.c_str(), s.malloc_caching ? "true" : "false", median, images_per_second);
+              s.precision.c_str(), s.network.c_str(), s.device.c_str(), s.cpu_cache ? "true" : "false", median, images_per_second);
   for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
   std::printf("]}\n");
   return 0;

@@ -6,7 +6,6 @@
 
 #include <cstring>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 #include <atomic>
 #include <initializer_list>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "config.h"
+#include "cpu_allocator.h"
 #include "ddim.h"
 #include "error.h"
 #include "feature_extractor.h"
@@ -53,6 +53,8 @@ static_assert(static_cast<int32_t>(ddim::SamplerKind::Ddpm) == DDIM_SAMPLER_DDPM
 static_assert(static_cast<int32_t>(ddim::SamplerKind::DpmSolverPP2M) == DDIM_SAMPLER_DPM_SOLVER_PP_2M);
 static_assert(static_cast<int32_t>(ddim::Precision::Float32) == DDIM_PRECISION_FLOAT32);
 static_assert(static_cast<int32_t>(ddim::Precision::BFloat16) == DDIM_PRECISION_BFLOAT16);
+static_assert(static_cast<int32_t>(ddim::NetworkKind::Eager) == DDIM_NETWORK_EAGER);
+static_assert(static_cast<int32_t>(ddim::NetworkKind::Fused) == DDIM_NETWORK_FUSED);
 static_assert(static_cast<int32_t>(ddim::Loss::Mae) == DDIM_LOSS_MAE);
 static_assert(static_cast<int32_t>(ddim::Loss::Mse) == DDIM_LOSS_MSE);
 
@@ -65,10 +67,21 @@ static_assert(ddim::kMaxFirstIndex == DDIM_MAX_FIRST_INDEX);
 static_assert(ddim::kMaxThreadsPerCore == DDIM_MAX_THREADS_PER_CORE);
 static_assert(ddim::kMaxHeaderBytes == DDIM_MAX_HEADER_BYTES);
 static_assert(ddim::kMaxJsonDepth == DDIM_MAX_JSON_DEPTH);
+static_assert(ddim::kDefaultCpuCacheBytes == DDIM_DEFAULT_CPU_CACHE_BYTES);
+
+// The caching CPU allocator goes in when the library loads, before any tensor of ours exists.
+[[maybe_unused]] static const bool cpu_allocator_installed = (ddim::install_caching_cpu_allocator(), true);
+
+// Live handles: the CPU cache is emptied when the last one goes.
+std::atomic<int64_t> live_handles{0};
 
 // What every handle needs to serialise its calls and to notice a call made from inside one of
 // them (a progress callback calling back in would otherwise deadlock on the mutex it holds).
 struct LockedHandle {
+  LockedHandle() { ++live_handles; }
+  ~LockedHandle() {
+    if (--live_handles == 0) ddim::release_cpu_cache();
+  }
   std::mutex mutex;                       // serialises calls on one handle
   std::atomic<std::thread::id> owner{};   // the thread running a call, if any
   bool free_requested = false;            // set by a free from inside a running call: freed when it returns
@@ -345,6 +358,7 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
   request.micro_batch = params->micro_batch;
   request.precision =
       enum_from_c(params->precision, {ddim::Precision::Float32, ddim::Precision::BFloat16}, "unknown precision");
+  request.network = enum_from_c(params->network, {ddim::NetworkKind::Eager, ddim::NetworkKind::Fused}, "unknown network");
   if (params->progress != nullptr) {
     const auto callback = params->progress;
     void* user_data = params->progress_user_data;
@@ -431,17 +445,22 @@ int32_t ddim_get_num_threads(void) {
   }
 }
 
-ddim_status ddim_set_malloc_caching(int32_t enabled) {
+ddim_status ddim_set_cpu_cache_limit(int64_t bytes) {
   return guarded([&] {
-#if defined(__GLIBC__)
-    constexpr int kDefaultThreshold = 128 * 1024;  // glibc's documented defaults for both
-    const int mmap_threshold = enabled != 0 ? 32 * 1024 * 1024 : kDefaultThreshold;
-    const int trim_threshold = enabled != 0 ? 512 * 1024 * 1024 : kDefaultThreshold;
-    require(mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1,
-            Status::Internal, "mallopt refused the thresholds");
-#else
-    (void)enabled;
-#endif
+    require(bytes >= 0, Status::InvalidArgument, "the CPU cache limit must be >= 0 bytes, got " + std::to_string(bytes));
+    ddim::set_cpu_cache_limit(bytes);
+  });
+}
+
+ddim_status ddim_release_cpu_cache(void) {
+  return guarded([] { ddim::release_cpu_cache(); });
+}
+
+ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats* out) {
+  return guarded([&] {
+    require_pointer(out, "out");
+    const auto stats = ddim::cpu_cache_stats();
+    *out = {stats.cached_bytes, stats.limit_bytes, stats.hits, stats.misses};
   });
 }
 
@@ -455,6 +474,8 @@ ddim_status ddim_check_pixels(const float* pixels, int64_t count) {
              "pixel " + std::to_string(i) + " is " + std::to_string(pixels[i]) + "; pixels must be finite and in [0, 1]");
   });
 }
+
+int32_t ddim_has_fused_network(void) { return ddim::fused_network_available() ? 1 : 0; }
 
 int32_t ddim_cuda_device_count(void) {
   try {
@@ -621,6 +642,7 @@ void ddim_sample_params_init(ddim_sample_params* params) {
   params->batch_size = static_cast<int32_t>(defaults.batch_size);
   params->micro_batch = static_cast<int32_t>(defaults.micro_batch);
   params->precision = enum_to_c(defaults.precision);
+  params->network = enum_to_c(defaults.network);
 }
 
 ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise, int64_t noise_count,

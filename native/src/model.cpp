@@ -77,7 +77,7 @@ namespace {
 // its last image. libtorch picks its convolution kernels by batch shape (and thread count), and
 // different kernels round differently; with one fixed shape every image gets the same bits
 // whatever batch it came in and wherever it sat in it.
-torch::Tensor forward_in_micro_batches(UNet& network, const torch::Tensor& x, const torch::Tensor& variances,
+torch::Tensor forward_in_micro_batches(const NetworkFn& network, const torch::Tensor& x, const torch::Tensor& variances,
                                        int64_t micro_batch) {
   const int64_t count = x.size(0);
   std::vector<torch::Tensor> outputs;
@@ -89,23 +89,38 @@ torch::Tensor forward_in_micro_batches(UNet& network, const torch::Tensor& x, co
       slice = torch::cat({slice, slice.slice(0, n - 1, n).expand({micro_batch - n, -1, -1, -1})});
       slice_variances = torch::cat({slice_variances, slice_variances.slice(0, n - 1, n).expand({micro_batch - n})});
     }
-    outputs.push_back(network->forward(slice, slice_variances).slice(0, 0, n));
+    outputs.push_back(network(slice, slice_variances).slice(0, 0, n));
   }
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs);
 }
 
 }  // namespace
 
-Prediction Model::predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
+NetworkFn network_fn(UNet network) {
+  return [network](const torch::Tensor& noisy, const torch::Tensor& noise_variances) mutable {
+    // A reduced-precision network computes in its own dtype; the prediction is float32 again.
+    return network->forward(noisy.to(network->dtype()), noise_variances).to(torch::kFloat);
+  };
+}
+
+NetworkFn Model::fused_network(UNet& network, int64_t batch) {
+  if (!fused_ || fused_->batch() != batch) {
+    fused_.reset();  // frees the old plan's buffers before the new one allocates
+    fused_ = std::make_shared<FusedUNet>(config_, batch);
+  }
+  fused_->load_weights(*network);
+  return [plan = fused_](const torch::Tensor& noisy, const torch::Tensor& noise_variances) {
+    return plan->forward(noisy, noise_variances);
+  };
+}
+
+Prediction Model::predict(const NetworkFn& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
                           const torch::Tensor& noise_rates, int64_t micro_batch) const {
   // The network is conditioned on the noise variance, as in the reference.
   ++evaluations_;
   const auto variances = noise_rates.square().reshape({-1});
-  // A reduced-precision network computes in its own dtype; the prediction is float32 again.
-  const auto input = noisy.to(network->dtype());
-  const auto output = (micro_batch > 0 ? forward_in_micro_batches(network, input, variances, micro_batch)
-                                       : network->forward(input, variances))
-                          .to(torch::kFloat);
+  const auto output = micro_batch > 0 ? forward_in_micro_batches(network, noisy, variances, micro_batch)
+                                      : network(noisy, variances);
   if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
   return {(noisy - signal_rates * output) / noise_rates, output};
 }

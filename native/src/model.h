@@ -2,11 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include <torch/torch.h>
 
 #include "config.h"
+#include "fused_unet.h"
 #include "unet.h"
 
 namespace ddim {
@@ -15,6 +18,14 @@ struct Prediction {
   torch::Tensor noise;
   torch::Tensor image;
 };
+
+// A network as predict() runs it: noisy images [B, C, S, S] (float32) and their noise variances [B]
+// -> the network's output [B, C, S, S] (float32), whatever arithmetic it uses inside.
+using NetworkFn = std::function<torch::Tensor(const torch::Tensor& noisy, const torch::Tensor& noise_variances)>;
+
+// `network` as a NetworkFn: inputs converted to its dtype (bfloat16 for a reduced-precision copy),
+// the output back to float32.
+NetworkFn network_fn(UNet network);
 
 class Model {
  public:
@@ -41,8 +52,17 @@ class Model {
   // predicted noise and the predicted image, whichever of the two the model's target is. With
   // micro_batch > 0 the network sees batches of exactly that many images (see model.cpp), so each
   // image's result is independent of the batch; 0 runs the whole batch at once (training).
-  Prediction predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
+  Prediction predict(const NetworkFn& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
                      const torch::Tensor& noise_rates, int64_t micro_batch = 0) const;
+  Prediction predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
+                     const torch::Tensor& noise_rates, int64_t micro_batch = 0) const {
+    return predict(network_fn(network), noisy, signal_rates, noise_rates, micro_batch);
+  }
+
+  // The fused inference plan (fused_unet.h) of `network` for batches of `batch` images, with its
+  // current weights. Built on first use and kept (its buffers belong to the model) for later calls
+  // with the same batch; the weights are copied in at every call, since training may change them.
+  NetworkFn fused_network(UNet& network, int64_t batch);
 
   // How many network evaluations predict() has run on this model (instrumentation for tests and benchmarks).
   int64_t evaluations() const { return evaluations_; }
@@ -60,6 +80,7 @@ class Model {
   std::optional<UNet> ema_;
   torch::Tensor mean_, std_;
   mutable int64_t evaluations_ = 0;
+  std::shared_ptr<FusedUNet> fused_;
 };
 
 }  // namespace ddim

@@ -35,6 +35,10 @@ void SampleRequest::validate() const {
   require(batch_size >= 1, Status::InvalidArgument, "batch_size must be >= 1, got " + std::to_string(batch_size));
   require(precision == Precision::Float32 || precision == Precision::BFloat16, Status::InvalidArgument,
           "unknown precision " + std::to_string(static_cast<int>(precision)));
+  require(network == NetworkKind::Eager || network == NetworkKind::Fused, Status::InvalidArgument,
+          "unknown network " + std::to_string(static_cast<int>(network)));
+  require(network != NetworkKind::Fused || precision == Precision::Float32, Status::InvalidArgument,
+          "the fused network computes in float32 only; bfloat16 runs on the eager network");
   require(micro_batch >= 1 && micro_batch <= kMaxMicroBatch, Status::InvalidArgument,
           "micro_batch must lie in [1, " + std::to_string(kMaxMicroBatch) + "], got " + std::to_string(micro_batch));
 }
@@ -77,7 +81,7 @@ struct ChunkResult {
 // Sees the state x before each network evaluation k (sample_trajectory records it).
 using StateObserver = std::function<void(int64_t k, const torch::Tensor& x)>;
 
-ChunkResult run_chunk(Model& model, UNet& network, Sampler& sampler, const SampleRequest& request,
+ChunkResult run_chunk(Model& model, const NetworkFn& network, Sampler& sampler, const SampleRequest& request,
                       const std::vector<double>& times, torch::Tensor x, int64_t first, const KeptRegion* kept,
                       const StateObserver* observe = nullptr) {
   const int64_t n = x.size(0);
@@ -129,14 +133,19 @@ const torch::Tensor& require_finite_result(const torch::Tensor& result, const ch
   return result;
 }
 
-// The network a request runs, in eval mode: the model's own, or a bfloat16 copy of it.
-UNet sampling_network(Model& model, const SampleRequest& request) {
+// The network a request runs, in eval mode: the model's own, a bfloat16 copy of it, or its fused plan.
+NetworkFn sampling_network(Model& model, const SampleRequest& request) {
   UNet& network = model.network(request.use_ema);
   network->eval();
-  if (request.precision == Precision::Float32) return network;
+  if (request.network == NetworkKind::Fused) {
+    require(model.device().is_cpu(), Status::Device, "the fused network runs on the CPU only; this model is on " +
+                                                         model.device().str());
+    return model.fused_network(network, request.micro_batch);
+  }
+  if (request.precision == Precision::Float32) return network_fn(network);
   auto copy = model.converted_copy(network, torch::kBFloat16);
   copy->eval();
-  return copy;
+  return network_fn(copy);
 }
 
 // The uniform grid from `start` down to 0 in `steps` steps (start = 1: sampling_times(steps)).
@@ -163,7 +172,7 @@ torch::Tensor chunk_images(const Model& model, const torch::Tensor& pixels, int6
 }
 
 // Runs a fresh sampler of the request's kind over one chunk from x and returns its images as pixels in [0, 1].
-torch::Tensor generate_chunk(Model& model, UNet& network, const SampleRequest& request, const std::vector<double>& times,
+torch::Tensor generate_chunk(Model& model, const NetworkFn& network, const SampleRequest& request, const std::vector<double>& times,
                              const torch::Tensor& x, int64_t first, const KeptRegion* kept = nullptr,
                              const StateObserver* observe = nullptr) {
   const auto sampler = make_sampler(request.sampler, request.eta);  // per chunk: DPM-Solver++ keeps state
@@ -206,7 +215,7 @@ torch::Tensor generate(Model& model, const SampleRequest& request, const torch::
   request.validate();
   if (noise.defined()) require_images(model, request, noise, "noise");
   torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
+  const NetworkFn network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
     return chunk(network, times, chunk_start(model, request, noise, first, n), first);
@@ -216,14 +225,14 @@ torch::Tensor generate(Model& model, const SampleRequest& request, const torch::
 }  // namespace
 
 torch::Tensor sample(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
-  return generate(model, request, noise, [&](UNet& network, const std::vector<double>& times, const torch::Tensor& x,
+  return generate(model, request, noise, [&](const NetworkFn& network, const std::vector<double>& times, const torch::Tensor& x,
                                              int64_t first) {
     return generate_chunk(model, network, request, times, x, first);
   });
 }
 
 torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, const torch::Tensor& noise) {
-  return generate(model, request, noise, [&](UNet& network, const std::vector<double>& times, const torch::Tensor& x,
+  return generate(model, request, noise, [&](const NetworkFn& network, const std::vector<double>& times, const torch::Tensor& x,
                                              int64_t first) {
     std::vector<torch::Tensor> frames;
     const StateObserver record = [&](int64_t, const torch::Tensor& state) {
@@ -241,7 +250,7 @@ Prediction predict(Model& model, const SampleRequest& request, const torch::Tens
   require(t.dim() == 1 && t.size(0) == request.count, Status::InvalidArgument, "t must hold one time per image");
   require_unit_range(t, "t");
   torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
+  const NetworkFn network = sampling_network(model, request);
   // As run_chunk: float32 times on the device, then the schedule; rates shaped [count, 1, 1, 1].
   const auto options = torch::TensorOptions().dtype(torch::kFloat).device(model.device());
   const auto rates = diffusion_rates(model.config().schedule, t.to(options));
@@ -257,7 +266,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
   request.validate();
   require_pixels(model, request, pixels);
   torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
+  const NetworkFn network = sampling_network(model, request);
   auto times = sampling_times(request.steps);
   std::reverse(times.begin(), times.end());  // 0 = t_0 < t_1 < ... < t_steps = 1
   return in_chunks(request, [&](int64_t first, int64_t n) {
@@ -276,7 +285,7 @@ torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tens
           "strength must lie in (0, 1], got " + std::to_string(strength));
   require_pixels(model, request, pixels);
   torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
+  const NetworkFn network = sampling_network(model, request);
   const auto times = times_from(strength, request.steps);
   // Plain variables, not a structured binding: C++17 lambdas can't capture those (clang refuses).
   const auto rates = diffusion_rates(model.config().schedule, strength);
@@ -298,7 +307,7 @@ torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::T
   require(torch::isfinite(mask).all().item<bool>(), Status::InvalidArgument, "mask contains NaN or infinite values");
   require_unit_range(mask, "mask");
   torch::InferenceMode inference;
-  UNet network = sampling_network(model, request);
+  const NetworkFn network = sampling_network(model, request);
   const auto times = sampling_times(request.steps);
   return in_chunks(request, [&](int64_t first, int64_t n) {
     const auto eps = chunk_noise(model, request, first, n);

@@ -28,6 +28,11 @@ using ProgressFn = std::function<bool(const StepProgress&)>;
 
 enum class Precision : int32_t { Float32 = 0, BFloat16 = 1 };
 
+// Which implementation of the network sampling runs: the eager libtorch modules (bit for bit what
+// PyTorch computes; training's own), or the fused oneDNN inference plan (fused_unet.h: CPU,
+// float32; faster, and different from the eager network in the last bits).
+enum class NetworkKind : int32_t { Eager = 0, Fused = 1 };
+
 struct SampleRequest {
   int64_t count = 16;
   int64_t steps = 20;
@@ -39,6 +44,7 @@ struct SampleRequest {
   int64_t batch_size = 64;  // images per pass through the loop (a memory bound); never changes results
   int64_t micro_batch = 16; // images per network evaluation, short ones padded; results depend on it
   Precision precision = Precision::Float32;  // the network's arithmetic
+  NetworkKind network = NetworkKind::Eager;
   ProgressFn progress;      // may be empty
 
   void validate() const;

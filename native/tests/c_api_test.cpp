@@ -137,15 +137,49 @@ TEST(CApi, PredictIsOneStepOfSamplingAndChecksItsBuffers) {
             DDIM_ERR_NULL_POINTER);
 }
 
-TEST(CApi, MallocCachingCanBeTurnedOnAndOff) {
-#if defined(DDIM_UNDER_ASAN)
-  // AddressSanitizer's allocator refuses mallopt: a status, not a crash (callers treat it as a warning).
-  EXPECT_EQ(ddim_set_malloc_caching(1), DDIM_ERR_INTERNAL);
-  EXPECT_NE(std::string(ddim_last_error()).find("mallopt"), std::string::npos);
-#else
-  EXPECT_EQ(ddim_set_malloc_caching(1), DDIM_OK);
-  EXPECT_EQ(ddim_set_malloc_caching(0), DDIM_OK);
-#endif
+TEST(CApi, CpuCacheReusesFreedMemoryWithinItsLimit) {
+  ddim_cpu_cache_stats before{}, after{};
+  ASSERT_EQ(ddim_cpu_cache_stats_get(&before), DDIM_OK);
+  EXPECT_EQ(before.limit_bytes, DDIM_DEFAULT_CPU_CACHE_BYTES);
+  // Large enough for activations above the cache's 256 KiB threshold.
+  auto config = tiny_c_config();
+  config.image_size = 32;
+  config.widths[0] = 16;
+  config.widths[1] = 32;
+  ddim_model* model = nullptr;
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model), DDIM_OK) << ddim_last_error();
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  params.count = 4;
+  params.steps = 2;
+  std::vector<float> out(4 * 32 * 32);
+  ASSERT_EQ(ddim_sample(model, &params, nullptr, 0, out.data(), out.size()), DDIM_OK) << ddim_last_error();
+  ASSERT_EQ(ddim_sample(model, &params, nullptr, 0, out.data(), out.size()), DDIM_OK);
+  ASSERT_EQ(ddim_cpu_cache_stats_get(&after), DDIM_OK);
+  EXPECT_GT(after.hits, before.hits);  // the second run reused the first one's activations
+  EXPECT_GT(after.cached_bytes, 0);
+  EXPECT_LE(after.cached_bytes, after.limit_bytes);
+
+  ASSERT_EQ(ddim_release_cpu_cache(), DDIM_OK);
+  ASSERT_EQ(ddim_cpu_cache_stats_get(&after), DDIM_OK);
+  EXPECT_EQ(after.cached_bytes, 0);
+
+  // Off: nothing is kept, results are unchanged.
+  std::vector<float> uncached(out.size());
+  ASSERT_EQ(ddim_set_cpu_cache_limit(0), DDIM_OK);
+  ASSERT_EQ(ddim_sample(model, &params, nullptr, 0, uncached.data(), uncached.size()), DDIM_OK);
+  ASSERT_EQ(ddim_cpu_cache_stats_get(&after), DDIM_OK);
+  EXPECT_EQ(after.cached_bytes, 0);
+  EXPECT_EQ(uncached, out);
+  EXPECT_EQ(ddim_set_cpu_cache_limit(-1), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ddim_cpu_cache_stats_get(nullptr), DDIM_ERR_NULL_POINTER);
+  ASSERT_EQ(ddim_set_cpu_cache_limit(DDIM_DEFAULT_CPU_CACHE_BYTES), DDIM_OK);
+
+  // Freeing the last handle empties the cache.
+  ASSERT_EQ(ddim_sample(model, &params, nullptr, 0, out.data(), out.size()), DDIM_OK);
+  ddim_model_free(model);
+  ASSERT_EQ(ddim_cpu_cache_stats_get(&after), DDIM_OK);
+  EXPECT_EQ(after.cached_bytes, 0);
 }
 
 TEST(CApi, CheckPixelsNamesTheFirstBadValue) {

@@ -534,8 +534,7 @@ class GuardedFloats {
 TEST(CallerMemory, ChunkedCallsStayInsideTheCallersBuffers) {
   // A 1000-image sample of the shipped model once died reading unmapped memory inside oneDNN. Every
   // buffer the caller hands over (noise, pixels, mask, output) ends at a guard page here, and the
-  // request is split into chunks and padded micro-batches, with malloc caching on as in Java.
-  ddim_set_malloc_caching(1);  // refused under AddressSanitizer, which has its own allocator
+  // request is split into chunks and padded micro-batches (with the CPU cache on, as always).
   ddim_model* model = nullptr;
   const std::string path = std::string(DDIM_SOURCE_DIR) + "/models/fashion-mnist-32.safetensors";
   ASSERT_EQ(ddim_model_load(path.c_str(), DDIM_DEVICE_CPU, &model), DDIM_OK) << ddim_last_error();
@@ -562,7 +561,6 @@ TEST(CallerMemory, ChunkedCallsStayInsideTheCallersBuffers) {
   float loss = 0;
   EXPECT_EQ(ddim_train_step(model, pixels.data(), count, pixels.size(), &loss), DDIM_OK) << ddim_last_error();
   ddim_model_free(model);
-  ddim_set_malloc_caching(0);
 }
 
 }  // namespace

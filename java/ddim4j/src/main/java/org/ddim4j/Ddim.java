@@ -570,6 +570,32 @@ public final class Ddim implements AutoCloseable {
         return ddim_h.ddim_get_num_threads();
     }
 
+    /** Whether this build of the native library has the {@link Network#FUSED} network (it needs oneDNN's headers at build time). */
+    public static boolean hasFusedNetwork() {
+        NativeLibrary.load();
+        return ddim_h.ddim_has_fused_network() != 0;
+    }
+
+    /**
+     * Keeps at most {@code bytes} of freed CPU tensor memory for reuse (0 turns the cache off). The
+     * library caches the large blocks libtorch frees, so that each sampling or training step reuses
+     * the last one's instead of mapping and faulting in fresh pages; it never changes results. The
+     * default is 1 GiB, or {@code -Dddim4j.cpuCache=<bytes>}.
+     */
+    public static void setCpuCacheLimit(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("the CPU cache limit must be >= 0 bytes, got " + bytes);
+        }
+        NativeLibrary.load();
+        Native.check(ddim_h.ddim_set_cpu_cache_limit(bytes));
+    }
+
+    /** Returns the CPU memory cache to the operating system now (it refills as tensors are freed; it also empties when the last model closes). */
+    public static void releaseCpuCache() {
+        NativeLibrary.load();
+        Native.check(ddim_h.ddim_release_cpu_cache());
+    }
+
     /** The native library's version. */
     public static String version() {
         NativeLibrary.load();

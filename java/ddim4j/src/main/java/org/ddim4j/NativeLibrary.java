@@ -39,15 +39,16 @@ import com.sun.security.auth.module.UnixSystem;
  *
  * <p>Loading changes nothing process-wide on its own: it sets libtorch's intra-op thread count to
  * {@code ddim4j.threads} (default: all available processors, since libtorch may start with a single
- * thread) and logs it. glibc's malloc thresholds, which are process-wide, change only when the
- * application opts in with {@code -Dddim4j.mallocCaching=true} (the CLI does); that is logged too.
+ * thread) and logs it, and applies {@code ddim4j.cpuCache} (bytes of freed CPU memory libddim keeps for
+ * reuse; default 1 GiB) when set. libddim's own CPU memory cache needs no environment variable and
+ * no process-wide malloc setting.
  * Logging goes through {@link System.Logger} ({@code org.ddim4j.*}).
  */
 final class NativeLibrary {
     static final String PROPERTY = "ddim4j.library";
     static final String ENVIRONMENT = "DDIM4J_LIBRARY";
-    /** Opt-in to glibc malloc thresholds that keep freed activations for reuse (process-wide). */
-    static final String MALLOC_CACHING = "ddim4j.mallocCaching";
+    /** Bytes of freed CPU memory libddim keeps for reuse (default 1 GiB; 0: off). */
+    static final String CPU_CACHE = "ddim4j.cpuCache";
     private static final String RESOURCE = "native/linux-x86_64/libddim.so";
     /** Written by CMake beside libddim.so: the libtorch version it was built against. */
     private static final String BUILD_INFO = "native/linux-x86_64/libddim.properties";
@@ -75,25 +76,18 @@ final class NativeLibrary {
             Native.check(ddim_h.ddim_set_num_threads(threads));
             LOG.log(System.Logger.Level.DEBUG, "libddim " + ddim_h.ddim_version().getString(0) + " on libtorch "
                     + ddim_h.ddim_torch_version().getString(0) + ": " + threads + " intra-op threads");
-            if (Boolean.getBoolean(MALLOC_CACHING)) {
-                enableMallocCaching();
+            String cacheBytes = System.getProperty(CPU_CACHE);
+            if (cacheBytes != null) {
+                long bytes;
+                try {
+                    bytes = Long.parseLong(cacheBytes.strip());
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("-D" + CPU_CACHE + " must be a number of bytes, got '" + cacheBytes + "'");
+                }
+                Native.check(ddim_h.ddim_set_cpu_cache_limit(bytes));
+                LOG.log(System.Logger.Level.DEBUG, "CPU memory cache limit: " + bytes + " bytes");
             }
             loaded = true;
-        }
-    }
-
-    /**
-     * Keeps libtorch's freed activations in the C heap (glibc's mmap and trim thresholds): training
-     * steps measured up to 3x faster (ddim.h). Process-wide, so only on request, and logged.
-     */
-    private static void enableMallocCaching() {
-        try {
-            Native.check(ddim_h.ddim_set_malloc_caching(1));
-            LOG.log(System.Logger.Level.INFO, "-D" + MALLOC_CACHING + "=true: glibc's malloc thresholds raised for this process"
-                    + " (mmap 32 MiB, trim 512 MiB), so freed activations are reused");
-        } catch (DdimException e) {
-            // glibc refuses it under AddressSanitizer, for one; everything else works, only slower.
-            LOG.log(System.Logger.Level.WARNING, "malloc caching left at glibc's defaults: " + e.getMessage());
         }
     }
 

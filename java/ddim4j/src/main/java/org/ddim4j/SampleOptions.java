@@ -27,11 +27,12 @@ import org.ddim4j.ffi.ddim_h;
  * @param batchSize images per pass through the sampling loop, a memory bound that never changes results, >= 1
  * @param microBatch images per network evaluation (short ones padded); results depend on it, 1 .. {@link #MAX_MICRO_BATCH}
  * @param precision the network's arithmetic (FLOAT32, or BFLOAT16 for speed)
+ * @param network which implementation of the network runs (EAGER, or FUSED for speed on the CPU)
  * @param noise starting noise (count images), or null to draw it from the seed
  * @param listener per-step progress and cancellation, or null
  */
 public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta, long firstIndex,
-        int batchSize, int microBatch, Precision precision, Noise noise, SampleListener listener) {
+        int batchSize, int microBatch, Precision precision, Network network, Noise noise, SampleListener listener) {
     public static final int DEFAULT_COUNT = 16;
     public static final int DEFAULT_STEPS = 20;
     public static final long DEFAULT_SEED = 42;
@@ -71,6 +72,12 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         if (precision == null) {
             throw new IllegalArgumentException("precision must not be null");
         }
+        if (network == null) {
+            throw new IllegalArgumentException("network must not be null");
+        }
+        if (network == Network.FUSED && precision != Precision.FLOAT32) {
+            throw new IllegalArgumentException("the FUSED network computes in FLOAT32 only; BFLOAT16 runs on the EAGER network");
+        }
         if (noise != null && noise.count() != count) {
             throw new IllegalArgumentException("the noise holds " + noise.count() + " image(s) but count is " + count);
         }
@@ -98,6 +105,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         builder.batchSize = batchSize;
         builder.microBatch = microBatch;
         builder.precision = precision;
+        builder.network = network;
         builder.noise = noise;
         builder.listener = listener;
         return builder;
@@ -115,6 +123,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         private int batchSize = DEFAULT_BATCH_SIZE;
         private int microBatch = DEFAULT_MICRO_BATCH;
         private Precision precision = Precision.FLOAT32;
+        private Network network = Network.EAGER;
         private Noise noise;
         private SampleListener listener;
 
@@ -184,6 +193,12 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
+        /** Which implementation of the network runs (default EAGER; FUSED is faster on the CPU, see {@link Network}). */
+        public Builder network(Network network) {
+            this.network = network;
+            return this;
+        }
+
         /** Start from this noise instead of the seed's (sets count to its image count); null for the seed's. */
         public Builder noise(Noise noise) {
             this.noise = noise;
@@ -200,7 +215,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         }
 
         public SampleOptions build() {
-            return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, precision, noise, listener);
+            return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, precision, network, noise, listener);
         }
     }
 }

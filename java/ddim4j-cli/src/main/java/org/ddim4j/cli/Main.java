@@ -37,10 +37,6 @@ public final class Main {
 
     public static void main(String[] args) {
         System.setProperty("java.awt.headless", "true");
-        // The CLI owns its process, so it opts in to the library's process-wide malloc tuning (-Dddim4j.mallocCaching=false opts out).
-        if (System.getProperty("ddim4j.mallocCaching") == null) {
-            System.setProperty("ddim4j.mallocCaching", "true");
-        }
         configureLogging();
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }

@@ -2,6 +2,7 @@ package org.ddim4j.cli;
 
 import java.nio.file.Path;
 
+import org.ddim4j.Network;
 import org.ddim4j.Precision;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.Sampler;
@@ -47,13 +48,18 @@ final class SamplingOptions {
             description = "the network's arithmetic: FLOAT32, or BFLOAT16 (faster on CPUs with AVX512-BF16) (default: ${DEFAULT-VALUE})")
     Precision precision;
 
+    @Option(names = "--network", defaultValue = "EAGER",
+            description = "EAGER (libtorch's modules; PyTorch computes the same bits), or FUSED (CPU, FLOAT32: one oneDNN "
+                    + "inference plan, faster; pixels differ in float32 rounding) (default: ${DEFAULT-VALUE})")
+    Network network;
+
     @Option(names = "--no-progress", description = "no progress output (on a terminal a bar, in a log a line every 5%%)")
     boolean noProgress;
 
     /** The options with the given image count; the listener draws the progress bar. */
     SampleOptions.Builder builder(int count) {
         return SampleOptions.builder().count(count).steps(steps).seed(seed).sampler(sampler).eta(eta).useEma(!noEma)
-                .batchSize(batchSize).microBatch(microBatch).precision(precision);
+                .batchSize(batchSize).microBatch(microBatch).precision(precision).network(network);
     }
 
     /** Rejects bad values (steps < 1, eta < 0, ...) before any model is opened. */

@@ -574,13 +574,13 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
-    private static class ddim_set_malloc_caching {
+    private static class ddim_set_cpu_cache_limit {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
-            ddim_h.C_INT
+            ddim_h.C_LONG
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_set_malloc_caching");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_set_cpu_cache_limit");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -588,45 +588,163 @@ public class ddim_h extends ddim_h$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * ddim_status ddim_set_cpu_cache_limit(int64_t bytes)
      * }
      */
-    public static FunctionDescriptor ddim_set_malloc_caching$descriptor() {
-        return ddim_set_malloc_caching.DESC;
+    public static FunctionDescriptor ddim_set_cpu_cache_limit$descriptor() {
+        return ddim_set_cpu_cache_limit.DESC;
     }
 
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * ddim_status ddim_set_cpu_cache_limit(int64_t bytes)
      * }
      */
-    public static MethodHandle ddim_set_malloc_caching$handle() {
-        return ddim_set_malloc_caching.HANDLE;
+    public static MethodHandle ddim_set_cpu_cache_limit$handle() {
+        return ddim_set_cpu_cache_limit.HANDLE;
     }
 
     /**
      * Address for:
      * {@snippet lang=c :
-     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * ddim_status ddim_set_cpu_cache_limit(int64_t bytes)
      * }
      */
-    public static MemorySegment ddim_set_malloc_caching$address() {
-        return ddim_set_malloc_caching.ADDR;
+    public static MemorySegment ddim_set_cpu_cache_limit$address() {
+        return ddim_set_cpu_cache_limit.ADDR;
     }
 
     /**
      * {@snippet lang=c :
-     * ddim_status ddim_set_malloc_caching(int32_t enabled)
+     * ddim_status ddim_set_cpu_cache_limit(int64_t bytes)
      * }
      */
-    public static int ddim_set_malloc_caching(int enabled) {
-        var mh$ = ddim_set_malloc_caching.HANDLE;
+    public static int ddim_set_cpu_cache_limit(long bytes) {
+        var mh$ = ddim_set_cpu_cache_limit.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("ddim_set_malloc_caching", enabled);
+                traceDowncall("ddim_set_cpu_cache_limit", bytes);
             }
-            return (int)mh$.invokeExact(enabled);
+            return (int)mh$.invokeExact(bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_release_cpu_cache {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_release_cpu_cache");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_release_cpu_cache()
+     * }
+     */
+    public static FunctionDescriptor ddim_release_cpu_cache$descriptor() {
+        return ddim_release_cpu_cache.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_release_cpu_cache()
+     * }
+     */
+    public static MethodHandle ddim_release_cpu_cache$handle() {
+        return ddim_release_cpu_cache.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_release_cpu_cache()
+     * }
+     */
+    public static MemorySegment ddim_release_cpu_cache$address() {
+        return ddim_release_cpu_cache.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_release_cpu_cache()
+     * }
+     */
+    public static int ddim_release_cpu_cache() {
+        var mh$ = ddim_release_cpu_cache.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_release_cpu_cache");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_cpu_cache_stats_get {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_cpu_cache_stats_get");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats *out)
+     * }
+     */
+    public static FunctionDescriptor ddim_cpu_cache_stats_get$descriptor() {
+        return ddim_cpu_cache_stats_get.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats *out)
+     * }
+     */
+    public static MethodHandle ddim_cpu_cache_stats_get$handle() {
+        return ddim_cpu_cache_stats_get.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats *out)
+     * }
+     */
+    public static MemorySegment ddim_cpu_cache_stats_get$address() {
+        return ddim_cpu_cache_stats_get.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_cpu_cache_stats_get(ddim_cpu_cache_stats *out)
+     * }
+     */
+    public static int ddim_cpu_cache_stats_get(MemorySegment out) {
+        var mh$ = ddim_cpu_cache_stats_get.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_cpu_cache_stats_get", out);
+            }
+            return (int)mh$.invokeExact(out);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -1813,6 +1931,82 @@ public class ddim_h extends ddim_h$shared {
      */
     public static int DDIM_PRECISION_BFLOAT16() {
         return DDIM_PRECISION_BFLOAT16;
+    }
+    private static final int DDIM_NETWORK_EAGER = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_network.DDIM_NETWORK_EAGER = 0
+     * }
+     */
+    public static int DDIM_NETWORK_EAGER() {
+        return DDIM_NETWORK_EAGER;
+    }
+    private static final int DDIM_NETWORK_FUSED = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_network.DDIM_NETWORK_FUSED = 1
+     * }
+     */
+    public static int DDIM_NETWORK_FUSED() {
+        return DDIM_NETWORK_FUSED;
+    }
+
+    private static class ddim_has_fused_network {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_has_fused_network");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_network()
+     * }
+     */
+    public static FunctionDescriptor ddim_has_fused_network$descriptor() {
+        return ddim_has_fused_network.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_network()
+     * }
+     */
+    public static MethodHandle ddim_has_fused_network$handle() {
+        return ddim_has_fused_network.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_network()
+     * }
+     */
+    public static MemorySegment ddim_has_fused_network$address() {
+        return ddim_has_fused_network.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_network()
+     * }
+     */
+    public static int ddim_has_fused_network() {
+        var mh$ = ddim_has_fused_network.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_has_fused_network");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
     }
 
     private static class ddim_sample_params_init {
@@ -3304,6 +3498,15 @@ public class ddim_h extends ddim_h$shared {
      */
     public static long DDIM_MAX_FIRST_INDEX() {
         return DDIM_MAX_FIRST_INDEX;
+    }
+    private static final long DDIM_DEFAULT_CPU_CACHE_BYTES = 1073741824L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_DEFAULT_CPU_CACHE_BYTES 1073741824
+     * }
+     */
+    public static long DDIM_DEFAULT_CPU_CACHE_BYTES() {
+        return DDIM_DEFAULT_CPU_CACHE_BYTES;
     }
     private static final int DDIM_DEVICE_CPU = (int)-1L;
     /**

@@ -25,6 +25,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t batch_size;
  *     int32_t micro_batch;
  *     int32_t precision;
+ *     int32_t network;
  *     ddim_progress_callback progress;
  *     void *progress_user_data;
  * }
@@ -47,7 +48,7 @@ public class ddim_sample_params {
         ddim_h.C_INT.withName("batch_size"),
         ddim_h.C_INT.withName("micro_batch"),
         ddim_h.C_INT.withName("precision"),
-        MemoryLayout.paddingLayout(4),
+        ddim_h.C_INT.withName("network"),
         ddim_h.C_POINTER.withName("progress"),
         ddim_h.C_POINTER.withName("progress_user_data")
     ).withName("ddim_sample_params");
@@ -497,6 +498,50 @@ public class ddim_sample_params {
      */
     public static void precision(MemorySegment struct, int fieldValue) {
         struct.set(precision$LAYOUT, precision$OFFSET, fieldValue);
+    }
+
+    private static final OfInt network$LAYOUT = (OfInt)$LAYOUT.select(groupElement("network"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t network
+     * }
+     */
+    public static final OfInt network$layout() {
+        return network$LAYOUT;
+    }
+
+    private static final long network$OFFSET = $LAYOUT.byteOffset(groupElement("network"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t network
+     * }
+     */
+    public static final long network$offset() {
+        return network$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t network
+     * }
+     */
+    public static int network(MemorySegment struct) {
+        return struct.get(network$LAYOUT, network$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t network
+     * }
+     */
+    public static void network(MemorySegment struct, int fieldValue) {
+        struct.set(network$LAYOUT, network$OFFSET, fieldValue);
     }
 
     private static final AddressLayout progress$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("progress"));
