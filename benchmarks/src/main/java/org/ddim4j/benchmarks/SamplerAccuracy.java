@@ -6,6 +6,7 @@ import java.util.Locale;
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
 import org.ddim4j.ImageBatch;
+import org.ddim4j.Network;
 import org.ddim4j.Noise;
 import org.ddim4j.Precision;
 import org.ddim4j.SampleOptions;
@@ -15,7 +16,8 @@ import org.ddim4j.data.IdxImages;
 
 /**
  * Accuracy, not speed: how close each sampler gets to a 200-step DDIM reference from the same noise
- * at 5, 10 and 20 steps, the error of a bfloat16 network against float32, and the DDIM inversion round-trip error by steps, on a trained model.
+ * at 5, 10 and 20 steps, the error of a bfloat16 network and of the fused float32 network against the
+ * eager float32 one, and the DDIM inversion round-trip error by steps, on a trained model.
  *
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy [MODEL] [IMAGES]
@@ -51,14 +53,11 @@ public final class SamplerAccuracy {
             System.out.printf(Locale.ROOT, "%nbfloat16 network against float32, same noise, 20-step DDIM, %d images%n", COUNT);
             float[] exact = ddim.sample(base.steps(20).sampler(Sampler.DDIM).build()).pixels();
             float[] reduced = ddim.sample(base.steps(20).sampler(Sampler.DDIM).precision(Precision.BFLOAT16).build()).pixels();
-            double sum = 0;
-            double max = 0;
-            for (int i = 0; i < exact.length; i++) {
-                double difference = Math.abs(exact[i] - reduced[i]);
-                sum += difference;
-                max = Math.max(max, difference);
-            }
-            System.out.printf(Locale.ROOT, "mean %.4f, max %.4f (pixels in [0, 1])%n", sum / exact.length, max);
+            printDifference(exact, reduced);
+
+            System.out.printf(Locale.ROOT, "%nfused network against eager, float32, same noise, 20-step DDIM, %d images%n", COUNT);
+            float[] fused = ddim.sample(base.steps(20).sampler(Sampler.DDIM).network(Network.FUSED).build()).pixels();
+            printDifference(exact, fused);
 
             Dataset test = IdxImages.load(images, ddim.config().channels(), ddim.config().imageSize(), COUNT);
             ImageBatch originals = new ImageBatch(COUNT, ddim.config().channels(), ddim.config().imageSize(), ddim.config().imageSize(),
@@ -71,5 +70,16 @@ public final class SamplerAccuracy {
                 System.out.printf(Locale.ROOT, "%-6d %10.4f%n", steps, error);
             }
         }
+    }
+
+    private static void printDifference(float[] expected, float[] actual) {
+        double sum = 0;
+        double max = 0;
+        for (int i = 0; i < expected.length; i++) {
+            double difference = Math.abs(expected[i] - actual[i]);
+            sum += difference;
+            max = Math.max(max, difference);
+        }
+        System.out.printf(Locale.ROOT, "mean %.3g, max %.3g (pixels in [0, 1])%n", sum / expected.length, max);
     }
 }
