@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# The benchmarks side by side, in one run on this machine: JMH (through Java), the native driver
-# (the C ABI alone) and the Python baseline (eager PyTorch on the same libtorch), all with the same
-# thread count. Writes the raw figures to benchmarks/results/ and the report to benchmarks/RESULTS.md.
+# The benchmarks side by side, in one window on this machine, and benchmarks/RESULTS.md from them.
+# Every ratio in the report comes from A/B rounds: each round runs every side once, in an order
+# rotated round by round, so that this VM's drift (2-3x over minutes) falls on all sides alike; the
+# report gives the per-round ratios' median and range. Everything runs as users run it: plain
+# `java` and the plain driver, no environment tuning.
 #
-#   scripts/bench.sh                  # all processors
-#   THREADS=1 SECONDS_PER_RUN=10 scripts/bench.sh
+#   scripts/bench.sh                                  # ROUNDS=3, SECONDS_PER_RUN=8, all processors
+#   ROUNDS=5 SECONDS_PER_RUN=20 THREADS=2 scripts/bench.sh
 #
-# Every measurement warms up (2 operations; JMH: 2 x 10 s), then times at least 3 operations and
-# SECONDS_PER_RUN seconds (JMH: 3 x 10 s), and reports throughput over all timed operations.
+# Raw figures, in benchmarks/results/:
+#   peers.jsonl, peers-check.jsonl  ddim4j against ONNX Runtime Java, DJL and eager PyTorch (benchmarks/peers.sh)
+#   native-python.jsonl             the native driver against eager PyTorch (baseline.py): training, fashion sampling
+#   variants.jsonl                  ddim4j's own options: fused vs eager network, CPU cache on vs off, 1 thread vs all
+#                                   (and bfloat16 vs float32 where the CPU has AVX512-BF16)
+#   interleaved.jsonl               the Java API against bare downcalls, in one process (JavaOverhead)
+#   jmh.json                        FFM against JNI: a trivial call, handing over an image batch
+#   accuracy.txt, flops.jsonl       errors of the faster options; FLOPs per forward pass
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -15,51 +23,81 @@ cd "$DDIM_ROOT"
 scripts/setup.sh
 select_jdk
 python=/usr/bin/python3  # Debian's, with python3-torch (a pyenv python3 first on PATH would lack torch)
-if ! "$python" -c 'import torch' 2>/dev/null; then
-  if [[ $(id -u) -eq 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch
-  else
-    echo "bench: the Python baseline needs Debian's python3-torch: sudo apt-get install -y python3-torch" >&2
-    exit 1
-  fi
-fi
+unset MALLOC_ARENA_MAX
 
-threads=${THREADS:-$(nproc)}
-seconds=${SECONDS_PER_RUN:-20}
+export ROUNDS=${ROUNDS:-3}
+export SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
+export THREADS=${THREADS:-$(nproc)}
 results=benchmarks/results
 mkdir -p "$results"
 rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt
+java=(java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar)
+has_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
 
-echo "== native driver and Python baseline ($threads threads, >= $seconds s each)"
-for config in fashion reference; do
-  for mode in sample train; do
-    build/ddim_bench --mode "$mode" --config "$config" --threads "$threads" --min-seconds "$seconds" | tee -a "$results/native.jsonl"
-    "$python" benchmarks/python/baseline.py --mode "$mode" --config "$config" --threads "$threads" --min-seconds "$seconds" \
-      | tee -a "$results/python.jsonl"
+# Prints stdin's last JSON line with the given key=value fields added (the group and round of an A/B run).
+tag() {
+  "$python" -c '
+import json, sys
+row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+for pair in sys.argv[1:]:
+    key, value = pair.split("=", 1)
+    row[key] = int(value) if value.isdigit() else value
+print(json.dumps(row))' "$@"
+}
+
+# ab OUT GROUP CMD...: ROUNDS rounds of the commands (one per argument), in an order rotated each round.
+ab() {
+  local out=$1 group=$2
+  shift 2
+  local commands=("$@") count=$#
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for ((i = 0; i < count; i++)); do
+      local side=$(((i + round - 1) % count))
+      eval "${commands[$side]}" | tag group="$group" side="$side" round="$round" | tee -a "$out"
+    done
   done
-  build/ddim_bench --mode sample --config "$config" --threads "$threads" --min-seconds "$seconds" --precision bf16 \
-    | tee -a "$results/native.jsonl"
-  "$python" benchmarks/python/baseline.py --config "$config" --flops | tee -a "$results/flops.jsonl"
+}
+
+driver() { build/ddim_bench --threads "$THREADS" --min-seconds "$SECONDS_PER_RUN" --iterations 1 --warmup 1 "$@"; }
+baseline() { "$python" benchmarks/python/baseline.py --threads "$THREADS" --min-seconds "$SECONDS_PER_RUN" --iterations 1 --warmup 1 "$@"; }
+
+echo "== ddim4j against its Java peers and PyTorch (benchmarks/peers.sh)"
+engines="ddim4j ddim4j-fused ort djl pytorch"
+# bfloat16 without AVX512-BF16 runs ~10x slower than float32 (emulated): measured only where it has hardware.
+[[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-fused ddim4j-bf16 ort djl pytorch"
+ENGINES=$engines benchmarks/peers.sh
+
+echo "== the native driver against PyTorch ($ROUNDS rounds)"
+for work in "train fashion" "train reference" "sample fashion"; do
+  set -- $work
+  ab "$results/native-python.jsonl" "$1-$2" "driver --mode $1 --config $2" "baseline --mode $1 --config $2"
 done
-# Malloc caching (on by default), before and after.
-build/ddim_bench --mode train --config fashion --threads "$threads" --min-seconds "$seconds" --malloc-caching off \
-  | tee "$results/no-malloc-caching.jsonl"
-# The thread-count default, before (libtorch's 1 thread here) and after (all processors).
-build/ddim_bench --mode sample --config reference --threads 1 --min-seconds "$seconds" | tee "$results/one-thread.jsonl"
 
-echo "== JMH (Java API; FFM against JNI), with MALLOC_ARENA_MAX=1 as scripts/ddim sets it"
-MALLOC_ARENA_MAX=1 java --enable-native-access=ALL-UNNAMED -Dddim4j.threads="$threads" -jar benchmarks/target/benchmarks.jar \
-  'SamplingBenchmark|TrainingBenchmark|CallOverheadBenchmark|TransferBenchmark' \
-  -jvmArgsAppend "-Dddim4j.threads=$threads -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" \
-  -rf json -rff "$results/jmh.json"
+echo "== ddim4j's options, A/B on the native driver ($ROUNDS rounds)"
+ab "$results/variants.jsonl" network "driver --mode sample --config reference --network eager" \
+  "driver --mode sample --config reference --network fused"
+ab "$results/variants.jsonl" cpu-cache-train "driver --mode train --config reference --cpu-cache off" \
+  "driver --mode train --config reference --cpu-cache on"
+ab "$results/variants.jsonl" cpu-cache-sample "driver --mode sample --config reference --network fused --cpu-cache off" \
+  "driver --mode sample --config reference --network fused --cpu-cache on"
+ab "$results/variants.jsonl" threads "driver --mode sample --config reference --network fused --threads 1" \
+  "driver --mode sample --config reference --network fused"
+if [[ $has_bf16 == yes ]]; then
+  ab "$results/variants.jsonl" bfloat16 "driver --mode sample --config reference" \
+    "driver --mode sample --config reference --precision bf16"
+fi
+for config in fashion reference; do "$python" benchmarks/python/baseline.py --config "$config" --flops >> "$results/flops.jsonl"; done
 
-echo "== Java overhead: Java API and bare downcalls interleaved in one process"
-MALLOC_ARENA_MAX=1 java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead \
-  --threads "$threads" --rounds "${OVERHEAD_ROUNDS:-10}" --seconds "${OVERHEAD_SECONDS:-6}" | tee "$results/interleaved.jsonl"
+echo "== Java API against bare downcalls, interleaved in one process"
+"${java[@]}" org.ddim4j.benchmarks.JavaOverhead --threads "$THREADS" --rounds "${OVERHEAD_ROUNDS:-6}" \
+  --seconds "${OVERHEAD_SECONDS:-4}" | tee "$results/interleaved.jsonl"
 
-echo "== bfloat16 accuracy"
-java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy \
-  | tee "$results/accuracy.txt"
+echo "== FFM against JNI (JMH)"
+"${java[@]/-cp/-jar}" 'CallOverheadBenchmark|TransferBenchmark' -f 1 -wi 1 -w 5 -i 3 -r 5 \
+  -jvmArgsAppend "-Dddim4j.threads=$THREADS -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" -rf json -rff "$results/jmh.json"
 
-"$python" benchmarks/report.py "$results" "$threads" > benchmarks/RESULTS.md
+echo "== accuracy of the faster options"
+"${java[@]}" org.ddim4j.benchmarks.SamplerAccuracy | tee "$results/accuracy.txt"
+
+"$python" benchmarks/report.py "$results" "$THREADS" > benchmarks/RESULTS.md
 echo "bench: wrote benchmarks/RESULTS.md"
