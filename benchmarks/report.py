@@ -3,6 +3,7 @@
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -17,13 +18,41 @@ def lines(name):
         return [json.loads(line) for line in f if line.strip().startswith("{")]
 
 
-native, python, flops = lines("native.jsonl"), lines("python.jsonl"), lines("flops.jsonl")
-one_thread = lines("one-thread.jsonl")
+native_python, variants, flops = lines("native-python.jsonl"), lines("variants.jsonl"), lines("flops.jsonl")
 interleaved = lines("interleaved.jsonl")
+peers, peer_checks = lines("peers.jsonl"), lines("peers-check.jsonl")
+measured_peak = next((row["gflops"] for row in lines("peak.jsonl")), None)
 with open(os.path.join(results, "jmh.json")) as f:
     jmh = json.load(f)
 with open(os.path.join(results, "accuracy.txt")) as f:
     accuracy = f.read()
+
+
+def rate(row):
+    """Images per second of one run of the driver, baseline.py or PeerSampling."""
+    return row["images_per_second"]
+
+
+def ab_ratios(rows, group, numerator_side=1):
+    """Per-round speed ratios of an A/B group of bench.sh: side `numerator_side`'s images/s over the other side's."""
+    by_round = {}
+    for row in rows:
+        if row.get("group") == group:
+            by_round.setdefault(row["round"], {})[row["side"]] = rate(row)
+    return sorted(sides[numerator_side] / sides[1 - numerator_side] for sides in by_round.values() if len(sides) == 2)
+
+
+def median_rate(rows, group, side):
+    return statistics.median(rate(row) for row in rows if row.get("group") == group and row["side"] == side)
+
+
+def ratio_cells(ratios):
+    return f"**{statistics.median(ratios):.2f}x** | {ratios[0]:.2f}x - {ratios[-1]:.2f}x"
+
+
+# The engines of benchmarks/peers.sh, in the order the report lists them.
+PEER_NAMES = {"ddim4j": "ddim4j", "ddim4j-fused": "ddim4j fused network", "ddim4j-bf16": "ddim4j bfloat16", "ort": "ONNX Runtime", "djl": "DJL (PyTorch)",
+              "pytorch": "PyTorch eager (Python)", "pytorch-eager": "PyTorch eager (export.py)"}
 
 
 def find(rows, **keys):
@@ -54,48 +83,91 @@ info = cpu()
 cores = os.cpu_count()
 mhz = float(info.get("cpu MHz", "0"))
 flags = info.get("flags", "").split()
-# FLOPs per cycle per core for float32: 2 FMA pipes x (16 lanes with AVX-512 as on Zen 5, or 8 with AVX2) x 2.
-flops_per_cycle = 64 if "avx512f" in flags else 32
+# FLOPs per cycle per core for float32: 2 FMA pipes x (16 lanes with AVX-512 as on Zen 5, 8 with AVX2 + FMA) x 2.
+flops_per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= set(flags) else 16
 peak = cores * mhz * 1e6 * flops_per_cycle / 1e9
 java_version = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-torch_version = python[0]["torch"] if python else "?"
+torch_version = next((row["torch"] for row in native_python if "torch" in row), "?")
+peak_text = (f"{measured_peak:.0f} GFLOP/s measured (`build/ddim_fma_peak`: AVX2 FMAs on every core, no memory traffic)"
+             if measured_peak else f"{peak:.0f} GFLOP/s nominal")
+best_peak = measured_peak or peak
 
 out = []
 w = out.append
 w("# Benchmark results")
 w("")
-w(f"Written by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from that one run on one machine, side by side. "
-  "Raw figures: `benchmarks/results/`. This machine is a shared VM and noisy: compare the ratios, which come from the same run, "
-  "more than the absolute figures.")
+w(f"Written by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from that one run on one machine. "
+  "Raw figures: `benchmarks/results/`. This machine is a shared VM whose speed drifts by 2-3x over minutes, so **every ratio "
+  "comes from A/B rounds**: each round runs every side once, in an order rotated round by round, so that the drift falls on "
+  "all sides alike; a ratio is computed within each round, and the tables give the median and the range over rounds. "
+  "Absolute figures (images/s, ms) are medians over rounds and move with the machine.")
 w("")
-w(f"- CPU: {info.get('model name', '?')}, {cores} cores at {mhz:.0f} MHz, flags include "
-  f"{', '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags)}")
-w(f"- Threads: {threads} for ddim4j (libtorch intra-op) and for PyTorch; libtorch {torch_version} in both (Debian)")
-w(f"- Java: {java_version}; JMH 1.37, 1 fork, 2 warm-up + 3 measured iterations of 10 s (throughput), with `MALLOC_ARENA_MAX=1` "
-  "as `scripts/ddim` sets it (without it, reference sampling through Java ran at 2.1 instead of 5.7 images/s)")
-w("- Native driver `build/ddim_bench` and Python `benchmarks/python/baseline.py`: 2 warm-up operations, then throughput over at least "
-  "3 operations and 20 s of timed work, like JMH's measurement")
-w("- Work: sampling = 16 images x 20 deterministic DDIM steps from fresh noise; training = one step on 16 images "
-  "(forward, MAE, backward, AdamW, EMA). Untrained reference U-Net (weights do not change the cost). "
+w(f"- CPU: {info.get('model name', '?')} (family {info.get('cpu family', '?')}, model {info.get('model', '?')}), {cores} cores at "
+  f"{mhz:.0f} MHz, flags include {', '.join(f for f in ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags)}"
+  f"{'' if 'avx512_bf16' in flags else ' (no AVX512-BF16: bfloat16 has no native instructions here, so the bfloat16 option is emulated and slow, and was not benchmarked)'}")
+w(f"- Float32 peak: {peak_text}; nominal {cores} cores x {mhz / 1000:.2f} GHz x {flops_per_cycle} FLOP/cycle = {peak:.0f} GFLOP/s")
+w(f"- Threads: {threads} for every engine; ddim4j and Python on libtorch {torch_version} (Debian); plain `java` and plain "
+  "processes, no `MALLOC_ARENA_MAX` or other environment tuning")
+w(f"- Java: {java_version}")
+w("- Work: sampling = 16 images x 20 deterministic DDIM steps (20 network evaluations at batch 16) from fresh noise; "
+  "training = one step on 16 images (forward, MAE, backward, AdamW, EMA). Untrained U-Nets (weights do not change the cost). "
   "`fashion` = 1x32x32, `reference` = 3x64x64, both widths 32-64-96-128, depth 2.")
 w("")
-w("## Throughput (images/s) and ratios")
-w("")
-w("| config | work | Java (JMH) | native driver | Python (PyTorch) | ddim4j / Python | Java / native - 1 (separate runs) |")
-w("|---|---|---|---|---|---|---|")
-for config in ("fashion", "reference"):
-    for mode, bench, per_op in (("sample", "SamplingBenchmark.sample", 16), ("train", "TrainingBenchmark.step", 16)):
-        score, error, _ = jmh_score(bench, config=config)
-        java_rate = score * per_op
-        native_rate = find(native, mode=mode, config=config, precision="fp32")["images_per_second"]
-        python_rate = find(python, mode=mode, config=config)["images_per_second"]
-        overhead = native_rate / java_rate - 1
-        w(f"| {config} | {mode} | {java_rate:.2f} ± {error * per_op:.2f} | {native_rate:.2f} | {python_rate:.2f} | "
-          f"**{java_rate / python_rate:.2f}x** | {overhead * 100:+.1f}% |")
-w("")
-w("The last column compares JMH with the driver, separate processes minutes apart: on this VM that difference is mostly "
-  "the machine's drift, not Java. The next table measures the overhead properly.")
-w("")
+if peers:
+    w("## Java peers, interleaved")
+    w("")
+    rounds = sorted({row["round"] for row in peers})
+    engines = [engine for engine in PEER_NAMES if engine in {row["engine"] for row in peers}]
+    ms = {(row["engine"], row["round"]): row["ms_median"] for row in peers}
+    versions = {row["engine"]: row.get("version", "?") for row in peers}
+    first = peers[0]
+    w(f"`benchmarks/peers.sh`: {len(rounds)} rounds; each round runs every engine once, each in its own process, in an order "
+      f"rotated every round, so that the machine's drift falls on all alike. Work: {first['batch']} images x {first['steps']} "
+      "deterministic DDIM steps (one network evaluation per step, batch 16) from fresh noise, untrained reference U-Net "
+      f"(3x64x64), {first['threads']} threads for every engine; per engine and round, {first.get('warmup', 2)} warm-up run(s), "
+      f"then the median of runs over at least {first.get('runs', 3)} runs and {first.get('seconds', '?')} s. ddim4j samples through `Ddim.sample` (plain `java`, no environment "
+      "tuning; its defaults, `Network.FUSED`, or `Precision.BFLOAT16`); ONNX Runtime and DJL run the network exported by `benchmarks/python/export.py` from the same model file "
+      "(same weights) and do the DDIM update in Java arrays with ddim4j's schedule; PyTorch is `baseline.py` (its own "
+      "untrained weights: weights do not change the cost).")
+    w("")
+    per_image = next((row["forward_flops_per_image"] for row in flops if row.get("config") == "reference"), None)
+    w("| engine | version and settings | ms per run: median of rounds | min - max of rounds | images/s | GFLOP/s | % of peak |")
+    w("|---|---|---|---|---|---|---|")
+    for engine in engines:
+        values = sorted(ms[(engine, r)] for r in rounds if (engine, r) in ms)
+        median = statistics.median(values)
+        gflops = per_image * first["batch"] * first["steps"] / (median / 1000) / 1e9 if per_image else None
+        w(f"| {PEER_NAMES.get(engine, engine)} | {versions[engine]} | **{median:.0f}** | {values[0]:.0f} - {values[-1]:.0f} | "
+          f"{first['batch'] * 1000 / median:.2f} | {f'{gflops:.0f}' if gflops else '?'} | "
+          f"{f'{gflops / best_peak * 100:.0f}%' if gflops else '?'} |")
+    w("")
+    w("Speed ratio = the peer's time / ddim4j's time in the same round (above 1: ddim4j is faster); median and range over rounds.")
+    w("")
+    w("| ddim4j | against | speed ratio: median | min - max |")
+    w("|---|---|---|---|")
+    for ours in ("ddim4j", "ddim4j-fused", "ddim4j-bf16"):
+        for other in ("ort", "djl", "pytorch"):
+            ratios = sorted(ms[(other, r)] / ms[(ours, r)] for r in rounds if (other, r) in ms and (ours, r) in ms)
+            if ratios:
+                w(f"| {PEER_NAMES[ours]} | {PEER_NAMES[other]} | **{statistics.median(ratios):.2f}x** | "
+                  f"{ratios[0]:.2f}x - {ratios[-1]:.2f}x |")
+    w("")
+    checks = [row for row in peer_checks if row.get("tool") == "peer-check"]
+    if checks:
+        w("Do they compute the same? `PeerCheck` on the check input `export.py` writes (16 noisy images at t = 1/16 ... 1, "
+          "and the noise variances ddim4j derives from t): largest absolute difference from ddim4j float32 of one network "
+          "evaluation (`Ddim.predict`), and of the pixels (in [0, 1]) after 20 DDIM steps from the same noise. "
+          "`reference` is the benchmarked model (its output convolution not zeroed, so that the output is not 0 everywhere); "
+          "`fashion` the trained `models/fashion-mnist-32.safetensors`.")
+        w("")
+        w("| model | engine | output: max abs diff | mean abs diff | largest output | pixels after 20 steps: max abs diff | mean |")
+        w("|---|---|---|---|---|---|---|")
+        for row in checks:
+            pixels = (f"{row['pixels_max_abs_diff']:.1e} | {row['pixels_mean_abs_diff']:.1e}" if "pixels_max_abs_diff" in row
+                      else "- | -")
+            w(f"| {os.path.basename(row['model'])} | {PEER_NAMES.get(row['engine'], row['engine'])} | "
+              f"{row['output_max_abs_diff']:.1e} | {row['output_mean_abs_diff']:.1e} | {row['output_max_abs']:.2f} | {pixels} |")
+        w("")
 w("## Java overhead, interleaved in one process")
 w("")
 w("`JavaOverhead` (benchmarks module) runs the same work round after round in one JVM, alternately through the Java API "
@@ -113,36 +185,66 @@ for row in interleaved:
       f"{row['rounds']} x {row['seconds_per_round']:.0f} | **{row['overhead_median'] * 100:+.1f}%** | "
       f"{row['overhead_pooled'] * 100:+.1f}% | {low * 100:+.1f}% .. {high * 100:+.1f}% |")
 w("")
-w("## bfloat16 sampling (`SampleOptions.precision(BFLOAT16)`, `--precision bfloat16`)")
+w("## ddim4j (native driver) against PyTorch")
 w("")
-w("| config | float32 (native) | bfloat16 (native) | speed-up | bfloat16 / Python float32 |")
-w("|---|---|---|---|---|")
-for config in ("fashion", "reference"):
-    fp32 = find(native, mode="sample", config=config, precision="fp32")["images_per_second"]
-    bf16 = find(native, mode="sample", config=config, precision="bf16")["images_per_second"]
-    py = find(python, mode="sample", config=config)["images_per_second"]
-    w(f"| {config} | {fp32:.2f} | {bf16:.2f} | **{bf16 / fp32:.2f}x** | {bf16 / py:.2f}x |")
+w("The same training step, and fashion sampling, in the native driver `build/ddim_bench` (the C ABI alone) and in "
+  "`benchmarks/python/baseline.py` (eager PyTorch on the same libtorch); reference sampling is in the peers table above. "
+  "Speed ratio = ddim4j's images/s / Python's, per round.")
 w("")
-bf16_line = next((line for line in accuracy.splitlines() if line.startswith("mean")), "?")
-w(f"Error of the bfloat16 network against float32 from the same noise (trained model `models/fashion-mnist-32.safetensors`, "
-  f"16 images, 20 DDIM steps, pixels in [0, 1]): {bf16_line}.")
-w("")
-w("## Achieved GFLOP/s against this machine's peak")
-w("")
-w(f"Peak float32 = {cores} cores x {mhz / 1000:.2f} GHz x {flops_per_cycle} FLOP/cycle (2 FMA pipes x "
-  f"{flops_per_cycle // 4} lanes x 2) = **{peak:.0f} GFLOP/s** (the nominal clock; the VM's boost clock is unknown). "
-  "FLOPs: the convolutions of one forward pass, counted by `baseline.py --flops` (other layers add < 1%); "
-  "a training step counts 3 forward passes (forward, and backward for inputs and weights).")
-w("")
-w("| config | forward GFLOP / image | sampling GFLOP/s (native) | % of peak | training GFLOP/s (native) | % of peak |")
+w("| work | config | ddim4j (images/s) | Python (images/s) | speed ratio: median | min - max |")
 w("|---|---|---|---|---|---|")
+for group in ("train-fashion", "train-reference", "sample-fashion"):
+    ratios = ab_ratios(native_python, group, numerator_side=0)
+    if ratios:
+        mode, config = group.split("-")
+        w(f"| {mode} | {config} | {median_rate(native_python, group, 0):.2f} | {median_rate(native_python, group, 1):.2f} | "
+          f"{ratio_cells(ratios)} |")
+w("")
+w("## The CPU memory cache")
+w("")
+w("libddim installs a caching CPU allocator in libtorch when it loads (`native/src/cpu_allocator.h`): freed blocks of 256 KiB "
+  "and more are kept by size, up to 1 GiB, and reused at the next step instead of being unmapped and page-faulted in again. "
+  "It replaces the process-wide `mallopt` and the `MALLOC_ARENA_MAX=1` that ddim4j needed before. Off = `-Dddim4j.cpuCache=0` "
+  "(Java) or `--cpu-cache off` (driver). Speed ratio = on / off, per round.")
+w("")
+w("| work | through | off (images/s) | on (images/s) | speed ratio: median | min - max |")
+w("|---|---|---|---|---|---|")
+for group, work, through in (("cpu-cache-sample", "reference sampling (eager network)", "plain `java` (PeerSampling)"),
+                             ("cpu-cache-train", "reference training", "native driver")):
+    ratios = ab_ratios(variants, group)
+    if ratios:
+        w(f"| {work} | {through} | {median_rate(variants, group, 0):.2f} | {median_rate(variants, group, 1):.2f} | {ratio_cells(ratios)} |")
+w("")
+bf16 = ab_ratios(variants, "bfloat16")
+if bf16:
+    w("## bfloat16 sampling (native driver)")
+    w("")
+    w(f"Reference sampling, bfloat16 / float32 speed, per round: {ratio_cells(bf16)}.")
+    w("")
+w("## Accuracy of the faster options")
+w("")
+accuracy_lines = [line for line in accuracy.splitlines() if line.startswith("mean")]
+if len(accuracy_lines) >= 2:
+    w("Pixels (in [0, 1]) from the same noise against the eager float32 network, trained model "
+      "`models/fashion-mnist-32.safetensors`, 16 images, 20 DDIM steps (`SamplerAccuracy`):")
+    w("")
+    w(f"- bfloat16 network: {accuracy_lines[0]}")
+    w(f"- fused network: {accuracy_lines[1]}")
+    w("")
+w("## Achieved GFLOP/s")
+w("")
+w(f"Against the measured peak ({best_peak:.0f} GFLOP/s). FLOPs: the convolutions of one forward pass, counted by "
+  "`baseline.py --flops` (other layers add < 1%); a training step counts 3 forward passes (forward, and backward for "
+  "inputs and weights). Sampling engines: in the peers table.")
+w("")
+w("| config | forward GFLOP / image | training GFLOP/s (native driver) | % of peak |")
+w("|---|---|---|---|")
 for config in ("fashion", "reference"):
     per_image = find(flops, config=config)["forward_flops_per_image"] / 1e9
-    sample_rate = find(native, mode="sample", config=config, precision="fp32")
-    train_rate = find(native, mode="train", config=config)["images_per_second"]
-    sampling = per_image * sample_rate["images_per_second"] * sample_rate["steps"]
-    training = 3 * per_image * train_rate
-    w(f"| {config} | {per_image:.3f} | {sampling:.0f} | {sampling / peak * 100:.0f}% | {training:.0f} | {training / peak * 100:.0f}% |")
+    group = "train-" + config
+    if any(row.get("group") == group for row in native_python):
+        training = 3 * per_image * median_rate(native_python, group, 0)
+        w(f"| {config} | {per_image:.3f} | {training:.0f} | {training / best_peak * 100:.0f}% |")
 w("")
 w("## FFM against JNI")
 w("")
@@ -160,35 +262,18 @@ w("|---|---|---|---|---|")
 transfers = [jmh_score("TransferBenchmark." + name) for name in ("ffmHeapCopied", "ffmOffHeap", "ffmCriticalHeap", "jniCopied", "jniCritical")]
 w("| " + " | ".join(f"{score:.1f} ± {error:.1f}" for score, error, _ in transfers) + " |")
 w("")
-w("## Malloc caching")
-w("")
-no_caching = lines("no-malloc-caching.jsonl")
-if no_caching:
-    off = no_caching[0]["images_per_second"]
-    on = find(native, mode="train", config="fashion", precision="fp32")["images_per_second"]
-    w(f"Fashion training, native: glibc's default malloc {off:.2f} images/s, with `ddim_set_malloc_caching(1)` (the default) "
-      f"{on:.2f} images/s: **{on / off:.2f}x**. The Python baseline runs with glibc's defaults, as PyTorch users do; "
-      "it speeds up too with `MALLOC_MMAP_THRESHOLD_`/`MALLOC_TRIM_THRESHOLD_` set.")
-w("")
-w("## Thread count")
-w("")
-if one_thread:
-    single = one_thread[0]["images_per_second"]
-    many = find(native, mode="sample", config="reference", precision="fp32")["images_per_second"]
-    w(f"Reference sampling, native: 1 thread (libtorch's start-up default here) {single:.2f} images/s, {threads} threads "
-      f"(ddim4j's default: all processors) {many:.2f} images/s: **{many / single:.2f}x**.")
-w("")
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "optimisations.md")) as f:
     w(f.read().rstrip())
 w("")
 w("## Commands")
 w("")
 w("```sh")
-w("scripts/bench.sh                           # all of the above; THREADS=N ITERATIONS=N to change")
-w("build/ddim_bench --mode sample|train --config reference|fashion [--precision bf16] [--threads N]")
+w("scripts/bench.sh                           # all of the above; ROUNDS=N SECONDS_PER_RUN=S THREADS=N to change")
+w("ROUNDS=5 SECONDS=20 benchmarks/peers.sh    # the Java peers alone; PeerSampling, PeerCheck: see their javadoc")
+w("build/ddim_bench --mode sample|train --config reference|fashion [--network fused] [--precision bf16] [--cpu-cache off]")
 w("/usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion --threads N")
-w("java -jar benchmarks/target/benchmarks.jar SamplingBenchmark   # or TrainingBenchmark, CallOverheadBenchmark, TransferBenchmark")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy")
-w("MALLOC_ARENA_MAX=1 java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead --rounds 10 --seconds 6")
+w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead --rounds 10 --seconds 6")
+w("java -jar benchmarks/target/benchmarks.jar CallOverheadBenchmark   # or TransferBenchmark, SamplingBenchmark, TrainingBenchmark")
 w("```")
 print("\n".join(out))

@@ -11,11 +11,12 @@
 # Raw figures, in benchmarks/results/:
 #   peers.jsonl, peers-check.jsonl  ddim4j against ONNX Runtime Java, DJL and eager PyTorch (benchmarks/peers.sh)
 #   native-python.jsonl             the native driver against eager PyTorch (baseline.py): training, fashion sampling
-#   variants.jsonl                  ddim4j's own options: fused vs eager network, CPU cache on vs off, 1 thread vs all
-#                                   (and bfloat16 vs float32 where the CPU has AVX512-BF16)
+#   variants.jsonl                  ddim4j's CPU cache off vs on (sampling from Java, training on the driver), and
+#                                   bfloat16 vs float32 where the CPU has AVX512-BF16 (the fused network is a peer)
 #   interleaved.jsonl               the Java API against bare downcalls, in one process (JavaOverhead)
 #   jmh.json                        FFM against JNI: a trivial call, handing over an image batch
 #   accuracy.txt, flops.jsonl       errors of the faster options; FLOPs per forward pass
+#   peak.jsonl                      the float32 FMA peak code reaches here (build/ddim_fma_peak)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -31,7 +32,7 @@ export THREADS=${THREADS:-$(nproc)}
 results=benchmarks/results
 mkdir -p "$results"
 rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt
-java=(java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/benchmarks.jar)
+java=(java --enable-native-access=ALL-UNNAMED -cp "benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*")
 has_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
 
 # Prints stdin's last JSON line with the given key=value fields added (the group and round of an A/B run).
@@ -65,7 +66,7 @@ echo "== ddim4j against its Java peers and PyTorch (benchmarks/peers.sh)"
 engines="ddim4j ddim4j-fused ort djl pytorch"
 # bfloat16 without AVX512-BF16 runs ~10x slower than float32 (emulated): measured only where it has hardware.
 [[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-fused ddim4j-bf16 ort djl pytorch"
-ENGINES=$engines benchmarks/peers.sh
+ENGINES=$engines WARMUP=1 RUNS=2 benchmarks/peers.sh
 
 echo "== the native driver against PyTorch ($ROUNDS rounds)"
 for work in "train fashion" "train reference" "sample fashion"; do
@@ -73,27 +74,27 @@ for work in "train fashion" "train reference" "sample fashion"; do
   ab "$results/native-python.jsonl" "$1-$2" "driver --mode $1 --config $2" "baseline --mode $1 --config $2"
 done
 
-echo "== ddim4j's options, A/B on the native driver ($ROUNDS rounds)"
-ab "$results/variants.jsonl" network "driver --mode sample --config reference --network eager" \
-  "driver --mode sample --config reference --network fused"
+echo "== ddim4j's options, A/B ($ROUNDS rounds)"
+sample_java() {
+  "${java[0]}" "$@" "${java[@]:1}" org.ddim4j.benchmarks.PeerSampling --engine ddim4j --model benchmarks/target/peers/reference \
+    --threads "$THREADS" --seconds "$SECONDS_PER_RUN" --warmup 1 --runs 2
+}
+ab "$results/variants.jsonl" cpu-cache-sample "sample_java -Dddim4j.cpuCache=0" "sample_java"
 ab "$results/variants.jsonl" cpu-cache-train "driver --mode train --config reference --cpu-cache off" \
   "driver --mode train --config reference --cpu-cache on"
-ab "$results/variants.jsonl" cpu-cache-sample "driver --mode sample --config reference --network fused --cpu-cache off" \
-  "driver --mode sample --config reference --network fused --cpu-cache on"
-ab "$results/variants.jsonl" threads "driver --mode sample --config reference --network fused --threads 1" \
-  "driver --mode sample --config reference --network fused"
 if [[ $has_bf16 == yes ]]; then
   ab "$results/variants.jsonl" bfloat16 "driver --mode sample --config reference" \
     "driver --mode sample --config reference --precision bf16"
 fi
 for config in fashion reference; do "$python" benchmarks/python/baseline.py --config "$config" --flops >> "$results/flops.jsonl"; done
+OMP_NUM_THREADS=$THREADS build/ddim_fma_peak | tee "$results/peak.jsonl"
 
 echo "== Java API against bare downcalls, interleaved in one process"
 "${java[@]}" org.ddim4j.benchmarks.JavaOverhead --threads "$THREADS" --rounds "${OVERHEAD_ROUNDS:-6}" \
   --seconds "${OVERHEAD_SECONDS:-4}" | tee "$results/interleaved.jsonl"
 
 echo "== FFM against JNI (JMH)"
-"${java[@]/-cp/-jar}" 'CallOverheadBenchmark|TransferBenchmark' -f 1 -wi 1 -w 5 -i 3 -r 5 \
+java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar 'CallOverheadBenchmark|TransferBenchmark' -f 1 -wi 1 -w 5 -i 3 -r 5 \
   -jvmArgsAppend "-Dddim4j.threads=$THREADS -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" -rf json -rff "$results/jmh.json"
 
 echo "== accuracy of the faster options"

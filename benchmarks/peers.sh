@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# ddim4j against its Java peers, interleaved: ONNX Runtime and DJL (PyTorch 2.7.1) on the same exported
+# network, and eager PyTorch (benchmarks/python/baseline.py). Each round runs every engine once, each in
+# a process of its own, in an order rotated every round, so that this machine's drift falls on all alike.
+#
+#   benchmarks/peers.sh                      # ROUNDS=5, 20 s of timed sampling per engine and round
+#   ROUNDS=2 SECONDS=10 THREADS=2 benchmarks/peers.sh    # SECONDS_PER_RUN works too, as in bench.sh
+#   ENGINES="ddim4j ort djl pytorch" benchmarks/peers.sh # a subset (bfloat16 is ~10x slower without AVX512-BF16)
+#
+# ddim4j runs with its defaults, with Network.FUSED (ddim4j-fused) and with bfloat16 (ddim4j-bf16).
+# Work: 16 images x 20 deterministic DDIM steps, untrained reference U-Net (3x64x64), weights made once
+# by export.py and shared by all engines (the Python baseline builds its own; weights do not change the cost).
+# Writes benchmarks/results/peers.jsonl (a line per engine and round) and peers-check.jsonl (the exports,
+# and each engine's difference from ddim4j). Needs the benchmarks jar and target/peer-libs (scripts/setup.sh).
+# Runs plain `java`: no MALLOC_ARENA_MAX or other tuning in the environment.
+seconds=${SECONDS_PER_RUN:-$(printenv SECONDS || echo 20)}  # first: bash counts SECONDS up from its start
+set -euo pipefail
+source "$(dirname "$0")/../scripts/common.sh"
+cd "$DDIM_ROOT"
+select_jdk
+unset MALLOC_ARENA_MAX
+
+rounds=${ROUNDS:-5}
+warmup=${WARMUP:-2}  # untimed runs per engine and round
+runs=${RUNS:-3}      # at least this many timed runs (and SECONDS of them)
+threads=${THREADS:-$(nproc)}
+python=/usr/bin/python3  # Debian's, with python3-torch
+results=benchmarks/results
+exports=benchmarks/target/peers
+classpath="benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*"
+java=(java --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$classpath")
+read -ra engines <<< "${ENGINES:-ddim4j ddim4j-fused ddim4j-bf16 ort djl pytorch}"
+checked=$(printf '%s\n' "${engines[@]}" | grep -vx 'ddim4j\|pytorch' | paste -sd, || true)  # PeerCheck's --engines
+
+if [[ ! -f benchmarks/target/benchmarks.jar || ! -d benchmarks/target/peer-libs ]]; then
+  mvn -B -q -pl benchmarks -am package -DskipTests -Dmaven.javadoc.skip=true -Dmaven.source.skip=true
+fi
+mkdir -p "$results"
+
+# Prints the last JSON line of stdin with the fields given as key=value (numbers stay numbers). The
+# baseline's line is put in the peers' format.
+annotate() {
+  "$python" -c '
+import json, sys
+row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+if row.get("tool") == "python":
+    row = {"tool": "peers", "engine": "pytorch", "version": "torch " + row["torch"] + " eager (baseline.py), threads " + str(row["threads"]),
+           "threads": row["threads"], "batch": row["batch"], "steps": row["steps"], "model": "baseline.py --config reference (own untrained weights)",
+           "ms_median": row["median_seconds"] * 1000, "ms_min": min(row["seconds"]) * 1000,
+           "ms_all": [s * 1000 for s in row["seconds"]], "images_per_second": row["images_per_second"]}
+for pair in sys.argv[1:]:
+    key, value = pair.split("=", 1)
+    row[key] = int(value) if value.isdigit() else value
+print(json.dumps(row))' "$@"
+}
+
+echo "== export and check (benchmarks/results/peers-check.jsonl)"
+: > "$results/peers-check.jsonl"
+"$python" benchmarks/python/export.py --reference --out "$exports/reference" | tee -a "$results/peers-check.jsonl"
+"$python" benchmarks/python/export.py --model models/fashion-mnist-32.safetensors --out "$exports/fashion" | tee -a "$results/peers-check.jsonl"
+for model in reference fashion; do
+  [[ -z $checked ]] || "${java[@]}" org.ddim4j.benchmarks.PeerCheck --model "$exports/$model" --engines "$checked" \
+    | tee -a "$results/peers-check.jsonl"
+done
+
+echo "== sampling, $rounds rounds x ${#engines[@]} engines, $threads threads, >= $seconds s each (benchmarks/results/peers.jsonl)"
+: > "$results/peers.jsonl"
+for ((round = 1; round <= rounds; round++)); do
+  for ((i = 0; i < ${#engines[@]}; i++)); do
+    engine=${engines[$(((i + round - 1) % ${#engines[@]}))]}
+    if [[ $engine == pytorch ]]; then
+      command=("$python" benchmarks/python/baseline.py --mode sample --config reference --batch 16 --steps 20
+        --threads "$threads" --min-seconds "$seconds" --warmup "$warmup" --iterations "$runs")
+    else
+      command=("${java[@]}" org.ddim4j.benchmarks.PeerSampling --engine "$engine" --model "$exports/reference" --batch 16 --steps 20
+        --threads "$threads" --seconds "$seconds" --warmup "$warmup" --runs "$runs")
+    fi
+    line=$("${command[@]}") || { echo "peers: $engine failed in round $round (exit $?)" >&2; exit 1; }
+    annotate round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" | tee -a "$results/peers.jsonl"
+  done
+done
