@@ -56,7 +56,7 @@ public final class SamplerAccuracy {
             printDifference(exact, reduced);
 
             System.out.printf(Locale.ROOT, "%nfused network against eager, float32, same noise, 20-step DDIM, %d images%n", COUNT);
-            float[] fused = ddim.sample(base.steps(20).sampler(Sampler.DDIM).network(Network.FUSED).build()).pixels();
+            float[] fused = ddim.sample(base.steps(20).sampler(Sampler.DDIM).precision(Precision.FLOAT32).network(Network.FUSED).build()).pixels();
             printDifference(exact, fused);
 
             Dataset test = IdxImages.load(images, ddim.config().channels(), ddim.config().imageSize(), COUNT);
