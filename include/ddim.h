@@ -311,8 +311,8 @@ typedef enum ddim_network {
                              * in the last bits (measured in benchmarks/RESULTS.md). Deterministic and batch
                              * invariant like the eager network. DDIM_ERR_DEVICE for a CUDA model,
                              * DDIM_ERR_INVALID_ARGUMENT with bfloat16 or in a build without oneDNN (see
-                             * ddim_has_fused_network). The plan (about 10x one batch's activations) is kept
-                             * with the model for later calls. */
+                             * ddim_has_fused_network). The plan (every activation of one micro-batch, allocated
+                             * once) is kept with the model for later calls and freed with it. */
 } ddim_network;
 
 /* 1 when this build has the fused network (DDIM_NETWORK_FUSED), else 0. */

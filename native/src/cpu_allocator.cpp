@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -61,6 +62,7 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   void* obtain(size_t bytes) {
     if (bytes == 0) bytes = 1;  // a distinct pointer, as malloc(0) may not give one
+    if (bytes > std::numeric_limits<size_t>::max() - kPage) throw std::bad_alloc();  // rounding up must not wrap
     const bool cacheable = static_cast<int64_t>(bytes) >= kMinCachedBytes;
     const size_t size = cacheable ? bucket_of(bytes) : bytes;
     if (cacheable) {
