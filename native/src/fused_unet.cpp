@@ -71,8 +71,9 @@ struct FusedUNet::Plan {
   std::vector<NormWeights> norms;
   float norm_epsilon = 1e-5f;
   // Temporaries of a residual block (its BatchNorm output and conv_a output), shared by all blocks
-  // since they run one after another: the largest sizes, allocated once.
+  // since they run one after another: one buffer each, of the largest size, allocated in finish().
   torch::Tensor normalized_buffer, hidden_buffer, scratchpad;
+  std::vector<memory> normalized_uses, hidden_uses;  // views of the shared buffers, bound in finish()
   memory::desc scratchpad_desc;  // the largest any step asks for
   memory input, output;          // the caller's tensors, plain NCHW: handles set per call
   memory embedding;              // [batch, embedding_dim, S, S] in the blocked layout, filled per call
@@ -116,20 +117,18 @@ struct FusedUNet::Plan {
     convs.push_back(std::move(weights));
   }
 
-  memory shared(torch::Tensor& buffer, const memory::desc& desc) const {
-    const auto bytes = static_cast<int64_t>(desc.get_size());
-    if (!buffer.defined() || buffer.numel() < bytes) buffer = torch::empty({bytes}, torch::kUInt8);
-    return memory(desc, engine, nullptr);  // handle bound in finish(), once the buffer has its final size
+  // A view of one of the shared buffers; its handle is bound in finish(), once the largest size is known.
+  memory shared(std::vector<memory>& uses, const memory::desc& desc) {
+    uses.emplace_back(desc, engine, nullptr);
+    return uses.back();
   }
 
   // Residual(in, out) = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))), as in unet.cpp.
   memory residual(const std::string& name, const memory& x, int64_t out_channels) {
     const auto& x_desc = x.get_desc();
     const int64_t in_channels = x_desc.dims()[1], size = x_desc.dims()[2];
-    auto normalized = shared(normalized_buffer, x_desc);
-    auto hidden = shared(hidden_buffer, activation(out_channels, size));
-    normalized_uses.push_back(normalized);
-    hidden_uses.push_back(hidden);
+    auto normalized = shared(normalized_uses, x_desc);
+    auto hidden = shared(hidden_uses, activation(out_channels, size));
     auto y = new_activation(out_channels, size);
 
     const auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
@@ -207,8 +206,6 @@ struct FusedUNet::Plan {
       }
   }
 
-  std::vector<memory> normalized_uses, hidden_uses;  // views of the shared buffers, bound in finish()
-
   void build() {
     choose_layout();
     const auto& widths = config.widths;
@@ -224,14 +221,12 @@ struct FusedUNet::Plan {
     auto x = concat(features, embedding);
 
     std::vector<memory> skips;
-    int64_t resolution = size;
     for (int64_t level = 0; level < levels; ++level) {
       for (int64_t i = 0; i < config.block_depth; ++i) {
         x = residual("down." + std::to_string(level) + ".blocks." + std::to_string(i), x, widths[level]);
         skips.push_back(x);
       }
       x = pool(x);
-      resolution /= 2;
     }
     const int64_t deepest = widths[levels - 1];
     x = residual("middle_a", x, 2 * deepest);
@@ -251,9 +246,18 @@ struct FusedUNet::Plan {
     finish();
   }
 
+  // One buffer of `uses`' largest size, every view bound to it.
+  static torch::Tensor bind_shared(std::vector<memory>& uses) {
+    size_t bytes = 1;
+    for (const auto& view : uses) bytes = std::max(bytes, view.get_desc().get_size());
+    auto buffer = torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8);
+    for (auto& view : uses) view.set_data_handle(buffer.data_ptr());
+    return buffer;
+  }
+
   void finish() {
-    for (auto& view : normalized_uses) view.set_data_handle(normalized_buffer.data_ptr());
-    for (auto& view : hidden_uses) view.set_data_handle(hidden_buffer.data_ptr());
+    normalized_buffer = bind_shared(normalized_uses);
+    hidden_buffer = bind_shared(hidden_uses);
     scratchpad = torch::empty({std::max<int64_t>(1, static_cast<int64_t>(scratchpad_desc.get_size()))}, torch::kUInt8);
     const memory scratch(scratchpad_desc, engine, scratchpad.data_ptr());
     for (auto& [primitive, args] : steps) args[DNNL_ARG_SCRATCHPAD] = scratch;
