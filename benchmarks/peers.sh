@@ -37,8 +37,8 @@ if [[ ! -f benchmarks/target/benchmarks.jar || ! -d benchmarks/target/peer-libs 
 fi
 mkdir -p "$results"
 
-# Prints the last JSON line of stdin with the fields given as key=value (numbers stay numbers). The
-# baseline's line is put in the peers' format.
+# Prints the last JSON line of stdin with the fields given as key=value (json_tag); the baseline's
+# line is put in the peers' format first.
 annotate() {
   "$python" -c '
 import json, sys
@@ -48,10 +48,7 @@ if row.get("tool") == "python":
            "threads": row["threads"], "batch": row["batch"], "steps": row["steps"], "model": "baseline.py --config reference (own untrained weights)",
            "ms_median": row["median_seconds"] * 1000, "ms_min": min(row["seconds"]) * 1000,
            "ms_all": [s * 1000 for s in row["seconds"]], "images_per_second": row["images_per_second"]}
-for pair in sys.argv[1:]:
-    key, value = pair.split("=", 1)
-    row[key] = int(value) if value.isdigit() else value
-print(json.dumps(row))' "$@"
+print(json.dumps(row))' | json_tag "$@"
 }
 
 echo "== export and check (benchmarks/results/peers-check.jsonl)"

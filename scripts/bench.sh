@@ -35,17 +35,6 @@ rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt
 java=(java --enable-native-access=ALL-UNNAMED -cp "benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*")
 has_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
 
-# Prints stdin's last JSON line with the given key=value fields added (the group and round of an A/B run).
-tag() {
-  "$python" -c '
-import json, sys
-row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
-for pair in sys.argv[1:]:
-    key, value = pair.split("=", 1)
-    row[key] = int(value) if value.isdigit() else value
-print(json.dumps(row))' "$@"
-}
-
 # ab OUT GROUP CMD...: ROUNDS rounds of the commands (one per argument), in an order rotated each round.
 ab() {
   local out=$1 group=$2
@@ -54,7 +43,7 @@ ab() {
   for ((round = 1; round <= ROUNDS; round++)); do
     for ((i = 0; i < count; i++)); do
       local side=$(((i + round - 1) % count))
-      eval "${commands[$side]}" | tag group="$group" side="$side" round="$round" | tee -a "$out"
+      eval "${commands[$side]}" | json_tag group="$group" side="$side" round="$round" | tee -a "$out"
     done
   done
 }

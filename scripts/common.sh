@@ -59,3 +59,15 @@ install_packages() {
     return 1
   fi
 }
+
+# Prints stdin's last JSON line with the fields given as key=value added (numbers stay numbers): how
+# the benchmark scripts tag a run with its round and side.
+json_tag() {
+  /usr/bin/python3 -c '
+import json, sys
+row = json.loads([line for line in sys.stdin if line.startswith("{")][-1])
+for pair in sys.argv[1:]:
+    key, value = pair.split("=", 1)
+    row[key] = int(value) if value.isdigit() else value
+print(json.dumps(row))' "$@"
+}

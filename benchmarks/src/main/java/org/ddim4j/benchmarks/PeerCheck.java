@@ -165,18 +165,14 @@ public final class PeerCheck {
     }
 
     private static void differences(Map<String, Object> row, String name, float[] expected, float[] actual) {
-        if (expected.length != actual.length) {
-            throw new IllegalStateException(name + ": " + actual.length + " values, expected " + expected.length);
+        Peers.Difference difference;
+        try {
+            difference = Peers.Difference.between(expected, actual);
+        } catch (IllegalStateException e) {
+            throw new IllegalStateException(name + ": " + e.getMessage(), e);
         }
-        double max = 0;
-        double sum = 0;
-        for (int i = 0; i < expected.length; i++) {
-            double difference = Math.abs((double) expected[i] - actual[i]);
-            max = Math.max(max, difference);
-            sum += difference;
-        }
-        row.put(name + "_max_abs_diff", max);
-        row.put(name + "_mean_abs_diff", sum / expected.length);
+        row.put(name + "_max_abs_diff", difference.max());
+        row.put(name + "_mean_abs_diff", difference.mean());
     }
 
     private static double maxAbs(float[] values) {

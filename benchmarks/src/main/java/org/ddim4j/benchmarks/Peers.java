@@ -124,6 +124,23 @@ final class Peers {
         return image;
     }
 
+    /** How far {@code actual} lies from {@code expected}, element by element: mean and largest absolute difference. */
+    record Difference(double mean, double max) {
+        static Difference between(float[] expected, float[] actual) {
+            if (expected.length != actual.length) {
+                throw new IllegalStateException(actual.length + " values, expected " + expected.length);
+            }
+            double max = 0;
+            double sum = 0;
+            for (int i = 0; i < expected.length; i++) {
+                double difference = Math.abs((double) expected[i] - actual[i]);
+                max = Math.max(max, difference);
+                sum += difference;
+            }
+            return new Difference(sum / expected.length, max);
+        }
+    }
+
     /** Starting noise for a run: standard normal, from {@code seed}. */
     static float[] gaussian(long seed, int count) {
         Random random = new Random(seed);

@@ -73,13 +73,7 @@ public final class SamplerAccuracy {
     }
 
     private static void printDifference(float[] expected, float[] actual) {
-        double sum = 0;
-        double max = 0;
-        for (int i = 0; i < expected.length; i++) {
-            double difference = Math.abs(expected[i] - actual[i]);
-            sum += difference;
-            max = Math.max(max, difference);
-        }
-        System.out.printf(Locale.ROOT, "mean %.3g, max %.3g (pixels in [0, 1])%n", sum / expected.length, max);
+        Peers.Difference difference = Peers.Difference.between(expected, actual);
+        System.out.printf(Locale.ROOT, "mean %.3g, max %.3g (pixels in [0, 1])%n", difference.mean(), difference.max());
     }
 }
