@@ -75,7 +75,9 @@ typedef enum ddim_status {
     DDIM_ERR_CANCELLED = 9,        /* a progress callback asked to stop; the output buffers hold nothing useful */
     DDIM_ERR_NON_FINITE = 10,      /* the computation produced NaN or infinite values (diverged weights or extreme inputs);
                                     * the output buffers hold nothing useful */
-    DDIM_ERR_REENTRANT = 11        /* a progress callback called back into the handle whose call is running */
+    DDIM_ERR_REENTRANT = 11,       /* a progress callback called back into the handle whose call is running */
+    DDIM_ERR_DISTRIBUTED = 12      /* distributed training: the process group did not form in time, or a rank was
+                                    * lost (the message names it); the group can't be used again */
 } ddim_status;
 
 /* The symbolic name of a status ("DDIM_ERR_IO", ...); "DDIM_UNKNOWN_STATUS" for other values. Never NULL. */
@@ -439,6 +441,8 @@ typedef struct ddim_train_params {
     double ema_decay;     /* EMA decay in [0, 1), 0 = no EMA (default 0.999) */
     int32_t loss;         /* a ddim_loss (default DDIM_LOSS_MAE) */
     uint64_t seed;        /* seed of the per-step draws of t and noise (default 0) */
+    int32_t accumulate;   /* micro-batches per step, 1 .. 4096: a step's batch splits into this many equal parts
+                           * whose gradients add up before one optimizer step (default 1; see ddim_train_join) */
 } ddim_train_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */
@@ -456,6 +460,60 @@ DDIM_API ddim_status ddim_train_begin(ddim_model* model, const ddim_train_params
  * ddim_train_begin first. */
 DDIM_API ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
                                      float* out_loss);
+
+/* ---------------------------------------------------------------------------------------------
+ * Distributed training (data parallel, on libtorch's c10d: Gloo on the CPU, NCCL on CUDA)
+ *
+ * world_size processes (ranks) train one model, as PyTorch's DistributedDataParallel: rank 0 hosts
+ * a TCP rendezvous at master_addr:master_port (torchrun's MASTER_ADDR/MASTER_PORT); joining gives
+ * every rank rank 0's weights, BatchNorm statistics, EMA, normaliser, optimizer state and step count.
+ * Each ddim_train_step then averages the gradients over the ranks (in buckets of a few MiB) before
+ * the optimizer step, and the BatchNorm running statistics with them, so all ranks keep
+ * bit-identical weights. Each rank passes its own share of the global batch; micro-batch k of rank
+ * r is micro-batch r * accumulate + k of the step, drawing its t and noise from (seed, step, that
+ * index): N ranks with B/N images each match one process with accumulate = N and batches of B, to
+ * float rounding. BatchNorm normalises each micro-batch by its own statistics (no SyncBatchNorm).
+ *
+ * A rank that dies makes the others' next step fail at once; one that hangs, after timeout_ms. The
+ * failure is DDIM_ERR_DISTRIBUTED, with a message naming the lost rank, and no weight changes.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ddim_distributed_params {
+    int32_t rank;            /* this process, 0 .. world_size - 1 (default 0) */
+    int32_t world_size;      /* processes in the group, 1 .. 65536 (default 1) */
+    const char* master_addr; /* host or address of rank 0's rendezvous (default "127.0.0.1") */
+    int32_t master_port;     /* its TCP port, 1 .. 65535 (default 29500) */
+    int32_t timeout_ms;      /* how long joining, and each collective, waits for the other ranks (default 300000) */
+} ddim_distributed_params;
+
+/* Fills `params` with the defaults above. NULL is a no-op. */
+DDIM_API void ddim_distributed_params_init(ddim_distributed_params* params);
+
+/* 1 when this build can train across processes on the CPU (libtorch's c10d with Gloo), else 0. */
+DDIM_API int32_t ddim_has_distributed(void);
+
+/* Joins the process group (blocking until all ranks have joined, or timeout_ms) and takes rank 0's
+ * state, after checking that every rank has the same model configuration and training parameters
+ * (DDIM_ERR_INVALID_ARGUMENT otherwise). Needs ddim_train_begin first; a handle joins once, and
+ * leaves the group when it is freed. DDIM_ERR_DEVICE when the build has no process group for the
+ * model's device. */
+DDIM_API ddim_status ddim_train_join(ddim_model* model, const ddim_distributed_params* params);
+
+/* Sets `out_any` to 1 on every rank when any rank passed a non-zero `flag`, else 0 (one small
+ * collective; without a group, `out_any` is `flag != 0`). Every rank must call it at the same point,
+ * e.g. after each step, so that all ranks agree to stop after the same step when one was asked to. */
+DDIM_API ddim_status ddim_train_any_rank(ddim_model* model, int32_t flag, int32_t* out_any);
+
+typedef struct ddim_distributed_stats {
+    int32_t rank;       /* this process's rank (0 when not distributed) */
+    int32_t world_size; /* 1 when not distributed */
+    int64_t calls;      /* collectives run since joining */
+    int64_t bytes;      /* bytes they reduced or broadcast, per rank */
+    double seconds;     /* time spent in them */
+} ddim_distributed_stats;
+
+/* The handle's process-group figures (zeros, world_size 1, before ddim_train_join). */
+DDIM_API ddim_status ddim_distributed_stats_get(ddim_model* model, ddim_distributed_stats* out_stats);
 
 /* Whether the handle has training state (`out_active`), and if so its parameters and the number of
  * steps taken. Any output pointer may be NULL. */

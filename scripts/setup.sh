@@ -9,9 +9,10 @@ source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
 
 # libdnnl-dev: the headers of the oneDNN that libtorch links, for the fused network (native/src/fused_unet.h).
+# libgloo-dev: the headers of the Gloo that libtorch's c10d links, for distributed training (native/src/distributed.h).
 # python3-numpy, python3-torch: the interop tests read and write our files with NumPy, and load them
 # into PyTorch with scripts/python/ddim4j_torch.py (PythonInteropTest); the Python baseline needs torch too.
-install_packages libtorch-dev libdnnl-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist \
+install_packages libtorch-dev libdnnl-dev libgloo-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build g++ maven dataset-fashion-mnist \
   python3-numpy python3-torch
 
 select_jdk

@@ -43,6 +43,7 @@ static_assert(static_cast<int32_t>(ddim::Status::Internal) == DDIM_ERR_INTERNAL)
 static_assert(static_cast<int32_t>(ddim::Status::Cancelled) == DDIM_ERR_CANCELLED);
 static_assert(static_cast<int32_t>(ddim::Status::NonFinite) == DDIM_ERR_NON_FINITE);
 static_assert(static_cast<int32_t>(ddim::Status::Reentrant) == DDIM_ERR_REENTRANT);
+static_assert(static_cast<int32_t>(ddim::Status::Distributed) == DDIM_ERR_DISTRIBUTED);
 
 static_assert(static_cast<int32_t>(ddim::ScheduleKind::Cosine) == DDIM_SCHEDULE_COSINE);
 static_assert(static_cast<int32_t>(ddim::ScheduleKind::Linear) == DDIM_SCHEDULE_LINEAR);
@@ -309,6 +310,7 @@ ddim::TrainConfig train_config_from_c(const ddim_train_params* params) {
   config.ema_decay = params->ema_decay;
   config.loss = enum_from_c(params->loss, {ddim::Loss::Mae, ddim::Loss::Mse}, "unknown loss");
   config.seed = params->seed;
+  config.accumulate = params->accumulate;
   config.validate();
   return config;
 }
@@ -320,6 +322,7 @@ ddim_train_params train_config_to_c(const ddim::TrainConfig& config) {
   params.ema_decay = config.ema_decay;
   params.loss = enum_to_c(config.loss);
   params.seed = config.seed;
+  params.accumulate = static_cast<int32_t>(config.accumulate);
   return params;
 }
 
@@ -415,6 +418,7 @@ const char* ddim_status_name(int32_t status) {
     case DDIM_ERR_CANCELLED: return "DDIM_ERR_CANCELLED";
     case DDIM_ERR_NON_FINITE: return "DDIM_ERR_NON_FINITE";
     case DDIM_ERR_REENTRANT: return "DDIM_ERR_REENTRANT";
+    case DDIM_ERR_DISTRIBUTED: return "DDIM_ERR_DISTRIBUTED";
     default: return "DDIM_UNKNOWN_STATUS";
   }
 }
@@ -748,6 +752,57 @@ ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t coun
     require_pointer(out_loss, "out_loss");
     require(handle.trainer != nullptr, Status::InvalidArgument, "training has not begun: call ddim_train_begin first");
     *out_loss = static_cast<float>(handle.trainer->step(pixel_batch(*handle.model, pixels, count, pixel_count)));
+  });
+}
+
+void ddim_distributed_params_init(ddim_distributed_params* params) {
+  if (params == nullptr) return;
+  const ddim::DistributedConfig defaults;
+  params->rank = defaults.rank;
+  params->world_size = defaults.world_size;
+  params->master_addr = "127.0.0.1";
+  params->master_port = defaults.master_port;
+  params->timeout_ms = static_cast<int32_t>(defaults.timeout.count());
+}
+
+int32_t ddim_has_distributed(void) { return ddim::has_process_group(torch::kCPU) ? 1 : 0; }
+
+ddim_status ddim_train_join(ddim_model* model, const ddim_distributed_params* params) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(params, "params");
+    require_pointer(params->master_addr, "params->master_addr");
+    require(handle.trainer != nullptr, Status::InvalidArgument, "training has not begun: call ddim_train_begin first");
+    ddim::DistributedConfig config;
+    config.rank = params->rank;
+    config.world_size = params->world_size;
+    config.master_addr = std::string(params->master_addr, strnlen(params->master_addr, 256));
+    config.master_port = params->master_port;
+    config.timeout = std::chrono::milliseconds(params->timeout_ms);
+    config.validate();
+    require(handle.trainer->group() == nullptr, Status::InvalidArgument, "this model already joined a process group");
+    handle.trainer->join(std::make_unique<ddim::ProcessGroup>(config, handle.model->device()));
+  });
+}
+
+ddim_status ddim_train_any_rank(ddim_model* model, int32_t flag, int32_t* out_any) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(out_any, "out_any");
+    *out_any = handle.trainer ? (handle.trainer->any_rank(flag != 0) ? 1 : 0) : (flag != 0 ? 1 : 0);
+  });
+}
+
+ddim_status ddim_distributed_stats_get(ddim_model* model, ddim_distributed_stats* out_stats) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(out_stats, "out_stats");
+    const auto* group = handle.trainer ? handle.trainer->group() : nullptr;
+    *out_stats = ddim_distributed_stats{};
+    out_stats->world_size = 1;
+    if (group == nullptr) return;
+    out_stats->rank = group->rank();
+    out_stats->world_size = group->world_size();
+    out_stats->calls = group->stats().calls;
+    out_stats->bytes = group->stats().bytes;
+    out_stats->seconds = group->stats().seconds;
   });
 }
 

@@ -24,6 +24,7 @@ enum class Status : int32_t {
   Cancelled = 9,
   NonFinite = 10,
   Reentrant = 11,
+  Distributed = 12,
 };
 
 class Error : public std::runtime_error {

@@ -1,6 +1,7 @@
 #include "training.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <zlib.h>
 
 #include <cmath>
 #include <sstream>
@@ -65,6 +66,7 @@ void TrainConfig::validate() const {
   if (!(std::isfinite(weight_decay) && weight_decay >= 0)) bad("weight_decay must be finite and >= 0");
   if (!(ema_decay >= 0 && ema_decay < 1)) bad("ema_decay must lie in [0, 1)");
   if (loss != Loss::Mae && loss != Loss::Mse) bad("unknown loss");
+  if (accumulate < 1 || accumulate > 4096) bad("accumulate must lie in [1, 4096]");
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -72,7 +74,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"weight_decay", weight_decay},
           {"ema_decay", ema_decay},
           {"loss", loss == Loss::Mae ? "mae" : "mse"},
-          {"seed", seed}};
+          {"seed", seed},
+          {"accumulate", accumulate}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -85,6 +88,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     if (loss != "mae" && loss != "mse") fail(Status::Format, "training config: unknown loss '" + loss + "'");
     config.loss = loss == "mae" ? Loss::Mae : Loss::Mse;
     config.seed = json.at("seed").get<uint64_t>();
+    config.accumulate = json.value("accumulate", int64_t{1});  // absent before accumulation existed
   } catch (const nlohmann::json::exception& e) {
     fail(Status::Format, std::string("training config: ") + e.what());
   }
@@ -125,21 +129,165 @@ double Trainer::ema_decay_at(double decay, int64_t n) {
 
 double Trainer::step(const torch::Tensor& pixels) {
   const auto images = prepare(model_, pixels);
+  const int64_t parts = config_.accumulate;
+  require(images.size(0) % parts == 0, Status::BufferSize,
+          "a batch of " + std::to_string(images.size(0)) + " images does not split into " + std::to_string(parts) +
+              " equal micro-batches (accumulate)");
+  const int64_t micro = images.size(0) / parts;
+  const int rank = group_ ? group_->rank() : 0;
+  const int64_t micro_batches = parts * (group_ ? group_->world_size() : 1);
+  if (group_) group_->mark_step(steps_);
   auto& net = model_.net();
   net->train();
-  const auto batch = diffuse(model_, images, image_seed(config_.seed ^ kTrainingStream, steps_));
-  const auto prediction = net->forward(batch.noisy, batch.noise_rates.square().reshape({-1}));
-  const auto& target = model_.config().target == Target::Noise ? batch.noise : images;
-  const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
-  const double value = loss.item<double>();
-  require(std::isfinite(value), Status::NonFinite,
-          "the loss is " + std::to_string(value) + " at step " + std::to_string(steps_) + ": training diverged (lower the learning rate?)");
   optimizer_.zero_grad();
-  loss.backward();
+
+  // With more than one micro-batch per step, each one's BatchNorm update starts from the same
+  // running statistics; the step keeps their mean (see training.h).
+  std::vector<torch::Tensor> buffers, start, sums;
+  if (micro_batches > 1) {
+    torch::NoGradGuard no_grad;
+    for (auto& buffer : net->buffers()) {
+      buffers.push_back(buffer);
+      start.push_back(buffer.clone());
+      sums.push_back(torch::zeros_like(buffer));
+    }
+  }
+  const uint64_t step_seed = image_seed(config_.seed ^ kTrainingStream, steps_);
+  double loss_sum = 0;
+  for (int64_t k = 0; k < parts; ++k) {
+    const int64_t j = rank * parts + k;
+    const auto part = parts == 1 ? images : images.narrow(0, k * micro, micro);
+    const auto batch = diffuse(model_, part, j == 0 ? step_seed : image_seed(step_seed, j));
+    const auto prediction = net->forward(batch.noisy, batch.noise_rates.square().reshape({-1}));
+    const auto& target = model_.config().target == Target::Noise ? batch.noise : part;
+    const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
+    const double value = loss.item<double>();
+    loss_sum += value;
+    if (!group_) {
+      require(std::isfinite(value), Status::NonFinite,
+              "the loss is " + std::to_string(value) + " at step " + std::to_string(steps_) +
+                  ": training diverged (lower the learning rate?)");
+    }
+    (parts == 1 ? loss : loss / static_cast<double>(parts)).backward();
+    if (micro_batches > 1) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < buffers.size(); ++i) {
+        if (buffers[i].is_floating_point()) sums[i].add_(buffers[i]);
+        if (k + 1 < parts) buffers[i].copy_(start[i]);  // the counter keeps the first update: one per step
+        else if (!buffers[i].is_floating_point()) buffers[i].copy_(start[i] + 1);
+      }
+    }
+  }
+  double loss_mean = loss_sum / static_cast<double>(parts);
+  if (micro_batches > 1) {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      if (buffers[i].is_floating_point()) buffers[i].copy_(parts == 1 ? sums[i] : sums[i] / static_cast<double>(parts));
+    }
+  }
+  if (group_) {
+    try {
+      // Gradients, then BatchNorm statistics and the loss, averaged over the ranks in buckets.
+      std::vector<torch::Tensor> gradients;
+      for (auto& parameter : net->parameters()) {
+        if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+        gradients.push_back(parameter.grad());
+      }
+      group_->average(gradients);
+      std::vector<torch::Tensor> statistics;
+      for (auto& buffer : buffers) {
+        if (buffer.is_floating_point()) statistics.push_back(buffer);
+      }
+      auto loss = torch::full({1}, loss_mean, torch::TensorOptions().dtype(torch::kFloat).device(model_.device()));
+      statistics.push_back(loss);
+      group_->average(statistics);
+      loss_mean = loss.item<double>();
+      // Every rank sees the same mean, so all of them stop here together.
+      require(std::isfinite(loss_mean), Status::NonFinite,
+              "the loss is " + std::to_string(loss_mean) + " at step " + std::to_string(steps_) +
+                  ": training diverged (lower the learning rate?)");
+    } catch (...) {
+      // A lost rank or a diverged step leaves this rank's model as it was before the step.
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(start[i]);
+      throw;
+    }
+  }
   optimizer_.step();
   update_ema();
   ++steps_;
-  return value;
+  return loss_mean;
+}
+
+bool Trainer::any_rank(bool flag) {
+  if (!group_) return flag;
+  auto value = torch::tensor({int64_t{flag}}, torch::kLong);
+  group_->maximum(value);
+  return value.item<int64_t>() != 0;
+}
+
+std::vector<torch::Tensor> Trainer::shared_state() {
+  std::vector<torch::Tensor> tensors;
+  const auto add_network = [&](UNet& network) {
+    for (auto& parameter : network->parameters()) tensors.push_back(parameter);
+    for (auto& buffer : network->buffers()) tensors.push_back(buffer);
+  };
+  add_network(model_.net());
+  if (model_.ema()) add_network(*model_.ema());
+  tensors.push_back(model_.mean());
+  tensors.push_back(model_.std());
+  for (auto& item : optimizer_state()) tensors.push_back(item.second);  // by name: the same order everywhere
+  return tensors;
+}
+
+void Trainer::join(std::unique_ptr<ProcessGroup> group) {
+  require(group != nullptr, Status::Internal, "no process group");
+  require(!group_, Status::InvalidArgument, "this model already trains in a process group");
+  // Rank 0's settings against everyone's: a rank started with another model, batch or learning
+  // rate would silently train something else. MAX of (h, -h) over the ranks differs from (h, -(-h))
+  // when any rank's h differs.
+  const auto settings = model_.config().to_json().dump() + config_.to_json().dump();
+  const int64_t hash = static_cast<int64_t>(crc32(0L, reinterpret_cast<const Bytef*>(settings.data()),
+                                                  static_cast<uInt>(settings.size())));
+  const bool has_ema = static_cast<bool>(model_.ema());
+  const bool has_state = !optimizer_state().empty();
+  auto compared = torch::tensor({hash, -hash, int64_t{has_ema}, int64_t{has_state}, steps_,
+                                 group->rank() == 0 ? steps_ : int64_t{-1}},
+                                torch::kLong);
+  group->maximum(compared);
+  require(compared[0].item<int64_t>() == hash && compared[1].item<int64_t>() == -hash, Status::InvalidArgument,
+          "the ranks were started with different model or training settings: give every rank the same command");
+  const int64_t steps = compared[5].item<int64_t>();
+  require(compared[4].item<int64_t>() == steps, Status::InvalidArgument,
+          "another rank holds a later training step (" + std::to_string(compared[4].item<int64_t>()) + ") than rank 0 (" +
+              std::to_string(steps) + "): a run resumes from rank 0's checkpoint");
+  // Receivers get room for what rank 0 has (an EMA, AdamW's moments) and its step count.
+  if (compared[2].item<int64_t>() != 0 && !model_.ema()) {
+    UNet ema = model_.make_network();
+    for (auto& p : ema->parameters()) p.set_requires_grad(false);
+    model_.ema() = ema;
+  }
+  if (compared[3].item<int64_t>() != 0 && !has_state) {
+    std::map<std::string, torch::Tensor> zeros;
+    for (const auto& item : model_.net()->named_parameters()) {
+      zeros[item.key() + ".exp_avg"] = torch::zeros_like(item.value());
+      zeros[item.key() + ".exp_avg_sq"] = torch::zeros_like(item.value());
+    }
+    restore(steps, zeros);
+  }
+  steps_ = steps;
+  // The normaliser is replaced, not updated in place, by set_normalizer: broadcast into copies.
+  auto mean = model_.mean().clone();
+  auto std = model_.std().clone();
+  auto tensors = shared_state();
+  tensors[tensors.size() - optimizer_state().size() - 2] = mean;
+  tensors[tensors.size() - optimizer_state().size() - 1] = std;
+  {
+    torch::NoGradGuard no_grad;
+    group->broadcast(tensors);
+  }
+  model_.set_normalizer(mean, std);
+  group_ = std::move(group);
 }
 
 void Trainer::update_ema() {

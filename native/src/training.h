@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "distributed.h"
 #include "model.h"
 
 namespace ddim {
@@ -30,6 +31,9 @@ struct TrainConfig {
   double ema_decay = 0.999;  // 0 turns the EMA off
   Loss loss = Loss::Mae;
   uint64_t seed = 0;
+  // Micro-batches per step: step() splits its batch into this many equal parts and accumulates
+  // their gradients before one optimizer step (as N ranks would, see join()).
+  int64_t accumulate = 1;
 
   void validate() const;
   nlohmann::json to_json() const;
@@ -51,8 +55,24 @@ class Trainer {
   // Hyper-parameters may change between steps (e.g. an LR schedule); state is kept.
   void set_config(const TrainConfig& config);
 
-  // One optimisation step on a batch of pixels in [0, 1], [B, C, S, S] (any device). Returns the loss.
+  // One optimisation step on a batch of pixels in [0, 1], [B, C, S, S] (any device), B a multiple
+  // of `accumulate`. Returns the loss (the mean over all ranks' micro-batches).
+  //
+  // Micro-batch k of rank r is micro-batch j = r * accumulate + k of the step; its draws of t and
+  // noise come from (seed, step, j), micro-batch 0 drawing exactly as a one-batch step does. So N
+  // ranks with batches of B/N and one process accumulating N micro-batches of B/N compute the same
+  // step, to float rounding. BatchNorm normalises each micro-batch by its own statistics (as DDP
+  // without SyncBatchNorm); its running statistics take one update per step, from the mean of the
+  // micro-batches' updates, so they too agree between the two and across ranks.
   double step(const torch::Tensor& pixels);
+
+  // Trains with `group` from now on: every rank gets rank 0's weights, BatchNorm statistics, EMA,
+  // normaliser, optimizer state and step count (after checking that all ranks have the same model
+  // and training settings); each step then averages gradients and BatchNorm statistics over the ranks.
+  void join(std::unique_ptr<ProcessGroup> group);
+  const ProcessGroup* group() const { return group_.get(); }
+  // True on every rank when `flag` is true on any (e.g. "stop after this step"); `flag` when alone.
+  bool any_rank(bool flag);
 
   int64_t steps() const { return steps_; }
 
@@ -65,11 +85,14 @@ class Trainer {
 
  private:
   void update_ema();
+  // Every tensor rank 0 sends to the others when a group forms, in a fixed order.
+  std::vector<torch::Tensor> shared_state();
 
   Model& model_;
   TrainConfig config_;
   torch::optim::AdamW optimizer_;
   int64_t steps_ = 0;
+  std::unique_ptr<ProcessGroup> group_;
 };
 
 // Validation losses of `network` on pixels in [0, 1]: MAE of the predicted noise and of the

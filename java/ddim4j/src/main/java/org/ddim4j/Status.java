@@ -19,6 +19,8 @@ public enum Status {
     NON_FINITE(ddim_h.DDIM_ERR_NON_FINITE()),
     /** A callback called back into the model whose call is running (the Java API throws {@link IllegalStateException} first). */
     REENTRANT(ddim_h.DDIM_ERR_REENTRANT()),
+    /** Distributed training: the group did not form in time, or a rank was lost (the message names it). */
+    DISTRIBUTED(ddim_h.DDIM_ERR_DISTRIBUTED()),
     /** libddim or libtorch could not be loaded (never returned by native code). */
     LIBRARY_NOT_LOADED(-1),
     /** A status code this version of the Java API does not know. */

@@ -14,6 +14,10 @@ import java.nio.file.Path;
  * @param steps optimisation steps to reach in total; 0 means "train for {@code epochs} epochs"
  * @param checkpointDir where {@code checkpoint.safetensors} is written (null: no checkpoints)
  * @param checkpointEvery write a checkpoint every this many steps (0: only at the end and on cancellation)
+ * @param accumulate micro-batches per step: each step's batch is split into this many equal parts whose
+ *     gradients add up before one optimizer step (the same step as that many ranks would take, to float rounding)
+ * @param distributed the training group this process is a rank of, or null to train alone. {@code batchSize}
+ *     stays the global batch: each rank takes batchSize / worldSize images per step (see {@link Trainer#fit})
  */
 public record TrainOptions(
         int batchSize,
@@ -26,7 +30,9 @@ public record TrainOptions(
         long seed,
         Path checkpointDir,
         long checkpointEvery,
-        double validationSplit) {
+        double validationSplit,
+        int accumulate,
+        Distributed distributed) {
 
     public TrainOptions {
         if (batchSize < 1) {
@@ -56,6 +62,19 @@ public record TrainOptions(
         if (!(validationSplit >= 0 && validationSplit < 1)) {
             throw new IllegalArgumentException("validationSplit must lie in [0, 1), got " + validationSplit);
         }
+        if (accumulate < 1 || accumulate > 4096) {
+            throw new IllegalArgumentException("accumulate must lie in [1, 4096], got " + accumulate);
+        }
+    }
+
+    /** Processes training together: 1 unless {@link #distributed} says otherwise. */
+    public int worldSize() {
+        return distributed == null ? 1 : distributed.worldSize();
+    }
+
+    /** This process's rank: 0 unless {@link #distributed} says otherwise. */
+    public int rank() {
+        return distributed == null ? 0 : distributed.rank();
     }
 
     public static Builder builder() {
@@ -65,7 +84,7 @@ public record TrainOptions(
     public Builder toBuilder() {
         return new Builder().batchSize(batchSize).epochs(epochs).steps(steps).learningRate(learningRate)
                 .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss).seed(seed).checkpointDir(checkpointDir)
-                .checkpointEvery(checkpointEvery).validationSplit(validationSplit);
+                .checkpointEvery(checkpointEvery).validationSplit(validationSplit).accumulate(accumulate).distributed(distributed);
     }
 
     /** The checkpoint file, or null. */
@@ -86,6 +105,8 @@ public record TrainOptions(
         private Path checkpointDir;
         private long checkpointEvery;
         private double validationSplit = 0.2;
+        private int accumulate = 1;
+        private Distributed distributed;
 
         private Builder() {}
 
@@ -146,9 +167,21 @@ public record TrainOptions(
             return this;
         }
 
+        /** Micro-batches per step (gradient accumulation); 1 by default. */
+        public Builder accumulate(int accumulate) {
+            this.accumulate = accumulate;
+            return this;
+        }
+
+        /** Trains as one rank of a group (e.g. {@link Distributed#fromEnvironment()}); null (the default) trains alone. */
+        public Builder distributed(Distributed distributed) {
+            this.distributed = distributed;
+            return this;
+        }
+
         public TrainOptions build() {
             return new TrainOptions(batchSize, epochs, steps, learningRate, weightDecay, emaDecay, loss, seed, checkpointDir,
-                    checkpointEvery, validationSplit);
+                    checkpointEvery, validationSplit, accumulate, distributed);
         }
     }
 }

@@ -32,6 +32,15 @@ import com.fasterxml.jackson.jr.ob.JSON;
  * at the end, and when cancelled (a thread interrupt, or the listener asking to stop), always after
  * a whole step. Resuming from a checkpoint (open it with {@link Ddim#open}, then
  * {@code trainer(sameOptions).fit(sameData, ...)}) continues bit-exactly on the CPU.
+ *
+ * <p><b>Across processes</b> ({@link TrainOptions#distributed}): the trainer joins the group when it is made
+ * (every rank gets rank 0's weights, EMA and optimizer state). {@code batchSize} is the global batch B; with N
+ * ranks and {@code accumulate} K it is split into J = N x K micro-batches of B / J images (B is rounded down to a
+ * multiple of J, and an epoch's last images that don't fill a batch are left out, as before, from a new shuffle
+ * every epoch). Each epoch has one permutation from (seed, epoch), as PyTorch's DistributedSampler; a step takes
+ * the next B images of it, and micro-batch j takes every J-th of those from the j-th, rank r doing j = rK .. rK + K - 1.
+ * So N ranks and one process with K = N train the same model, to float rounding. Every rank validates (the same
+ * numbers); only rank 0 writes checkpoints, which record the world size: a run resumes with the same one.
  */
 public final class Trainer {
 
@@ -43,6 +52,9 @@ public final class Trainer {
         this.options = options;
         ddim.withModel(model -> {
             TrainingCalls.begin(model, options);
+            if (options.distributed() != null) {
+                TrainingCalls.join(model, options.distributed());
+            }
             return null;
         });
     }
@@ -98,7 +110,7 @@ public final class Trainer {
             throw new IllegalArgumentException("the data is " + data.channels() + "x" + data.imageSize() + "x" + data.imageSize()
                     + ", the model needs " + config.channels() + "x" + config.imageSize() + "x" + config.imageSize());
         }
-        if (options.checkpointDir() != null) {
+        if (options.checkpointDir() != null && options.rank() == 0) {
             // Only this checkpoint's own leftovers: a user's checkpoint folder may hold other files.
             List<Path> removed = AtomicFiles.removeStaleTemporaries(options.checkpointDir(),
                     options.checkpointPath().getFileName().toString());
@@ -109,12 +121,15 @@ public final class Trainer {
         }
         Dataset.Split split = data.split(options.validationSplit(), options.seed());
         Dataset train = split.train();
-        int batchSize = Math.min(options.batchSize(), train.size());
+        Batching batching = Batching.of(options, train.size());
+        int batchSize = batching.globalBatch();
         int batchesPerEpoch = train.size() / batchSize;
         long totalSteps = options.steps() > 0 ? options.steps() : (long) options.epochs() * batchesPerEpoch;
 
         long step = ddim.trainingSteps();
-        Position start = Position.parse(ddim.withModel(TrainingCalls::checkpointUserState), train.size(), batchSize);
+        boolean writer = options.rank() == 0;
+        Position start = Position.parse(ddim.withModel(TrainingCalls::checkpointUserState), train.size(), batchSize,
+                options.worldSize());
         if (step == 0) {
             float[][] statistics = train.channelStatistics();
             ddim.setNormalizer(statistics[0], statistics[1]);
@@ -129,18 +144,21 @@ public final class Trainer {
             long epochStart = System.nanoTime();
             double lossSum = 0;
             int stepsThisEpoch = 0;
-            int[] positions = new int[batchSize];
             for (; batch < batchesPerEpoch && step < totalSteps; batch++) {
-                System.arraycopy(order, batch * batchSize, positions, 0, batchSize);
-                float loss = step(train.batch(positions));
+                float loss = step(train.batch(batching.positions(order, batch, options.rank())));
                 step++;
                 lossSum += loss;
                 stepsThisEpoch++;
                 listener.onStep(new TrainListener.StepEvent(step, epoch, batch, batchesPerEpoch, totalSteps, loss));
                 cancelled = Thread.currentThread().isInterrupted() || listener.stopRequested();
+                if (options.distributed() != null) {
+                    boolean stop = cancelled;
+                    // One rank asked to stop (Ctrl-C reaches them at different steps): all stop after this step.
+                    cancelled = ddim.withModel(model -> TrainingCalls.anyRank(model, stop));
+                }
                 boolean due = options.checkpointEvery() > 0 && step % options.checkpointEvery() == 0;
-                if ((due || cancelled) && options.checkpointDir() != null) {
-                    saveCheckpoint(new Position(epoch, batch + 1, train.size(), batchSize));
+                if ((due || cancelled) && options.checkpointDir() != null && writer) {
+                    saveCheckpoint(new Position(epoch, batch + 1, train.size(), batchSize, options.worldSize()));
                 }
                 if (cancelled) {
                     batch++; // this batch is done: an epoch it completes still ends (validation, onEpoch) before the stop
@@ -157,11 +175,58 @@ public final class Trainer {
                 batch = 0;
             }
         }
-        Path checkpoint = options.checkpointPath();
+        Path checkpoint = writer ? options.checkpointPath() : null;
         if (checkpoint != null && !cancelled) {
-            saveCheckpoint(new Position(epoch, batch, train.size(), batchSize));
+            saveCheckpoint(new Position(epoch, batch, train.size(), batchSize, options.worldSize()));
         }
         return new Result(step, epochsCompleted, cancelled, checkpoint);
+    }
+
+    /** The process group's collectives since joining (all zeros when training alone). */
+    public CollectiveStats collectiveStats() {
+        long[] stats = ddim.withModel(TrainingCalls::collectiveStats);
+        return new CollectiveStats(stats[0], stats[1], java.time.Duration.ofNanos(stats[2]));
+    }
+
+    /** Collectives run (broadcasts at the start, gradient averages at every step), the bytes they moved per rank, and their time. */
+    public record CollectiveStats(long calls, long bytes, java.time.Duration time) {}
+
+    /**
+     * How a step's global batch is shared: J = worldSize x accumulate micro-batches of {@code microBatch}
+     * images; micro-batch j takes every J-th image of the step's slice of the epoch's permutation, from the j-th.
+     */
+    record Batching(int globalBatch, int microBatches, int accumulate) {
+        static Batching of(TrainOptions options, int trainSize) {
+            int microBatches = options.worldSize() * options.accumulate();
+            int requested = Math.min(options.batchSize(), trainSize);
+            int global = requested / microBatches * microBatches;
+            if (global < microBatches) {
+                throw new IllegalArgumentException("a batch of " + requested + " image(s) can't be shared by " + options.worldSize()
+                        + " rank(s) x " + options.accumulate() + " micro-batch(es): use a batch of at least " + microBatches);
+            }
+            if (global != options.batchSize() && options.batchSize() <= trainSize) {
+                System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, "batch " + options.batchSize()
+                        + " is not a multiple of " + microBatches + " micro-batches: training with a global batch of " + global);
+            }
+            return new Batching(global, microBatches, options.accumulate());
+        }
+
+        int microBatch() {
+            return globalBatch / microBatches;
+        }
+
+        /** The positions in the permutation {@code order} that rank {@code rank} trains on in batch {@code batch}, its micro-batches in turn. */
+        int[] positions(int[] order, int batch, int rank) {
+            int micro = microBatch();
+            int[] positions = new int[accumulate * micro];
+            for (int k = 0; k < accumulate; k++) {
+                int j = rank * accumulate + k;
+                for (int i = 0; i < micro; i++) {
+                    positions[k * micro + i] = order[batch * globalBatch + i * microBatches + j];
+                }
+            }
+            return positions;
+        }
     }
 
     private void saveCheckpoint(Position position) {
@@ -175,14 +240,15 @@ public final class Trainer {
         });
     }
 
-    /** Where in the data a run stands: the next batch to train on. Stored as JSON in checkpoints. */
-    record Position(int epoch, int batch, int trainSize, int batchSize) {
+    /** Where in the data a run stands: the next batch to train on, and how many ranks trained. Stored as JSON in checkpoints. */
+    record Position(int epoch, int batch, int trainSize, int batchSize, int worldSize) {
         String toJson() {
             Map<String, Object> fields = new LinkedHashMap<>();
             fields.put("epoch", epoch);
             fields.put("batch", batch);
             fields.put("train_size", trainSize);
             fields.put("batch_size", batchSize);
+            fields.put("world_size", worldSize);
             try {
                 return JSON.std.asString(fields);
             } catch (IOException e) {
@@ -190,8 +256,8 @@ public final class Trainer {
             }
         }
 
-        /** The stored position, or null when there is none; a position from other data or batch size is an error. */
-        static Position parse(String json, int trainSize, int batchSize) {
+        /** The stored position, or null when there is none; a position from other data, batch size or world size is an error. */
+        static Position parse(String json, int trainSize, int batchSize, int worldSize) {
             if (json == null || json.isBlank()) {
                 return null;
             }
@@ -201,12 +267,18 @@ public final class Trainer {
             } catch (IOException e) {
                 throw new IllegalArgumentException("the checkpoint's data position is unreadable: " + e.getMessage());
             }
+            Object ranks = fields.get("world_size"); // absent in checkpoints from before distributed training: one process
             Position position = new Position(((Number) fields.get("epoch")).intValue(), ((Number) fields.get("batch")).intValue(),
-                    ((Number) fields.get("train_size")).intValue(), ((Number) fields.get("batch_size")).intValue());
+                    ((Number) fields.get("train_size")).intValue(), ((Number) fields.get("batch_size")).intValue(),
+                    ranks == null ? 1 : ((Number) ranks).intValue());
             if (position.trainSize() != trainSize || position.batchSize() != batchSize) {
                 throw new IllegalArgumentException("the checkpoint was trained on " + position.trainSize() + " images in batches of "
                         + position.batchSize() + "; resuming needs the same data and batch size (got " + trainSize + " and "
                         + batchSize + ")");
+            }
+            if (position.worldSize() != worldSize) {
+                throw new IllegalArgumentException("the checkpoint was written by a run of " + position.worldSize()
+                        + " process(es); resume it with the same number (got " + worldSize + ")");
             }
             return position;
         }

@@ -5,6 +5,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 
+import org.ddim4j.ffi.ddim_distributed_params;
+import org.ddim4j.ffi.ddim_distributed_stats;
 import org.ddim4j.ffi.ddim_h;
 import org.ddim4j.ffi.ddim_train_params;
 
@@ -25,7 +27,41 @@ final class TrainingCalls {
             ddim_train_params.ema_decay(params, options.emaDecay());
             ddim_train_params.loss(params, options.loss() == Loss.MAE ? ddim_h.DDIM_LOSS_MAE() : ddim_h.DDIM_LOSS_MSE());
             ddim_train_params.seed(params, options.seed());
+            ddim_train_params.accumulate(params, options.accumulate());
             Native.check(ddim_h.ddim_train_begin(model, params));
+        }
+    }
+
+    /** Joins the options' process group (blocking until every rank has joined) and takes rank 0's state. */
+    static void join(MemorySegment model, Distributed distributed) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment params = ddim_distributed_params.allocate(arena);
+            ddim_h.ddim_distributed_params_init(params);
+            ddim_distributed_params.rank(params, distributed.rank());
+            ddim_distributed_params.world_size(params, distributed.worldSize());
+            ddim_distributed_params.master_addr(params, arena.allocateFrom(distributed.masterAddr()));
+            ddim_distributed_params.master_port(params, distributed.masterPort());
+            ddim_distributed_params.timeout_ms(params, (int) Math.min(Integer.MAX_VALUE, distributed.timeout().toMillis()));
+            Native.check(ddim_h.ddim_train_join(model, params));
+        }
+    }
+
+    /** True on every rank when {@code flag} is true on any (training alone: {@code flag}). */
+    static boolean anyRank(MemorySegment model, boolean flag) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment any = arena.allocate(ValueLayout.JAVA_INT);
+            Native.check(ddim_h.ddim_train_any_rank(model, flag ? 1 : 0, any));
+            return any.get(ValueLayout.JAVA_INT, 0) != 0;
+        }
+    }
+
+    /** The process group's collectives so far: {@code [0]} calls, {@code [1]} bytes, {@code [2]} nanoseconds. */
+    static long[] collectiveStats(MemorySegment model) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stats = ddim_distributed_stats.allocate(arena);
+            Native.check(ddim_h.ddim_distributed_stats_get(model, stats));
+            return new long[] {ddim_distributed_stats.calls(stats), ddim_distributed_stats.bytes(stats),
+                    (long) (ddim_distributed_stats.seconds(stats) * 1e9)};
         }
     }
 

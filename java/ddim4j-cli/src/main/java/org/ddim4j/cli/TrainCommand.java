@@ -2,9 +2,14 @@ package org.ddim4j.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.ddim4j.AtomicFiles;
+import org.ddim4j.Device;
+import org.ddim4j.Distributed;
 import org.ddim4j.Loss;
 import org.ddim4j.ModelConfig;
 import org.ddim4j.TrainOptions;
@@ -38,16 +43,19 @@ final class TrainCommand implements Callable<Integer> {
 
     /** What run.json stores, so that --resume needs nothing but --out. */
     record RunSpec(String data, ModelOptions.ModelSpec model, int batchSize, int epochs, long steps, double learningRate,
-            double weightDecay, double emaDecay, LossName loss, long seed, long checkpointEvery, double validationSplit, Integer limit) {
+            double weightDecay, double emaDecay, LossName loss, long seed, long checkpointEvery, double validationSplit, Integer limit,
+            Integer accumulate) {
         RunSpec withLength(int newEpochs, long newSteps) {
             return new RunSpec(data, model, batchSize, newEpochs, newSteps, learningRate, weightDecay, emaDecay, loss, seed,
-                    checkpointEvery, validationSplit, limit);
+                    checkpointEvery, validationSplit, limit, accumulate);
         }
 
-        TrainOptions trainOptions(Path runDir) {
+        TrainOptions trainOptions(Path runDir, Distributed distributed) {
             return TrainOptions.builder().batchSize(batchSize).epochs(epochs).steps(steps).learningRate(learningRate)
                     .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss == LossName.mae ? Loss.MAE : Loss.MSE).seed(seed)
-                    .checkpointDir(runDir).checkpointEvery(checkpointEvery).validationSplit(validationSplit).build();
+                    .checkpointDir(runDir).checkpointEvery(checkpointEvery).validationSplit(validationSplit)
+                    .accumulate(accumulate == null ? 1 : accumulate) // absent from runs before --accumulate
+                    .distributed(distributed).build();
         }
     }
 
@@ -92,6 +100,20 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--limit", description = "use only the first N images of the data")
     Integer limit;
 
+    @Option(names = "--accumulate", defaultValue = "1", paramLabel = "K",
+            description = "split each batch into K micro-batches whose gradients add up before one optimizer step (less memory;"
+                    + " the same step as K ranks would take) (default: ${DEFAULT-VALUE})")
+    int accumulate;
+
+    @Option(names = "--nproc", paramLabel = "N",
+            description = "train with N processes on this machine (data parallel, as torchrun --nproc-per-node N); across"
+                    + " machines, run this command on each with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set instead")
+    Integer nproc;
+
+    @Option(names = "--timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "distributed: how long a rank waits for the others before it reports the one that hangs (default: ${DEFAULT-VALUE})")
+    int timeoutSeconds;
+
     @Option(names = {"-o", "--out"}, required = true, paramLabel = "RUN_DIR", description = "run directory")
     Path out;
 
@@ -111,39 +133,82 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (timeoutSeconds < 1) {
+            throw new IllegalArgumentException("--timeout must be >= 1 second, got " + timeoutSeconds);
+        }
+        Duration timeout = Duration.ofSeconds(timeoutSeconds);
+        if (nproc != null) {
+            if (nproc < 1 || nproc > 256) {
+                throw new IllegalArgumentException("--nproc must lie in [1, 256], got " + nproc);
+            }
+            if (Distributed.inEnvironment()) {
+                throw new IllegalArgumentException("--nproc starts its own ranks: don't combine it with WORLD_SIZE in the environment");
+            }
+            if (nproc > 1) {
+                int threads = runtime.threads > 0 ? runtime.threads : Math.max(1, Runtime.getRuntime().availableProcessors() / nproc);
+                return new LocalLauncher(spec.commandLine().getOut(), spec.commandLine().getErr())
+                        .run(nproc, argumentsForRanks(), threads, timeout);
+            }
+        }
+        Distributed distributed = Distributed.inEnvironment() ? Distributed.fromEnvironment().withTimeout(timeout) : null;
+        boolean writer = distributed == null || distributed.rank() == 0;
         Path runFile = out.resolve("run.json");
         RunSpec run;
         if (resume) {
             if (!Files.exists(runFile)) {
-                throw new IllegalArgumentException("nothing to resume: " + runFile + " does not exist");
+                throw new IllegalArgumentException("nothing to resume: " + runFile + " does not exist"
+                        + (writer ? "" : " (every rank reads the run's settings from RUN_DIR: share it, or copy run.json)"));
             }
             run = JSON.readValue(runFile.toFile(), RunSpec.class);
             if (length.epochs != null || length.steps != null) {
                 run = run.withLength(length.epochs != null ? length.epochs : run.epochs(), length.steps != null ? length.steps : 0);
             }
         } else {
-            if (Files.exists(out.resolve("checkpoint.safetensors"))) {
+            if (writer && Files.exists(out.resolve("checkpoint.safetensors"))) {
                 throw new IllegalArgumentException(out + " already holds a run: pass --resume to continue it, or choose another --out");
             }
             if (data == null) {
                 throw new IllegalArgumentException("--data is required (a folder of images, an IDX file, or fashion-mnist)");
             }
             ModelOptions.ModelSpec architecture = model.spec(Datasets.shape(data));
-            if (!model.shapeGiven()) {
+            if (!model.shapeGiven() && writer) {
                 spec.commandLine().getOut().printf("model shape from the data: %d channel(s), %dx%d (--channels and --image-size"
                         + " choose another)%n", architecture.channels(), architecture.imageSize(), architecture.imageSize());
             }
             run = new RunSpec(data, architecture, batchSize, length.epochs != null ? length.epochs : 1,
                     length.steps != null ? length.steps : 0, learningRate, weightDecay, ema, loss, seed, checkpointEvery,
-                    validationSplit, limit);
+                    validationSplit, limit, accumulate);
         }
         ModelConfig config = run.model().toConfig();
-        TrainOptions options = run.trainOptions(out);
-        Files.createDirectories(out);
-        AtomicFiles.writeString(runFile, JSON.writeValueAsString(run));
+        TrainOptions options = run.trainOptions(out, distributed);
+        if (writer) {
+            Files.createDirectories(out);
+            AtomicFiles.writeString(runFile, JSON.writeValueAsString(run));
+        }
         Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
                 run.limit() != null ? run.limit() : Integer.MAX_VALUE);
-        new TrainingRun(out, spec.commandLine().getOut(), spec.commandLine().getErr(), !noProgress, sampleEvery).run(config, runtime.device(), dataset, options, resume);
+        Device device = runtime.device();
+        if (distributed != null && device.isCuda() && Device.cudaDeviceCount() > distributed.localRank()) {
+            device = Device.cuda(distributed.localRank()); // one GPU per rank on a machine, as torchrun's LOCAL_RANK
+        }
+        new TrainingRun(out, spec.commandLine().getOut(), spec.commandLine().getErr(), !noProgress, sampleEvery).run(config, device, dataset, options, resume);
         return 0;
+    }
+
+    /** This command's arguments without --nproc, for the ranks the launcher starts. */
+    private List<String> argumentsForRanks() {
+        List<String> original = spec.commandLine().getParseResult().originalArgs();
+        List<String> arguments = new ArrayList<>();
+        for (int i = original.indexOf("train") + 1; i < original.size(); i++) {
+            String argument = original.get(i);
+            if (argument.equals("--nproc")) {
+                i++;
+            } else if (!argument.startsWith("--nproc=") && !argument.startsWith("--threads")) {
+                arguments.add(argument);
+            } else if (argument.equals("--threads")) {
+                i++;
+            }
+        }
+        return arguments;
     }
 }

@@ -22,6 +22,7 @@ import java.util.stream.Collectors;
 import org.ddim4j.AtomicFiles;
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
+import org.ddim4j.Distributed;
 import org.ddim4j.ImageBatch;
 import org.ddim4j.ModelConfig;
 import org.ddim4j.SampleOptions;
@@ -84,24 +85,42 @@ final class TrainingRun {
         return run(config, device, data, options, false);
     }
 
-    /** Trains (or, when the run directory has a checkpoint and {@code resume}, continues) and writes everything; returns the model file. */
+    /**
+     * Trains (or, when the run directory has a checkpoint and {@code resume}, continues) and writes everything; returns the
+     * model file. As a rank other than 0 of a distributed run it writes nothing and returns null: rank 0 has the files.
+     */
     Path run(ModelConfig config, Device device, Dataset data, TrainOptions options, boolean resume) throws IOException {
-        Files.createDirectories(runDir.resolve("samples"));
-        removeStaleTemporaries();
+        Distributed distributed = options.distributed();
+        boolean writer = options.rank() == 0;
+        if (writer) {
+            Files.createDirectories(runDir.resolve("samples"));
+            removeStaleTemporaries();
+        }
         Path checkpoint = options.checkpointPath();
         out.println("data: " + data);
-        try (Ddim ddim = resume ? Ddim.open(checkpoint, device) : Ddim.create(config, device, options.seed())) {
-            if (resume) {
+        // Ranks other than 0 start from scratch: joining the group gives them rank 0's weights and step.
+        try (Ddim ddim = resume && writer ? Ddim.open(checkpoint, device) : Ddim.create(config, device, options.seed())) {
+            if (resume && writer) {
                 out.printf("resuming %s at step %d%n", checkpoint, ddim.trainingSteps());
                 // A killed run logged steps past its last checkpoint; the resumed run trains them again.
                 keepRowsUpTo(METRICS, ddim.trainingSteps());
                 keepRowsUpTo(LOSSES, ddim.trainingSteps());
-            } else {
+            } else if (writer) {
                 resetLogs();
             }
             out.printf("model: %s, %,d parameters, on %s with %d thread(s)%n", ddim.config(), ddim.parameterCount(),
                     ddim.device(), Ddim.threads());
+            if (distributed != null) {
+                out.printf("rank %d of %d: joining the group at %s:%d%n", distributed.rank(), distributed.worldSize(),
+                        distributed.masterAddr(), distributed.masterPort());
+            }
             Trainer trainer = ddim.trainer(options);
+            if (distributed != null) {
+                int microBatches = distributed.worldSize() * options.accumulate();
+                int perRank = options.batchSize() / microBatches * options.accumulate();
+                out.printf("rank %d of %d: joined at step %d; %d image(s) per rank and step (global batch %d)%n", distributed.rank(),
+                        distributed.worldSize(), ddim.trainingSteps(), perRank, perRank * distributed.worldSize());
+            }
             // Ctrl-C asks the run to stop after the current step and waits for its checkpoint and model file.
             CountDownLatch finished = new CountDownLatch(1);
             Thread interruptHandler = new Thread(() -> {
@@ -115,13 +134,23 @@ final class TrainingRun {
             Runtime.getRuntime().addShutdownHook(interruptHandler);
             try {
                 Trainer.Result result;
-                try (Listener listener = new Listener(ddim)) {
+                try (RunListener listener = writer ? new Listener(ddim) : new RankListener()) {
                     result = trainer.fit(data, listener);
+                }
+                String collectives = "";
+                if (distributed != null) {
+                    Trainer.CollectiveStats stats = trainer.collectiveStats();
+                    collectives = String.format(Locale.ROOT, "; %d collectives moved %.1f MB in %.1f s", stats.calls(),
+                            stats.bytes() / 1e6, stats.time().toNanos() / 1e9);
+                }
+                if (!writer) {
+                    out.printf("%s after %d steps%s%n", result.cancelled() ? "stopped" : "finished", result.steps(), collectives);
+                    return null;
                 }
                 Path model = runDir.resolve(MODEL_FILE);
                 ddim.save(model);
-                out.printf("%s after %d steps; model: %s%n", result.cancelled() ? "stopped" : "finished", result.steps(),
-                        model.toAbsolutePath());
+                out.printf("%s after %d steps%s; model: %s%n", result.cancelled() ? "stopped" : "finished", result.steps(),
+                        collectives, model.toAbsolutePath());
                 return model;
             } finally {
                 finished.countDown();
@@ -172,8 +201,46 @@ final class TrainingRun {
         }
     }
 
+    /** A rank other than 0: progress and epoch summaries on the console, no files. */
+    private interface RunListener extends TrainListener, java.io.Closeable {}
+
+    private final class RankListener implements RunListener {
+        private Progress progress;
+
+        @Override
+        public void onStep(StepEvent step) {
+            if (progress == null) {
+                progress = Progress.of("train", progressBar, step.step() - 1, err);
+            }
+            progress.stepTo(step.step(), step.totalSteps(), String.format(Locale.ROOT, " epoch %d, loss %.4f", step.epoch() + 1, step.loss()));
+        }
+
+        @Override
+        public boolean stopRequested() {
+            return stopRequested.get();
+        }
+
+        @Override
+        public void onEpoch(EpochSummary epoch) {
+            String line = String.format(Locale.ROOT, "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s",
+                    epoch.epoch() + 1, epoch.trainLoss(), epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond());
+            if (progress != null) {
+                progress.printAside(() -> out.println(line));
+            } else {
+                out.println(line);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (progress != null) {
+                progress.close();
+            }
+        }
+    }
+
     /** Progress bar, logs and per-epoch previews. */
-    private final class Listener implements TrainListener, AutoCloseable {
+    private final class Listener implements RunListener {
         private final Ddim ddim;
         private final BufferedWriter losses;
         /** The epochs (1-based) metrics.csv holds: a run resumed from a checkpoint at an epoch's end ends that epoch again. */

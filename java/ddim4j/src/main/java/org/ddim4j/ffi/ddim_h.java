@@ -221,6 +221,15 @@ public class ddim_h extends ddim_h$shared {
     public static int DDIM_ERR_REENTRANT() {
         return DDIM_ERR_REENTRANT;
     }
+    private static final int DDIM_ERR_DISTRIBUTED = (int)12L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_status.DDIM_ERR_DISTRIBUTED = 12
+     * }
+     */
+    public static int DDIM_ERR_DISTRIBUTED() {
+        return DDIM_ERR_DISTRIBUTED;
+    }
 
     private static class ddim_status_name {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
@@ -2789,6 +2798,307 @@ public class ddim_h extends ddim_h$shared {
                 traceDowncall("ddim_train_step", model, pixels, count, pixel_count, out_loss);
             }
             return (int)mh$.invokeExact(model, pixels, count, pixel_count, out_loss);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_distributed_params_init {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_distributed_params_init");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void ddim_distributed_params_init(ddim_distributed_params *params)
+     * }
+     */
+    public static FunctionDescriptor ddim_distributed_params_init$descriptor() {
+        return ddim_distributed_params_init.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void ddim_distributed_params_init(ddim_distributed_params *params)
+     * }
+     */
+    public static MethodHandle ddim_distributed_params_init$handle() {
+        return ddim_distributed_params_init.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void ddim_distributed_params_init(ddim_distributed_params *params)
+     * }
+     */
+    public static MemorySegment ddim_distributed_params_init$address() {
+        return ddim_distributed_params_init.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void ddim_distributed_params_init(ddim_distributed_params *params)
+     * }
+     */
+    public static void ddim_distributed_params_init(MemorySegment params) {
+        var mh$ = ddim_distributed_params_init.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_distributed_params_init", params);
+            }
+            mh$.invokeExact(params);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_has_distributed {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_has_distributed");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_distributed()
+     * }
+     */
+    public static FunctionDescriptor ddim_has_distributed$descriptor() {
+        return ddim_has_distributed.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_distributed()
+     * }
+     */
+    public static MethodHandle ddim_has_distributed$handle() {
+        return ddim_has_distributed.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_distributed()
+     * }
+     */
+    public static MemorySegment ddim_has_distributed$address() {
+        return ddim_has_distributed.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t ddim_has_distributed()
+     * }
+     */
+    public static int ddim_has_distributed() {
+        var mh$ = ddim_has_distributed.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_has_distributed");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_train_join {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_join");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_join(ddim_model *model, const ddim_distributed_params *params)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_join$descriptor() {
+        return ddim_train_join.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_join(ddim_model *model, const ddim_distributed_params *params)
+     * }
+     */
+    public static MethodHandle ddim_train_join$handle() {
+        return ddim_train_join.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_join(ddim_model *model, const ddim_distributed_params *params)
+     * }
+     */
+    public static MemorySegment ddim_train_join$address() {
+        return ddim_train_join.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_join(ddim_model *model, const ddim_distributed_params *params)
+     * }
+     */
+    public static int ddim_train_join(MemorySegment model, MemorySegment params) {
+        var mh$ = ddim_train_join.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_join", model, params);
+            }
+            return (int)mh$.invokeExact(model, params);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_train_any_rank {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_any_rank");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_any_rank(ddim_model *model, int32_t flag, int32_t *out_any)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_any_rank$descriptor() {
+        return ddim_train_any_rank.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_any_rank(ddim_model *model, int32_t flag, int32_t *out_any)
+     * }
+     */
+    public static MethodHandle ddim_train_any_rank$handle() {
+        return ddim_train_any_rank.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_any_rank(ddim_model *model, int32_t flag, int32_t *out_any)
+     * }
+     */
+    public static MemorySegment ddim_train_any_rank$address() {
+        return ddim_train_any_rank.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_any_rank(ddim_model *model, int32_t flag, int32_t *out_any)
+     * }
+     */
+    public static int ddim_train_any_rank(MemorySegment model, int flag, MemorySegment out_any) {
+        var mh$ = ddim_train_any_rank.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_any_rank", model, flag, out_any);
+            }
+            return (int)mh$.invokeExact(model, flag, out_any);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_distributed_stats_get {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_distributed_stats_get");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_distributed_stats_get(ddim_model *model, ddim_distributed_stats *out_stats)
+     * }
+     */
+    public static FunctionDescriptor ddim_distributed_stats_get$descriptor() {
+        return ddim_distributed_stats_get.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_distributed_stats_get(ddim_model *model, ddim_distributed_stats *out_stats)
+     * }
+     */
+    public static MethodHandle ddim_distributed_stats_get$handle() {
+        return ddim_distributed_stats_get.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_distributed_stats_get(ddim_model *model, ddim_distributed_stats *out_stats)
+     * }
+     */
+    public static MemorySegment ddim_distributed_stats_get$address() {
+        return ddim_distributed_stats_get.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_distributed_stats_get(ddim_model *model, ddim_distributed_stats *out_stats)
+     * }
+     */
+    public static int ddim_distributed_stats_get(MemorySegment model, MemorySegment out_stats) {
+        var mh$ = ddim_distributed_stats_get.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_distributed_stats_get", model, out_stats);
+            }
+            return (int)mh$.invokeExact(model, out_stats);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

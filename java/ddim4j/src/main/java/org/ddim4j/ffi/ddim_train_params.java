@@ -20,6 +20,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     double ema_decay;
  *     int32_t loss;
  *     uint64_t seed;
+ *     int32_t accumulate;
  * }
  * }
  */
@@ -35,7 +36,9 @@ public class ddim_train_params {
         ddim_h.C_DOUBLE.withName("ema_decay"),
         ddim_h.C_INT.withName("loss"),
         MemoryLayout.paddingLayout(4),
-        ddim_h.C_LONG.withName("seed")
+        ddim_h.C_LONG.withName("seed"),
+        ddim_h.C_INT.withName("accumulate"),
+        MemoryLayout.paddingLayout(4)
     ).withName("ddim_train_params");
 
     /**
@@ -263,6 +266,50 @@ public class ddim_train_params {
      */
     public static void seed(MemorySegment struct, long fieldValue) {
         struct.set(seed$LAYOUT, seed$OFFSET, fieldValue);
+    }
+
+    private static final OfInt accumulate$LAYOUT = (OfInt)$LAYOUT.select(groupElement("accumulate"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t accumulate
+     * }
+     */
+    public static final OfInt accumulate$layout() {
+        return accumulate$LAYOUT;
+    }
+
+    private static final long accumulate$OFFSET = $LAYOUT.byteOffset(groupElement("accumulate"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t accumulate
+     * }
+     */
+    public static final long accumulate$offset() {
+        return accumulate$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t accumulate
+     * }
+     */
+    public static int accumulate(MemorySegment struct) {
+        return struct.get(accumulate$LAYOUT, accumulate$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t accumulate
+     * }
+     */
+    public static void accumulate(MemorySegment struct, int fieldValue) {
+        struct.set(accumulate$LAYOUT, accumulate$OFFSET, fieldValue);
     }
 
     /**

@@ -1,0 +1,153 @@
+package org.ddim4j.cli;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * {@code ddim train --nproc N}: starts N copies of this command as ranks 0 .. N-1 of one training group on this
+ * machine, as {@code torchrun --nproc-per-node N} does: each gets torchrun's variables (RANK, WORLD_SIZE,
+ * MASTER_ADDR=127.0.0.1, a free MASTER_PORT, LOCAL_RANK) and its share of the CPU threads; their output comes
+ * back here line by line, prefixed with the rank. When one rank fails, the others notice it by themselves
+ * (the process group names the lost rank); a rank still running after the group's timeout is stopped.
+ */
+final class LocalLauncher {
+    private final PrintWriter out;
+    private final PrintWriter err;
+
+    LocalLauncher(PrintWriter out, PrintWriter err) {
+        this.out = out;
+        this.err = err;
+    }
+
+    /** Runs {@code nproc} ranks of {@code ddim <arguments>}; returns 0 when all succeed, else the first failing rank's code. */
+    int run(int nproc, List<String> arguments, int threadsPerRank, Duration timeout) throws IOException, InterruptedException {
+        int port = freePort();
+        out.printf("starting %d ranks on this machine (rendezvous 127.0.0.1:%d, %d thread(s) each)%n", nproc, port, threadsPerRank);
+        List<Process> ranks = new ArrayList<>();
+        List<Thread> pumps = new ArrayList<>();
+        // Ctrl-C or SIGTERM here: the ranks stop after their current step (rank 0 checkpoints); wait for them.
+        Thread forwardStop = new Thread(() -> {
+            ranks.forEach(Process::destroy);
+            for (Process process : ranks) {
+                try {
+                    process.waitFor(5, TimeUnit.MINUTES);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }, "ddim-launcher-stop");
+        Runtime.getRuntime().addShutdownHook(forwardStop);
+        try {
+            for (int rank = 0; rank < nproc; rank++) {
+                List<String> command = new ArrayList<>(javaCommand());
+                command.add("train");
+                command.addAll(arguments);
+                command.add("--threads=" + threadsPerRank);
+                ProcessBuilder builder = new ProcessBuilder(command);
+                Map<String, String> environment = builder.environment();
+                environment.put("RANK", Integer.toString(rank));
+                environment.put("LOCAL_RANK", Integer.toString(rank));
+                environment.put("WORLD_SIZE", Integer.toString(nproc));
+                environment.put("MASTER_ADDR", "127.0.0.1");
+                environment.put("MASTER_PORT", Integer.toString(port));
+                Process process = builder.start();
+                process.getOutputStream().close();
+                ranks.add(process);
+                pumps.add(pump(process.getInputStream(), out, rank));
+                pumps.add(pump(process.getErrorStream(), err, rank));
+            }
+            int exitCode = waitForAll(ranks, timeout);
+            for (Thread pump : pumps) {
+                pump.join(TimeUnit.SECONDS.toMillis(10));
+            }
+            return exitCode;
+        } finally {
+            ranks.forEach(Process::destroyForcibly);
+            try {
+                Runtime.getRuntime().removeShutdownHook(forwardStop);
+            } catch (IllegalStateException e) {
+                // shutting down: the hook is running
+            }
+        }
+    }
+
+    /** Waits for every rank; once one has failed, gives the rest the group's timeout (plus a margin) to stop by themselves. */
+    private int waitForAll(List<Process> ranks, Duration timeout) throws InterruptedException {
+        int firstFailure = 0;
+        long deadline = Long.MAX_VALUE;
+        while (true) {
+            boolean running = false;
+            for (int rank = 0; rank < ranks.size(); rank++) {
+                Process process = ranks.get(rank);
+                if (process.isAlive()) {
+                    running = true;
+                } else if (process.exitValue() != 0 && firstFailure == 0) {
+                    firstFailure = process.exitValue();
+                    err.printf("ddim: rank %d exited with code %d%n", rank, firstFailure);
+                    deadline = System.nanoTime() + timeout.plusSeconds(30).toNanos();
+                }
+            }
+            if (!running) {
+                return firstFailure;
+            }
+            if (System.nanoTime() > deadline) {
+                for (int rank = 0; rank < ranks.size(); rank++) {
+                    if (ranks.get(rank).isAlive()) {
+                        err.printf("ddim: stopping rank %d, still running %d s after a rank failed%n", rank, timeout.plusSeconds(30).toSeconds());
+                        ranks.get(rank).destroyForcibly();
+                    }
+                }
+                return firstFailure;
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    private static Thread pump(InputStream stream, PrintWriter target, int rank) {
+        return Thread.ofVirtual().start(() -> {
+            try (BufferedReader reader = new BufferedReader(new InputStreamReader(stream, StandardCharsets.UTF_8))) {
+                for (String line = reader.readLine(); line != null; line = reader.readLine()) {
+                    synchronized (target) {
+                        target.println("[rank " + rank + "] " + line);
+                    }
+                }
+            } catch (IOException e) {
+                // the rank's pipe closed with it
+            }
+        });
+    }
+
+    /** This JVM's command line up to the arguments: the same java, options, class path and main class. */
+    private static List<String> javaCommand() {
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(Main.class.getName());
+        return command;
+    }
+
+    /** A port free on the loopback now; rank 0 binds it moments later (as torchrun picks one). */
+    private static int freePort() {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot find a free port for the rendezvous: " + e.getMessage(), e);
+        }
+    }
+}
