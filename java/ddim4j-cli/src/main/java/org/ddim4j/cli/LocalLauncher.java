@@ -131,11 +131,20 @@ final class LocalLauncher {
         });
     }
 
-    /** This JVM's command line up to the arguments: the same java, options, class path and main class. */
+    /**
+     * This JVM's command line up to the arguments: the same java, options, class path and main class, and the
+     * ddim4j.* system properties however they were set (an embedding program may set them in code).
+     */
     private static List<String> javaCommand() {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
+        List<String> options = ManagementFactory.getRuntimeMXBean().getInputArguments();
+        command.addAll(options);
+        for (String name : System.getProperties().stringPropertyNames()) {
+            if (name.startsWith("ddim4j.") && options.stream().noneMatch(option -> option.startsWith("-D" + name + "="))) {
+                command.add("-D" + name + "=" + System.getProperty(name));
+            }
+        }
         command.add("-cp");
         command.add(System.getProperty("java.class.path"));
         command.add(Main.class.getName());

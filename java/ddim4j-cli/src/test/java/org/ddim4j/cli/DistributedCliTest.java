@@ -1,0 +1,135 @@
+package org.ddim4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+import org.ddim4j.Ddim;
+import org.ddim4j.Device;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code ddim train} as a group of processes: --nproc, torchrun's variables in two "shells", and a rank killed mid-run. */
+@Timeout(600)
+class DistributedCliTest {
+    @TempDir
+    Path dir;
+
+    /** Fashion-MNIST's first 256 images at 16x16 and a tiny U-Net: a step takes milliseconds. */
+    private static List<String> trainArguments(Path out, int steps) {
+        return List.of("--data", "fashion-mnist", "--limit", "256", "--image-size", "16", "--widths", "8,16", "--block-depth", "1",
+                "--batch-size", "16", "--steps", Integer.toString(steps), "--sample-every", "100000", "--no-progress",
+                "--device", "cpu", "--out", out.toString());
+    }
+
+    private static String[] train(List<String> arguments, String... more) {
+        List<String> all = new ArrayList<>(List.of("train"));
+        all.addAll(arguments);
+        all.addAll(List.of(more));
+        return all.toArray(String[]::new);
+    }
+
+    /** `ddim train ARGS` in a new JVM as rank {@code rank} of {@code worldSize}, as a user would start it in a shell. */
+    private Process startRank(int rank, int worldSize, int port, List<String> arguments, Path log) throws IOException {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-Dddim4j.home=" + System.getProperty("ddim4j.home"),
+                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        command.addAll(List.of(train(arguments, "--threads", "1")));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
+        builder.environment().put("RANK", Integer.toString(rank));
+        builder.environment().put("WORLD_SIZE", Integer.toString(worldSize));
+        builder.environment().put("MASTER_ADDR", "127.0.0.1");
+        builder.environment().put("MASTER_PORT", Integer.toString(port));
+        return builder.start();
+    }
+
+    private static int freePort() {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Test
+    void nprocTwoTrainsOneModelAndResumesWithTheSameWorldSize() throws IOException {
+        Path out = dir.resolve("run");
+        CliTest.Result result = CliTest.run(train(trainArguments(out, 20), "--nproc", "2"));
+        assertEquals(0, result.code(), result.out() + result.err());
+        assertTrue(result.out().contains("starting 2 ranks on this machine"), result.out());
+        assertTrue(result.out().contains("[rank 1] rank 1 of 2: joined at step 0; 8 image(s) per rank and step (global batch 16)"),
+                result.out());
+        assertTrue(result.out().contains("[rank 1] finished after 20 steps"), result.out());
+        assertTrue(result.out().contains("[rank 0] finished after 20 steps"), result.out());
+        assertTrue(Files.exists(out.resolve("model.safetensors")));
+        try (Ddim ddim = Ddim.open(out.resolve("checkpoint.safetensors"), Device.cpu())) {
+            assertEquals(20, ddim.trainingSteps());
+        }
+
+        CliTest.Result alone = CliTest.run("train", "--out", out.toString(), "--resume", "--steps", "25", "--no-progress");
+        assertEquals(1, alone.code());
+        assertTrue(alone.err().contains("written by a run of 2 process(es); resume it with the same number (got 1)"), alone.err());
+
+        CliTest.Result resumed = CliTest.run("train", "--out", out.toString(), "--resume", "--steps", "25", "--nproc", "2",
+                "--no-progress");
+        assertEquals(0, resumed.code(), resumed.out() + resumed.err());
+        assertTrue(resumed.out().contains("[rank 0] resuming"), resumed.out());
+        assertTrue(resumed.out().contains("[rank 1] rank 1 of 2: joined at step 20"), resumed.out());
+        assertTrue(resumed.out().contains("[rank 0] finished after 25 steps"), resumed.out());
+    }
+
+    @Test
+    void twoShellsWithTorchrunVariablesTrainTogetherAndAKilledRankIsNamed() throws Exception {
+        Path out = dir.resolve("shells");
+        int port = freePort();
+        Process rank0 = startRank(0, 2, port, trainArguments(out, 12), dir.resolve("rank0.log"));
+        Process rank1 = startRank(1, 2, port, trainArguments(out, 12), dir.resolve("rank1.log"));
+        assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES), "the ranks did not finish");
+        String log0 = Files.readString(dir.resolve("rank0.log"));
+        String log1 = Files.readString(dir.resolve("rank1.log"));
+        assertEquals(0, rank0.exitValue(), log0);
+        assertEquals(0, rank1.exitValue(), log1);
+        assertTrue(log1.contains("finished after 12 steps") && !log1.contains("; model:"), "rank 1 writes no model: " + log1);
+        assertTrue(Files.exists(out.resolve("model.safetensors")), log0);
+
+        // A long run, checkpointed every 10 steps; rank 1 is killed (SIGKILL) once a checkpoint exists.
+        Path killed = dir.resolve("killed");
+        int secondPort = freePort();
+        List<String> arguments = new ArrayList<>(trainArguments(killed, 100_000));
+        arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
+        Process survivor = startRank(0, 2, secondPort, arguments, dir.resolve("survivor.log"));
+        Process victim = startRank(1, 2, secondPort, arguments, dir.resolve("victim.log"));
+        Path checkpoint = killed.resolve("checkpoint.safetensors");
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+        while (!Files.exists(checkpoint) && System.nanoTime() < deadline && survivor.isAlive()) {
+            Thread.sleep(100);
+        }
+        assertTrue(Files.exists(checkpoint), Files.readString(dir.resolve("survivor.log")));
+        victim.destroyForcibly();
+        long killedAt = System.nanoTime();
+        assertTrue(survivor.waitFor(60, TimeUnit.SECONDS), "rank 0 still runs a minute after rank 1 was killed");
+        double seconds = (System.nanoTime() - killedAt) / 1e9;
+        String survivorLog = Files.readString(dir.resolve("survivor.log"));
+        System.out.printf("rank 1 killed: rank 0 exited with %d after %.1f s:%n%s%n", survivor.exitValue(), seconds,
+                survivorLog.lines().filter(line -> line.startsWith("ddim:")).findFirst().orElse(""));
+        assertEquals(1, survivor.exitValue(), survivorLog);
+        assertTrue(survivorLog.contains("ddim: DISTRIBUTED: distributed training stopped: rank 1 stopped responding"), survivorLog);
+        assertFalse(survivorLog.contains("\tat "), "no stack trace: " + survivorLog);
+        // The last good checkpoint is intact, and no model file pretends the run finished.
+        try (Ddim ddim = Ddim.open(checkpoint, Device.cpu())) {
+            assertTrue(ddim.trainingSteps() >= 10 && ddim.trainingSteps() % 10 == 0, "steps " + ddim.trainingSteps());
+        }
+        assertFalse(Files.exists(killed.resolve("model.safetensors")));
+    }
+}
