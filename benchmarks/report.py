@@ -20,6 +20,7 @@ def lines(name):
 
 native_python, variants, flops = lines("native-python.jsonl"), lines("variants.jsonl"), lines("flops.jsonl")
 interleaved = lines("interleaved.jsonl")
+distributed = lines("distributed.jsonl")
 peers, peer_checks = lines("peers.jsonl"), lines("peers-check.jsonl")
 measured_peak = next((row["gflops"] for row in lines("peak.jsonl")), None)
 with open(os.path.join(results, "jmh.json")) as f:
@@ -200,6 +201,61 @@ for group in ("train-fashion", "train-reference", "sample-fashion"):
         w(f"| {mode} | {config} | {median_rate(native_python, group, 0):.2f} | {median_rate(native_python, group, 1):.2f} | "
           f"{ratio_cells(ratios)} |")
 w("")
+w("## Distributed training (c10d, Gloo on 127.0.0.1)")
+w("")
+if distributed:
+    single = [row for row in distributed if row["side"] == 0]
+    ranked = [row for row in distributed if row["side"] == 1]
+    world = ranked[0]["world_size"]
+    ratios = sorted(
+        statistics.median(row["images_per_second"] for row in ranked if row["round"] == r and row["rank"] == 0)
+        / next(row["images_per_second"] for row in single if row["round"] == r)
+        for r in sorted({row["round"] for row in single}))
+    step_single = statistics.median(row["median_seconds"] for row in single)
+    step_ranked = statistics.median(row["median_seconds"] for row in ranked)
+    # A rank's collective time includes waiting for the slowest rank; the least of the ranks' is closest to the transfer alone.
+    by_round = {}
+    for row in ranked:
+        by_round.setdefault(row["round"], []).append(row["collective_seconds_per_step"])
+    transfer = statistics.median(min(values) for values in by_round.values())
+    waiting = statistics.median(max(values) for values in by_round.values())
+    nbytes = ranked[0]["collective_bytes_per_step"]
+    calls = ranked[0]["collective_calls_per_step"]
+    w(f"Reference model (3.56 M parameters, 3x64x64), global batch 64, native driver (`benchmarks/distributed.sh`): one process "
+      f"with {single[0]['threads']} threads against {world} ranks with 1 thread each, {len(ratios)} A/B rounds. Each step "
+      "averages the gradients in 4 MiB buckets, then the BatchNorm statistics and the loss in one more call.")
+    w("")
+    w("| side | ms per step | images/s | collectives per step | MB reduced per step (per rank) | allreduce ms per step | share of the step |")
+    w("|---|---|---|---|---|---|---|")
+    w(f"| 1 process x {single[0]['threads']} threads | {step_single * 1000:.0f} | {statistics.median(rate(r) for r in single):.2f} | 0 | 0 | 0 | 0% |")
+    w(f"| {world} ranks x 1 thread | {step_ranked * 1000:.0f} | {statistics.median(rate(r) for r in ranked if r['rank'] == 0):.2f} | "
+      f"{calls:.0f} | {nbytes / 1e6:.1f} | {transfer * 1000:.0f} (least-waiting rank) - {waiting * 1000:.0f} (rank that waits) | "
+      f"{transfer / step_ranked * 100:.1f}% - {waiting / step_ranked * 100:.1f}% |")
+    w("")
+    w(f"Speed ratio, {world} ranks / 1 process, per round: {ratio_cells(ratios)}. The larger allreduce figure is mostly one "
+      "rank waiting for the other to finish its backward pass (the two vCPUs do not run equally fast); the smaller is the "
+      "transfer itself over the loopback.")
+    w("")
+    w("**Paper estimate of scaling to more machines** (not measured: this machine has no network). Ring allreduce of S bytes "
+      "over N machines with link bandwidth B and per-message latency a, in c calls per step:")
+    w("")
+    w("    T_allreduce(N) = 2 (N - 1) / N * S / B  +  2 (N - 1) * c * a")
+    w("    efficiency(N)  = T_step / (T_step + T_allreduce(N))      (ddim4j reduces after the backward pass: no overlap)")
+    w("")
+    w(f"with S = {nbytes / 1e6:.1f} MB and c = {calls:.0f} as measured, a = 50 us (TCP on a data-centre network), and a fixed batch "
+      f"of 64 per machine (weak scaling). T_step: {step_single:.2f} s is this 2-core VM's measured step; 0.05 s stands for a "
+      "machine ~100x faster (a GPU), where communication starts to matter.")
+    w("")
+    w("| machines | link | T_allreduce | efficiency, T_step = " + f"{step_single:.2f} s" + " | efficiency, T_step = 0.05 s |")
+    w("|---|---|---|---|---|")
+    for n in (8, 64):
+        for gbits in (10, 100):
+            t = 2 * (n - 1) / n * nbytes / (gbits * 1e9 / 8) + 2 * (n - 1) * calls * 50e-6
+            w(f"| {n} | {gbits} Gb/s | {t * 1000:.1f} ms | {step_single / (step_single + t) * 100:.1f}% | {0.05 / (0.05 + t) * 100:.0f}% |")
+    w("")
+else:
+    w("Not measured in this run: `benchmarks/distributed.sh`.")
+    w("")
 w("## The CPU memory cache")
 w("")
 w("libddim installs a caching CPU allocator in libtorch when it loads (`native/src/cpu_allocator.h`): freed blocks of 256 KiB "
@@ -270,6 +326,7 @@ w("")
 w("```sh")
 w("scripts/bench.sh                           # all of the above; ROUNDS=N SECONDS_PER_RUN=S THREADS=N to change")
 w("ROUNDS=5 SECONDS=20 benchmarks/peers.sh    # the Java peers alone; PeerSampling, PeerCheck: see their javadoc")
+w("ROUNDS=3 SECONDS_PER_RUN=15 benchmarks/distributed.sh   # 1 process x N threads against N ranks x 1 thread")
 w("build/ddim_bench --mode sample|train --config reference|fashion [--network fused] [--precision bf16] [--cpu-cache off]")
 w("/usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion --threads N")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy")

@@ -17,6 +17,7 @@
 #   jmh.json                        FFM against JNI: a trivial call, handing over an image batch
 #   accuracy.txt, flops.jsonl       errors of the faster options; FLOPs per forward pass
 #   peak.jsonl                      the float32 FMA peak code reaches here (build/ddim_fma_peak)
+#   distributed.jsonl               training: one process against one rank per processor (benchmarks/distributed.sh)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -77,6 +78,9 @@ if [[ $has_bf16 == yes ]]; then
 fi
 for config in fashion reference; do "$python" benchmarks/python/baseline.py --config "$config" --flops >> "$results/flops.jsonl"; done
 OMP_NUM_THREADS=$THREADS build/ddim_fma_peak | tee "$results/peak.jsonl"
+
+echo "== distributed training: 1 process against $(nproc) ranks (benchmarks/distributed.sh)"
+ROUNDS=$ROUNDS SECONDS_PER_RUN=$((SECONDS_PER_RUN * 2)) benchmarks/distributed.sh
 
 echo "== Java API against bare downcalls, interleaved in one process"
 "${java[@]}" org.ddim4j.benchmarks.JavaOverhead --threads "$THREADS" --rounds "${OVERHEAD_ROUNDS:-6}" \

@@ -6,6 +6,10 @@
 //              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--network eager|fused] [--device cpu|cuda|N]
 //              [--cpu-cache on|off]
 //
+// Training across processes: start one driver per rank with torchrun's variables (RANK, WORLD_SIZE,
+// MASTER_ADDR, MASTER_PORT; benchmarks/distributed.sh does). --batch stays the global batch, each
+// rank steps on batch / WORLD_SIZE images, and the JSON adds the collectives' time per step.
+//
 // Warms up, then times operations until it has at least --iterations of them and --min-seconds of
 // timed work. Prints one JSON object: the settings, seconds per operation (median and all) and
 // images/s over all timed operations.
@@ -102,22 +106,38 @@ int main(int argc, char** argv) {
   sample.seed = 1;
   sample.precision = s.precision == "bf16" ? DDIM_PRECISION_BFLOAT16 : DDIM_PRECISION_FLOAT32;
   sample.network = s.network == "fused" ? DDIM_NETWORK_FUSED : DDIM_NETWORK_EAGER;
+  int32_t world_size = 1;
+  int64_t per_rank = s.batch;
   if (s.mode == "train") {
     ddim_train_params train;
     ddim_train_params_init(&train);
     check(ddim_train_begin(model, &train), "ddim_train_begin");
     for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>((i * 2654435761u) % 1000) / 1000.0f;
+    if (const char* ranks = std::getenv("WORLD_SIZE"); ranks != nullptr && std::atoi(ranks) > 1) {
+      ddim_distributed_params group;
+      ddim_distributed_params_init(&group);
+      world_size = std::atoi(ranks);
+      group.world_size = world_size;
+      group.rank = std::atoi(std::getenv("RANK") ? std::getenv("RANK") : "0");
+      if (const char* address = std::getenv("MASTER_ADDR")) group.master_addr = address;
+      if (const char* port = std::getenv("MASTER_PORT")) group.master_port = std::atoi(port);
+      check(ddim_train_join(model, &group), "ddim_train_join");
+      if (s.batch % world_size != 0) usage("--batch must be a multiple of WORLD_SIZE");
+      per_rank = s.batch / world_size;
+    }
   }
+  ddim_distributed_stats first{}, last{};
 
   std::vector<double> seconds;
   double timed = 0;
   for (int i = 0; i < s.warmup || static_cast<int>(seconds.size()) < s.iterations || timed < s.min_seconds; ++i) {
+    if (i == s.warmup) check(ddim_distributed_stats_get(model, &first), "ddim_distributed_stats_get");
     const auto start = std::chrono::steady_clock::now();
     if (s.mode == "sample") {
       check(ddim_sample(model, &sample, nullptr, 0, pixels.data(), floats), "ddim_sample");
     } else {
       float loss = 0;
-      check(ddim_train_step(model, pixels.data(), s.batch, floats, &loss), "ddim_train_step");
+      check(ddim_train_step(model, pixels.data(), per_rank, floats / s.batch * per_rank, &loss), "ddim_train_step");
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (i >= s.warmup) {
@@ -125,6 +145,7 @@ int main(int argc, char** argv) {
       timed += elapsed;
     }
   }
+  check(ddim_distributed_stats_get(model, &last), "ddim_distributed_stats_get");
   ddim_model_free(model);
 
   std::vector<double> sorted = seconds;
@@ -137,6 +158,11 @@ int main(int argc, char** argv) {
               s.mode.c_str(), s.config.c_str(), s.batch, s.mode == "sample" ? s.steps : 1, ddim_get_num_threads(),
               s.precision.c_str(), s.network.c_str(), s.device.c_str(), s.cpu_cache ? "true" : "false", median, images_per_second);
   for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
-  std::printf("]}\n");
+  const double steps = static_cast<double>(seconds.size());
+  const double collective_seconds = (last.seconds - first.seconds) / steps;
+  std::printf("], \"world_size\": %d, \"rank\": %d, \"collective_calls_per_step\": %.1f, \"collective_bytes_per_step\": %.0f, "
+              "\"collective_seconds_per_step\": %.6f, \"collective_share\": %.4f}\n",
+              world_size, last.rank, static_cast<double>(last.calls - first.calls) / steps,
+              static_cast<double>(last.bytes - first.bytes) / steps, collective_seconds, collective_seconds / (timed / steps));
   return 0;
 }
