@@ -576,6 +576,12 @@ public final class Ddim implements AutoCloseable {
         return ddim_h.ddim_has_fused_network() != 0;
     }
 
+    /** Whether this build of the native library can train across processes on the CPU ({@link Distributed}: c10d with Gloo). */
+    public static boolean hasDistributed() {
+        NativeLibrary.load();
+        return ddim_h.ddim_has_distributed() != 0;
+    }
+
     /**
      * Keeps at most {@code bytes} of freed CPU tensor memory for reuse (0 turns the cache off). The
      * library caches the large blocks libtorch frees, so that each sampling or training step reuses

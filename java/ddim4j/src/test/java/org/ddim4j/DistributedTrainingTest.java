@@ -61,6 +61,11 @@ class DistributedTrainingTest {
     }
 
     @Test
+    void thisBuildHasGloo() {
+        assertTrue(Ddim.hasDistributed(), "libddim was built without Gloo (apt-get install libgloo-dev, then rebuild)");
+    }
+
+    @Test
     void eachGlobalBatchIsSharedWithoutDuplicatesOrGaps() {
         TrainOptions options = TrainOptions.builder().batchSize(13).accumulate(2)
                 .distributed(Distributed.local(0, 3, 29500)).build();
