@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
 
-install_packages libtorch-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build clang-14 libclang-rt-14-dev
+install_packages libtorch-dev libgloo-dev nlohmann-json3-dev libgtest-dev zlib1g-dev cmake ninja-build clang-14 libclang-rt-14-dev
 
 build=build-sanitize
 if [[ ! -f $build/CMakeCache.txt ]]; then

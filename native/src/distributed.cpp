@@ -21,6 +21,7 @@ namespace ddim {
 namespace {
 
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
+constexpr auto kHeartbeatTimeout = std::chrono::milliseconds(10000);
 // How long a failed rank watches the others' heartbeats before it names the lost ones.
 constexpr auto kDiagnosis = std::chrono::seconds(3);
 
@@ -115,6 +116,8 @@ ProcessGroup::ProcessGroup(const DistributedConfig& config, torch::Device device
   try {
     backend_->store = connect_store(config_, config_.rank == 0);
     backend_->heartbeat = connect_store(config_, false);
+    // A heartbeat blocked by a stopped rank 0 must not hold up this rank's exit (the destructor joins it).
+    backend_->heartbeat->setTimeout(std::min<std::chrono::milliseconds>(config_.timeout, kHeartbeatTimeout));
     // Every joined rank is counted before the group forms, so a rank that never comes is reported by
     // the others as missing instead of as a c10d timeout.
     backend_->store->add("ddim/joined", 1);
