@@ -15,6 +15,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -25,6 +26,10 @@ import java.util.concurrent.TimeUnit;
  * (the process group names the lost rank); a rank still running after the group's timeout is stopped.
  */
 final class LocalLauncher {
+    /** A JVM ended by SIGINT or SIGTERM (after its shutdown hooks) exits with 128 + the signal's number. */
+    private static final int SIGINT_EXIT = 130;
+    private static final int SIGTERM_EXIT = 143;
+
     private final PrintWriter out;
     private final PrintWriter err;
 
@@ -37,17 +42,21 @@ final class LocalLauncher {
     int run(int nproc, List<String> arguments, int threadsPerRank, Duration timeout) throws IOException, InterruptedException {
         int port = freePort();
         out.printf("starting %d ranks on this machine (rendezvous 127.0.0.1:%d, %d thread(s) each)%n", nproc, port, threadsPerRank);
-        List<Process> ranks = new ArrayList<>();
-        List<Thread> pumps = new ArrayList<>();
-        // Ctrl-C or SIGTERM here: the ranks stop after their current step (rank 0 checkpoints); wait for them.
+        List<Process> ranks = new CopyOnWriteArrayList<>(); // read by the shutdown hook too
+        List<Thread> pumps = new CopyOnWriteArrayList<>();
+        // Ctrl-C or SIGTERM here: the ranks stop after the same step (rank 0 checkpoints); wait for them and their last lines.
         Thread forwardStop = new Thread(() -> {
-            ranks.forEach(Process::destroy);
-            for (Process process : ranks) {
-                try {
+            try {
+                // SIGTERM through the handle: Process.destroy() would also close the pipes and lose the ranks' last lines.
+                ranks.forEach(process -> process.toHandle().destroy());
+                for (Process process : ranks) {
                     process.waitFor(5, TimeUnit.MINUTES);
-                } catch (InterruptedException e) {
-                    return;
                 }
+                for (Thread pump : pumps) {
+                    pump.join(TimeUnit.SECONDS.toMillis(10));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }, "ddim-launcher-stop");
         Runtime.getRuntime().addShutdownHook(forwardStop);
@@ -97,7 +106,12 @@ final class LocalLauncher {
                     running = true;
                 } else if (process.exitValue() != 0 && firstFailure == 0) {
                     firstFailure = process.exitValue();
-                    err.printf("ddim: rank %d exited with code %d%n", rank, firstFailure);
+                    if (firstFailure == SIGINT_EXIT || firstFailure == SIGTERM_EXIT) {
+                        // Ctrl-C or a kill reached the ranks: they stop together after a step, by themselves.
+                        err.printf("ddim: rank %d stopped by a signal%n", rank);
+                    } else {
+                        err.printf("ddim: rank %d exited with code %d%n", rank, firstFailure);
+                    }
                     deadline = System.nanoTime() + timeout.plusSeconds(30).toNanos();
                 }
             }
