@@ -243,9 +243,9 @@ std::vector<torch::Tensor> Trainer::shared_state() {
 void Trainer::join(std::unique_ptr<ProcessGroup> group) {
   require(group != nullptr, Status::Internal, "no process group");
   require(!group_, Status::InvalidArgument, "this model already trains in a process group");
-  // Rank 0's settings against everyone's: a rank started with another model, batch or learning
-  // rate would silently train something else. MAX of (h, -h) over the ranks differs from (h, -(-h))
-  // when any rank's h differs.
+  // Every rank's settings against the others': a rank started with another model, learning rate or
+  // seed would silently train something else. The ranks' hashes h are all equal exactly when, on
+  // every rank, max(h) == h and max(-h) == -h: one collective of maxima tells every rank.
   const auto settings = model_.config().to_json().dump() + config_.to_json().dump();
   const int64_t hash = static_cast<int64_t>(crc32(0L, reinterpret_cast<const Bytef*>(settings.data()),
                                                   static_cast<uInt>(settings.size())));
