@@ -778,7 +778,6 @@ ddim_status ddim_train_join(ddim_model* model, const ddim_distributed_params* pa
     config.master_addr = std::string(params->master_addr, strnlen(params->master_addr, 256));
     config.master_port = params->master_port;
     config.timeout = std::chrono::milliseconds(params->timeout_ms);
-    config.validate();
     require(handle.trainer->group() == nullptr, Status::InvalidArgument, "this model already joined a process group");
     handle.trainer->join(std::make_unique<ddim::ProcessGroup>(config, handle.model->device()));
   });

@@ -47,6 +47,11 @@ typename StateMap::key_type state_key(const StateMap&, const torch::Tensor& para
   }
 }
 
+void require_finite_loss(double loss, int64_t step) {
+  require(std::isfinite(loss), Status::NonFinite,
+          "the loss is " + std::to_string(loss) + " at step " + std::to_string(step) + ": training diverged (lower the learning rate?)");
+}
+
 torch::Tensor prepare(const Model& model, const torch::Tensor& pixels) {
   const auto& config = model.config();
   require(pixels.dim() == 4 && pixels.size(0) >= 1 && pixels.size(1) == config.channels &&
@@ -163,11 +168,7 @@ double Trainer::step(const torch::Tensor& pixels) {
     const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
     const double value = loss.item<double>();
     loss_sum += value;
-    if (!group_) {
-      require(std::isfinite(value), Status::NonFinite,
-              "the loss is " + std::to_string(value) + " at step " + std::to_string(steps_) +
-                  ": training diverged (lower the learning rate?)");
-    }
+    if (!group_) require_finite_loss(value, steps_);
     (parts == 1 ? loss : loss / static_cast<double>(parts)).backward();
     if (micro_batches > 1) {
       torch::NoGradGuard no_grad;
@@ -202,10 +203,7 @@ double Trainer::step(const torch::Tensor& pixels) {
       statistics.push_back(loss);
       group_->average(statistics);
       loss_mean = loss.item<double>();
-      // Every rank sees the same mean, so all of them stop here together.
-      require(std::isfinite(loss_mean), Status::NonFinite,
-              "the loss is " + std::to_string(loss_mean) + " at step " + std::to_string(steps_) +
-                  ": training diverged (lower the learning rate?)");
+      require_finite_loss(loss_mean, steps_);  // the same mean on every rank: all of them stop here together
     } catch (...) {
       // A lost rank or a diverged step leaves this rank's model as it was before the step.
       torch::NoGradGuard no_grad;
@@ -226,20 +224,6 @@ bool Trainer::any_rank(bool flag) {
   return value.item<int64_t>() != 0;
 }
 
-std::vector<torch::Tensor> Trainer::shared_state() {
-  std::vector<torch::Tensor> tensors;
-  const auto add_network = [&](UNet& network) {
-    for (auto& parameter : network->parameters()) tensors.push_back(parameter);
-    for (auto& buffer : network->buffers()) tensors.push_back(buffer);
-  };
-  add_network(model_.net());
-  if (model_.ema()) add_network(*model_.ema());
-  tensors.push_back(model_.mean());
-  tensors.push_back(model_.std());
-  for (auto& item : optimizer_state()) tensors.push_back(item.second);  // by name: the same order everywhere
-  return tensors;
-}
-
 void Trainer::join(std::unique_ptr<ProcessGroup> group) {
   require(group != nullptr, Status::Internal, "no process group");
   require(!group_, Status::InvalidArgument, "this model already trains in a process group");
@@ -250,7 +234,7 @@ void Trainer::join(std::unique_ptr<ProcessGroup> group) {
   const int64_t hash = static_cast<int64_t>(crc32(0L, reinterpret_cast<const Bytef*>(settings.data()),
                                                   static_cast<uInt>(settings.size())));
   const bool has_ema = static_cast<bool>(model_.ema());
-  const bool has_state = !optimizer_state().empty();
+  const bool has_state = !optimizer_.state().empty();
   auto compared = torch::tensor({hash, -hash, int64_t{has_ema}, int64_t{has_state}, steps_,
                                  group->rank() == 0 ? steps_ : int64_t{-1}},
                                 torch::kLong);
@@ -276,12 +260,20 @@ void Trainer::join(std::unique_ptr<ProcessGroup> group) {
     restore(steps, zeros);
   }
   steps_ = steps;
-  // The normaliser is replaced, not updated in place, by set_normalizer: broadcast into copies.
+  // Everything rank 0 sends, in one order on every rank. The normaliser travels in copies, since
+  // set_normalizer replaces it rather than writing in place; AdamW's moments by name.
+  std::vector<torch::Tensor> tensors;
+  const auto add_network = [&](UNet& network) {
+    for (auto& parameter : network->parameters()) tensors.push_back(parameter);
+    for (auto& buffer : network->buffers()) tensors.push_back(buffer);
+  };
+  add_network(model_.net());
+  if (model_.ema()) add_network(*model_.ema());
   auto mean = model_.mean().clone();
   auto std = model_.std().clone();
-  auto tensors = shared_state();
-  tensors[tensors.size() - optimizer_state().size() - 2] = mean;
-  tensors[tensors.size() - optimizer_state().size() - 1] = std;
+  tensors.push_back(mean);
+  tensors.push_back(std);
+  for (auto& item : optimizer_state()) tensors.push_back(item.second);
   {
     torch::NoGradGuard no_grad;
     group->broadcast(tensors);

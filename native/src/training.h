@@ -85,8 +85,6 @@ class Trainer {
 
  private:
   void update_ema();
-  // Every tensor rank 0 sends to the others when a group forms, in a fixed order.
-  std::vector<torch::Tensor> shared_state();
 
   Model& model_;
   TrainConfig config_;

@@ -67,12 +67,7 @@ final class LocalLauncher {
                 command.addAll(arguments);
                 command.add("--threads=" + threadsPerRank);
                 ProcessBuilder builder = new ProcessBuilder(command);
-                Map<String, String> environment = builder.environment();
-                environment.put("RANK", Integer.toString(rank));
-                environment.put("LOCAL_RANK", Integer.toString(rank));
-                environment.put("WORLD_SIZE", Integer.toString(nproc));
-                environment.put("MASTER_ADDR", "127.0.0.1");
-                environment.put("MASTER_PORT", Integer.toString(port));
+                setRankEnvironment(builder.environment(), rank, nproc, port);
                 Process process = builder.start();
                 process.getOutputStream().close();
                 ranks.add(process);
@@ -145,11 +140,20 @@ final class LocalLauncher {
         });
     }
 
+    /** torchrun's variables for rank {@code rank} of {@code worldSize} on this machine, rendezvous at 127.0.0.1:{@code port}. */
+    static void setRankEnvironment(Map<String, String> environment, int rank, int worldSize, int port) {
+        environment.put("RANK", Integer.toString(rank));
+        environment.put("LOCAL_RANK", Integer.toString(rank));
+        environment.put("WORLD_SIZE", Integer.toString(worldSize));
+        environment.put("MASTER_ADDR", "127.0.0.1");
+        environment.put("MASTER_PORT", Integer.toString(port));
+    }
+
     /**
      * This JVM's command line up to the arguments: the same java, options, class path and main class, and the
      * ddim4j.* system properties however they were set (an embedding program may set them in code).
      */
-    private static List<String> javaCommand() {
+    static List<String> javaCommand() {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         List<String> options = ManagementFactory.getRuntimeMXBean().getInputArguments();
@@ -166,7 +170,7 @@ final class LocalLauncher {
     }
 
     /** A port free on the loopback now; rank 0 binds it moments later (as torchrun picks one). */
-    private static int freePort() {
+    static int freePort() {
         try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return socket.getLocalPort();
         } catch (IOException e) {

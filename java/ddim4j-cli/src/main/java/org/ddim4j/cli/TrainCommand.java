@@ -201,12 +201,11 @@ final class TrainCommand implements Callable<Integer> {
         List<String> arguments = new ArrayList<>();
         for (int i = original.indexOf("train") + 1; i < original.size(); i++) {
             String argument = original.get(i);
-            if (argument.equals("--nproc")) {
-                i++;
-            } else if (!argument.startsWith("--nproc=") && !argument.startsWith("--threads")) {
+            // --threads too: the launcher gives each rank its share.
+            if (argument.equals("--nproc") || argument.equals("--threads")) {
+                i++; // and its value
+            } else if (!argument.startsWith("--nproc=") && !argument.startsWith("--threads=")) {
                 arguments.add(argument);
-            } else if (argument.equals("--threads")) {
-                i++;
             }
         }
         return arguments;

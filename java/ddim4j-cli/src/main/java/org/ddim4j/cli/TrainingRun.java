@@ -134,7 +134,7 @@ final class TrainingRun {
             Runtime.getRuntime().addShutdownHook(interruptHandler);
             try {
                 Trainer.Result result;
-                try (RunListener listener = writer ? new Listener(ddim) : new RankListener()) {
+                try (ConsoleListener listener = writer ? new Listener(ddim) : new ConsoleListener()) {
                     result = trainer.fit(data, listener);
                 }
                 String collectives = "";
@@ -201,10 +201,8 @@ final class TrainingRun {
         }
     }
 
-    /** A rank other than 0: progress and epoch summaries on the console, no files. */
-    private interface RunListener extends TrainListener, java.io.Closeable {}
-
-    private final class RankListener implements RunListener {
+    /** What every rank shows: progress and epoch summaries on the console, and the stop request. Rank 0's {@link Listener} adds the files. */
+    private class ConsoleListener implements TrainListener, java.io.Closeable {
         private Progress progress;
 
         @Override
@@ -222,8 +220,13 @@ final class TrainingRun {
 
         @Override
         public void onEpoch(EpochSummary epoch) {
-            String line = String.format(Locale.ROOT, "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s",
-                    epoch.epoch() + 1, epoch.trainLoss(), epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond());
+            printEpoch(epoch, epoch.trainLoss(), "");
+        }
+
+        /** The epoch's summary line, beside the progress bar; {@code suffix} follows it (e.g. where its samples are). */
+        void printEpoch(EpochSummary epoch, double trainLoss, String suffix) {
+            String line = String.format(Locale.ROOT, "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s, %.0f s%s",
+                    epoch.epoch() + 1, trainLoss, epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(), epoch.seconds(), suffix);
             if (progress != null) {
                 progress.printAside(() -> out.println(line));
             } else {
@@ -232,15 +235,15 @@ final class TrainingRun {
         }
 
         @Override
-        public void close() {
+        public void close() throws IOException {
             if (progress != null) {
                 progress.close();
             }
         }
     }
 
-    /** Progress bar, logs and per-epoch previews. */
-    private final class Listener implements RunListener {
+    /** Rank 0 (or the only process): the console, plus the logs, per-epoch previews and loss plot in the run directory. */
+    private final class Listener extends ConsoleListener {
         private final Ddim ddim;
         private final BufferedWriter losses;
         /** The epochs (1-based) metrics.csv holds: a run resumed from a checkpoint at an epoch's end ends that epoch again. */
@@ -248,7 +251,6 @@ final class TrainingRun {
         /** This epoch's losses so far, with those a resumed run logged before its checkpoint. */
         private double epochLossSum;
         private int epochSteps;
-        private Progress progress;
         private long totalSteps;
         private long lastGridStep;
 
@@ -285,15 +287,7 @@ final class TrainingRun {
                 throw new UncheckedIOException("cannot write " + runDir.resolve(LOSSES.file()) + ": " + e.getMessage(), e);
             }
             totalSteps = step.totalSteps();
-            if (progress == null) {
-                progress = Progress.of("train", progressBar, step.step() - 1, err);
-            }
-            progress.stepTo(step.step(), step.totalSteps(), String.format(Locale.ROOT, " epoch %d, loss %.4f", step.epoch() + 1, step.loss()));
-        }
-
-        @Override
-        public boolean stopRequested() {
-            return stopRequested.get();
+            super.onStep(step);
         }
 
         @Override
@@ -317,15 +311,7 @@ final class TrainingRun {
                     samples = "; samples: " + grid;
                     writeLossPlot(); // with the grid, so small data does not redraw it every step or two
                 }
-                String line = String.format(Locale.ROOT,
-                        "epoch %d: train loss %.4f, val noise_loss %.4f, image_loss %.4f, %.0f images/s, %.0f s%s",
-                        epoch.epoch() + 1, trainLoss, epoch.noiseLoss(), epoch.imageLoss(), epoch.imagesPerSecond(),
-                        epoch.seconds(), samples);
-                if (progress != null) {
-                    progress.printAside(() -> out.println(line));
-                } else {
-                    out.println(line);
-                }
+                printEpoch(epoch, trainLoss, samples);
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot write " + runDir.resolve(METRICS.file()) + ": " + e.getMessage(), e);
             }
@@ -333,9 +319,7 @@ final class TrainingRun {
 
         @Override
         public void close() throws IOException {
-            if (progress != null) {
-                progress.close();
-            }
+            super.close();
             losses.close();
             writeLossPlot();
         }

@@ -5,9 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -42,24 +39,11 @@ class DistributedCliTest {
 
     /** `ddim train ARGS` in a new JVM as rank {@code rank} of {@code worldSize}, as a user would start it in a shell. */
     private Process startRank(int rank, int worldSize, int port, List<String> arguments, Path log) throws IOException {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-Dddim4j.home=" + System.getProperty("ddim4j.home"),
-                "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
         command.addAll(List.of(train(arguments, "--threads", "1")));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
-        builder.environment().put("RANK", Integer.toString(rank));
-        builder.environment().put("WORLD_SIZE", Integer.toString(worldSize));
-        builder.environment().put("MASTER_ADDR", "127.0.0.1");
-        builder.environment().put("MASTER_PORT", Integer.toString(port));
+        LocalLauncher.setRankEnvironment(builder.environment(), rank, worldSize, port);
         return builder.start();
-    }
-
-    private static int freePort() {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     @Test
@@ -92,7 +76,7 @@ class DistributedCliTest {
     @Test
     void twoShellsWithTorchrunVariablesTrainTogetherAndAKilledRankIsNamed() throws Exception {
         Path out = dir.resolve("shells");
-        int port = freePort();
+        int port = LocalLauncher.freePort();
         Process rank0 = startRank(0, 2, port, trainArguments(out, 12), dir.resolve("rank0.log"));
         Process rank1 = startRank(1, 2, port, trainArguments(out, 12), dir.resolve("rank1.log"));
         assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES), "the ranks did not finish");
@@ -105,7 +89,7 @@ class DistributedCliTest {
 
         // A long run, checkpointed every 10 steps; rank 1 is killed (SIGKILL) once a checkpoint exists.
         Path killed = dir.resolve("killed");
-        int secondPort = freePort();
+        int secondPort = LocalLauncher.freePort();
         List<String> arguments = new ArrayList<>(trainArguments(killed, 100_000));
         arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
         Process survivor = startRank(0, 2, secondPort, arguments, dir.resolve("survivor.log"));
