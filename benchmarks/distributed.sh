@@ -18,11 +18,15 @@ seconds=${SECONDS_PER_RUN:-15}
 ranks=${RANKS:-$(nproc)}
 config=${CONFIG:-reference}
 out=benchmarks/results/distributed.jsonl
+# Whether these rounds share scripts/bench.sh's window or ran alone (report.py says which).
+window=${BENCH_WINDOW:-alone}
+started=$(date -u +%Y-%m-%dT%H:%MZ)
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 driver() { build/ddim_bench --mode train --config "$config" --batch 64 --min-seconds "$seconds" --iterations 2 --warmup 1 "$@"; }
 
-one_process() { driver --threads "$ranks" | json_tag group=distributed side=0 round="$1" >> "$out"; }
+tag() { json_tag group=distributed window="$window" started="$started" "$@"; }
+one_process() { driver --threads "$ranks" | tag side=0 round="$1" >> "$out"; }
 ranked() {
   local port pids=() rank
   port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -31,7 +35,7 @@ ranked() {
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  for ((rank = 0; rank < ranks; rank++)); do json_tag group=distributed side=1 round="$1" < "$out.rank$rank" >> "$out"; done
+  for ((rank = 0; rank < ranks; rank++)); do tag side=1 round="$1" < "$out.rank$rank" >> "$out"; done
   rm -f "$out".rank*
 }
 

@@ -97,7 +97,8 @@ out = []
 w = out.append
 w("# Benchmark results")
 w("")
-w(f"Written by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from that one run on one machine. "
+w(f"Written by `scripts/bench.sh` on {datetime.date.today()}; every figure below comes from that one run on one machine, unless its "
+  "section says it ran on its own. "
   "Raw figures: `benchmarks/results/`. This machine is a shared VM whose speed drifts by 2-3x over minutes, so **every ratio "
   "comes from A/B rounds**: each round runs every side once, in an order rotated round by round, so that the drift falls on "
   "all sides alike; a ratio is computed within each round, and the tables give the median and the range over rounds. "
@@ -221,6 +222,10 @@ if distributed:
     waiting = statistics.median(max(values) for values in by_round.values())
     nbytes = ranked[0]["collective_bytes_per_step"]
     calls = ranked[0]["collective_calls_per_step"]
+    if single[0].get("window") != "bench":
+        w(f"These rounds ran on their own, `benchmarks/distributed.sh` started {single[0].get('started', '?')} on this machine, not "
+          "in the window of the rest of this report; the ratio below comes from their own interleaved A/B rounds.")
+        w("")
     w(f"Reference model (3.56 M parameters, 3x64x64), global batch 64, native driver (`benchmarks/distributed.sh`): one process "
       f"with {single[0]['threads']} threads against {world} ranks with 1 thread each, {len(ratios)} A/B rounds. Each step "
       "averages the gradients in 4 MiB buckets, then the BatchNorm statistics and the loss in one more call.")

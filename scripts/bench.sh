@@ -80,7 +80,7 @@ for config in fashion reference; do "$python" benchmarks/python/baseline.py --co
 OMP_NUM_THREADS=$THREADS build/ddim_fma_peak | tee "$results/peak.jsonl"
 
 echo "== distributed training: 1 process against $(nproc) ranks (benchmarks/distributed.sh)"
-ROUNDS=$ROUNDS SECONDS_PER_RUN=$((SECONDS_PER_RUN * 2)) benchmarks/distributed.sh
+BENCH_WINDOW=bench ROUNDS=$ROUNDS SECONDS_PER_RUN=$((SECONDS_PER_RUN * 2)) benchmarks/distributed.sh
 
 echo "== Java API against bare downcalls, interleaved in one process"
 "${java[@]}" org.ddim4j.benchmarks.JavaOverhead --threads "$THREADS" --rounds "${OVERHEAD_ROUNDS:-6}" \
