@@ -320,6 +320,13 @@ typedef enum ddim_network {
 /* 1 when this build has the fused network (DDIM_NETWORK_FUSED), else 0. */
 DDIM_API int32_t ddim_has_fused_network(void);
 
+/* One image of a seed's sequence: the image that a call with this seed draws at this index
+ * (first_index + i). See ddim_sample_params.images. */
+typedef struct ddim_image_id {
+    uint64_t seed;
+    int64_t index; /* 0 .. DDIM_MAX_FIRST_INDEX + 2^31 - 1 */
+} ddim_image_id;
+
 typedef struct ddim_sample_params {
     int32_t count;       /* images to generate (or images passed in, for invert/vary/inpaint), >= 1 (default 16) */
     int32_t steps;       /* network evaluations, 1 .. DDIM_MAX_STEPS (default 20) */
@@ -340,6 +347,20 @@ typedef struct ddim_sample_params {
     int32_t network;     /* a ddim_network (default DDIM_NETWORK_EAGER) */
     ddim_progress_callback progress; /* may be NULL (default) */
     void* progress_user_data;        /* passed to `progress` */
+    /* Each image's own seed and index, for merging requests into one call (a server's dynamic
+     * batching): NULL (default), or `image_count` == count entries. Image i is then drawn exactly as
+     * image images[i].index of seed images[i].seed (starting noise and a stochastic sampler's noise),
+     * so with the same micro_batch it gets the pixels that request alone gets; seed and first_index
+     * are unused. Used by ddim_sample, ddim_sample_trajectory, ddim_vary and ddim_inpaint. */
+    const ddim_image_id* images;
+    int64_t image_count;
+    /* Previews of the denoising: NULL (default), or a buffer of count * channels * size * size floats
+     * (preview_count). After every preview_every-th step of a chunk, and after its last, the chunk's
+     * predicted clean images (pixels in [0, 1], NaN where the network gave NaN) are written there at
+     * their place in the call, before `progress` is called for that step. */
+    float* preview;
+    int64_t preview_count;
+    int32_t preview_every; /* steps between previews, >= 1 (default 1) */
 } ddim_sample_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */

@@ -343,9 +343,9 @@ torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t
   return image_batch(model, pixels, count, pixel_count, "pixels");
 }
 
-// Validates `params` and turns them into a request; the progress callback is wrapped so that a
-// nonzero return cancels.
-ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
+// Validates `params` for a call on `model` and turns them into a request; the progress callback is
+// wrapped so that a nonzero return cancels, and previews are copied into the caller's buffer.
+ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params, const ddim::Model& model) {
   require_pointer(params, "params");
   ddim::SampleRequest request;
   request.count = params->count;
@@ -368,6 +368,23 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params) {
     request.progress = [callback, user_data](const ddim::StepProgress& p) {
       return callback(user_data, static_cast<int32_t>(p.step), static_cast<int32_t>(p.steps), p.first_image,
                       static_cast<int32_t>(p.images)) == 0;
+    };
+  }
+  request.preview_every = params->preview_every;
+  request.validate();  // count and the caps first: they size the checks below
+  const auto& config = model.config();
+  if (params->images != nullptr) {
+    require_count(params->image_count, request.count, "images");
+    request.images.reserve(request.count);
+    for (int64_t i = 0; i < request.count; ++i) request.images.push_back({params->images[i].seed, params->images[i].index});
+  }
+  if (params->preview != nullptr) {
+    const int64_t per_image = config.channels * config.image_size * config.image_size;
+    require_count(params->preview_count, checked_product({request.count, per_image}, "preview"), "preview");
+    float* preview = params->preview;
+    request.preview = [preview, per_image](int64_t first, const torch::Tensor& pixels) {
+      const auto values = pixels.to(torch::kCPU, torch::kFloat).contiguous();
+      std::memcpy(preview + first * per_image, values.data_ptr<float>(), values.numel() * sizeof(float));
     };
   }
   request.validate();
@@ -647,12 +664,13 @@ void ddim_sample_params_init(ddim_sample_params* params) {
   params->micro_batch = static_cast<int32_t>(defaults.micro_batch);
   params->precision = enum_to_c(defaults.precision);
   params->network = enum_to_c(defaults.network);
+  params->preview_every = static_cast<int32_t>(defaults.preview_every);
 }
 
 ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise, int64_t noise_count,
                         float* out_pixels, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto start = noise == nullptr ? torch::Tensor() : image_batch(m, noise, request.count, noise_count, "noise");
     write_images(ddim::sample(m, request, start), out_pixels, out_count, m, request.count);
   });
@@ -661,7 +679,7 @@ ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, con
 ddim_status ddim_sample_trajectory(ddim_model* model, const ddim_sample_params* params, const float* noise,
                                    int64_t noise_count, float* out_frames, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto start = noise == nullptr ? torch::Tensor() : image_batch(m, noise, request.count, noise_count, "noise");
     const int64_t frames = checked_product({request.count, request.steps + 1}, "out_frames");
     write_images(ddim::sample_trajectory(m, request, start).flatten(0, 1), out_frames, out_count, m, frames);
@@ -682,7 +700,7 @@ ddim_status ddim_seed_noise(const ddim_config* config, uint64_t seed, int64_t fi
 ddim_status ddim_invert(ddim_model* model, const ddim_sample_params* params, const float* pixels, int64_t pixel_count,
                         float* out_noise, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
     write_images(ddim::invert(m, request, images), out_noise, out_count, m, request.count);
   });
@@ -691,7 +709,7 @@ ddim_status ddim_invert(ddim_model* model, const ddim_sample_params* params, con
 ddim_status ddim_vary(ddim_model* model, const ddim_sample_params* params, double strength, const float* pixels,
                       int64_t pixel_count, float* out_pixels, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
     write_images(ddim::vary(m, request, images, strength), out_pixels, out_count, m, request.count);
   });
@@ -700,7 +718,7 @@ ddim_status ddim_vary(ddim_model* model, const ddim_sample_params* params, doubl
 ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, const float* pixels, int64_t pixel_count,
                          const float* mask, int64_t mask_count, float* out_pixels, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto images = image_batch(m, pixels, request.count, pixel_count, "pixels");
     require_pointer(mask, "mask");
     const int64_t size = m.config().image_size, plane = size * size;
@@ -716,7 +734,7 @@ ddim_status ddim_inpaint(ddim_model* model, const ddim_sample_params* params, co
 ddim_status ddim_predict(ddim_model* model, const ddim_sample_params* params, const float* noisy, int64_t noisy_count,
                          const float* t, int64_t t_count, float* out_noise, float* out_image, int64_t out_count) {
   return with_model(model, [&](ddim::Model& m) {
-    const auto request = sample_request_from_c(params);
+    const auto request = sample_request_from_c(params, m);
     const auto images = image_batch(m, noisy, request.count, noisy_count, "noisy");
     require_pointer(t, "t");
     require_count(t_count, request.count, "t");

@@ -41,12 +41,25 @@ void SampleRequest::validate() const {
           "the fused network computes in float32 only; bfloat16 runs on the eager network");
   require(micro_batch >= 1 && micro_batch <= kMaxMicroBatch, Status::InvalidArgument,
           "micro_batch must lie in [1, " + std::to_string(kMaxMicroBatch) + "], got " + std::to_string(micro_batch));
+  require(preview_every >= 1, Status::InvalidArgument, "preview_every must be >= 1, got " + std::to_string(preview_every));
+  require(images.empty() || static_cast<int64_t>(images.size()) == count, Status::InvalidArgument,
+          "images must hold count (" + std::to_string(count) + ") ids, got " + std::to_string(images.size()));
+  for (const auto& id : images)
+    require(id.index >= 0 && id.index <= kMaxFirstIndex + INT32_MAX, Status::InvalidArgument,
+            "an image index must lie in [0, 2^62 + 2^31 - 1], got " + std::to_string(id.index));
+}
+
+uint64_t SampleRequest::image_seed_of(int64_t i) const {
+  return images.empty() ? image_seed(seed, first_index + i) : image_seed(images[i].seed, images[i].index);
 }
 
 namespace {
 
 // Distinguishes the per-step noise of stochastic samplers from the starting noise.
 constexpr uint64_t kStepStream = 0x5354455053ULL;  // "STEPS"
+
+// The seed of a stochastic sampler's draw at `step` for the image whose starting noise has `image_seed`.
+uint64_t step_seed(uint64_t image_seed_value, int64_t step) { return image_seed(image_seed_value ^ kStepStream, step); }
 
 torch::Tensor per_image_noise(const ModelConfig& config, int64_t count, torch::Device device,
                               const std::function<uint64_t(int64_t)>& seed_of) {
@@ -90,7 +103,9 @@ ChunkResult run_chunk(Model& model, const NetworkFn& network, Sampler& sampler, 
   const auto rates = diffusion_rates(model.config().schedule, torch::tensor(times).to(options));
   const auto rate_at = [&](const torch::Tensor& rate, int64_t k) { return rate[k].expand({n, 1, 1, 1}); };
   const NoiseSource fresh_noise = [&](int64_t step) {
-    return step_noise(model.config(), request.seed, request.first_index + first, n, step, model.device());
+    return per_image_noise(model.config(), n, model.device(), [&](int64_t i) {
+      return step_seed(request.image_seed_of(first + i), step);
+    });
   };
   if (kept != nullptr) x = kept->at(rate_at(rates.signal, 0), rate_at(rates.noise, 0), x);
   Prediction prediction;
@@ -101,6 +116,8 @@ ChunkResult run_chunk(Model& model, const NetworkFn& network, Sampler& sampler, 
     prediction = model.predict(network, x, signal, noise, request.micro_batch);
     x = sampler.step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
     if (kept != nullptr) x = kept->at(next_signal, next_noise, x);
+    if (request.preview && ((k + 1) % request.preview_every == 0 || k + 1 == steps))
+      request.preview(first, model.denormalize(prediction.image).clamp(0.0, 1.0));
     if (request.progress && !request.progress({k + 1, steps, first, n}))
       fail(Status::Cancelled, "cancelled after step " + std::to_string(k + 1) + " of " + std::to_string(steps) +
                                    " (images " + std::to_string(first) + " to " + std::to_string(first + n - 1) + ")");
@@ -163,7 +180,7 @@ void require_pixels(const Model& model, const SampleRequest& request, const torc
 
 // The starting noise of the chunk of n images `first` images into the request.
 torch::Tensor chunk_noise(const Model& model, const SampleRequest& request, int64_t first, int64_t n) {
-  return initial_noise(model.config(), request.seed, request.first_index + first, n, model.device());
+  return per_image_noise(model.config(), n, model.device(), [&](int64_t i) { return request.image_seed_of(first + i); });
 }
 
 // The chunk's images from `pixels`, normalised, on the model's device.
@@ -202,8 +219,7 @@ torch::Tensor initial_noise(const ModelConfig& config, uint64_t seed, int64_t fi
 
 torch::Tensor step_noise(const ModelConfig& config, uint64_t seed, int64_t first, int64_t count, int64_t step,
                          torch::Device device) {
-  return per_image_noise(config, count, device,
-                         [&](int64_t i) { return image_seed(image_seed(seed, first + i) ^ kStepStream, step); });
+  return per_image_noise(config, count, device, [&](int64_t i) { return step_seed(image_seed(seed, first + i), step); });
 }
 
 namespace {

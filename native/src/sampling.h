@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -25,6 +26,16 @@ struct StepProgress {
   int64_t images;       // images in the chunk
 };
 using ProgressFn = std::function<bool(const StepProgress&)>;
+
+// Receives a chunk's predicted clean images as pixels in [0, 1] ([images, C, S, S] on the model's
+// device), `first_image` images into the request, after the steps that SampleRequest asks previews of.
+using PreviewFn = std::function<void(int64_t first_image, const torch::Tensor& pixels)>;
+
+// One image of a seed's sequence: what a request with `seed` draws at first_index + i = index.
+struct ImageId {
+  uint64_t seed = 0;
+  int64_t index = 0;
+};
 
 enum class Precision : int32_t { Float32 = 0, BFloat16 = 1 };
 
@@ -46,8 +57,16 @@ struct SampleRequest {
   Precision precision = Precision::Float32;  // the network's arithmetic
   NetworkKind network = NetworkKind::Eager;
   ProgressFn progress;      // may be empty
+  // Each image's own (seed, index), to merge requests into one call: empty, or count entries that
+  // replace (seed, first_index + i). Image i's pixels then equal those of its own request alone.
+  std::vector<ImageId> images;
+  PreviewFn preview;        // may be empty
+  int64_t preview_every = 1;  // steps between previews; the last step of a chunk always has one
 
   void validate() const;
+
+  // The seed image i of the request draws its noise from: image_seed of its (seed, index).
+  uint64_t image_seed_of(int64_t i) const;
 };
 
 // The seed of image `index` in a request seeded with `seed` (SplitMix64 of both), so that image i

@@ -217,6 +217,53 @@ TEST(CApi, AProgressCallbackCanCancel) {
   EXPECT_NE(std::string(ddim_last_error()).find("cancelled"), std::string::npos) << ddim_last_error();
 }
 
+int32_t count_steps(void* user_data, int32_t, int32_t, int64_t, int32_t) {
+  ++*static_cast<int*>(user_data);
+  return 0;
+}
+
+TEST(CApi, ImageIdsAndPreviewsCheckTheirBuffers) {
+  ModelHandle handle;
+  const auto config = tiny_c_config();
+  ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  ddim_sample_params params;
+  ddim_sample_params_init(&params);
+  EXPECT_EQ(params.preview_every, 1);
+  EXPECT_EQ(params.images, nullptr);
+  EXPECT_EQ(params.preview, nullptr);
+  params.count = 2;
+  params.steps = 3;
+  params.seed = 8;
+  params.first_index = 4;
+  std::vector<float> alone(512), merged(512), preview(512, -1.0f);
+  ASSERT_EQ(ddim_sample(handle.model, &params, nullptr, 0, alone.data(), 512), DDIM_OK);
+  const ddim_image_id ids[2] = {{8, 4}, {8, 5}};
+  params.seed = 0;
+  params.first_index = 0;
+  params.images = ids;
+  params.image_count = 1;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, merged.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  params.image_count = 2;
+  params.preview = preview.data();
+  params.preview_count = 511;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, merged.data(), 512), DDIM_ERR_BUFFER_SIZE);
+  params.preview_count = 512;
+  params.preview_every = 0;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, merged.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  params.preview_every = 2;
+  int steps = 0;
+  params.progress = count_steps;
+  params.progress_user_data = &steps;
+  ASSERT_EQ(ddim_sample(handle.model, &params, nullptr, 0, merged.data(), 512), DDIM_OK) << ddim_last_error();
+  EXPECT_EQ(steps, 3);
+  EXPECT_EQ(merged, alone);   // the ids draw what (seed 8, first_index 4) draws
+  EXPECT_EQ(preview, alone);  // the last preview is the sampled image
+  const ddim_image_id negative[2] = {{8, 4}, {8, -5}};
+  params.images = negative;
+  EXPECT_EQ(ddim_sample(handle.model, &params, nullptr, 0, merged.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ddim_last_error()).find("index"), std::string::npos) << ddim_last_error();
+}
+
 TEST(CApi, BadConfigIsRejectedWithTheFieldNamed) {
   ddim_config config;
   ddim_config_init(&config);

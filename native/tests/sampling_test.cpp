@@ -390,6 +390,56 @@ TEST(Sampling, Bfloat16NetworkIsDeterministicAndCloseToFloat32) {
   EXPECT_TRUE(torch::equal(reduced.slice(0, 1, 3), sample(model, chunked(with_precision(request(2, 3, 5)), 64, 1))));
 }
 
+// Two requests of other seeds, counts and first indices, merged into one call by their image ids
+// (as `ddim serve` batches them), give each request's pixels bit for bit, with every sampler.
+TEST(Sampling, ImageIdsMergeRequestsBitExactly) {
+  auto model = trained_looking_model();
+  for (auto kind : kAllSamplers) {
+    const auto alone_a = sample(model, with_sampler(chunked(request(3, 4, 11), 64, 0), kind, 0.7));
+    const auto alone_b = sample(model, with_sampler(chunked(request(2, 4, 97), 64, 5), kind, 0.7));
+    auto merged = with_sampler(request(5, 4, 0), kind, 0.7);
+    merged.images = {{11, 0}, {11, 1}, {11, 2}, {97, 5}, {97, 6}};
+    const auto both = sample(model, merged);
+    EXPECT_TRUE(torch::equal(both.slice(0, 0, 3), alone_a)) << static_cast<int>(kind);
+    EXPECT_TRUE(torch::equal(both.slice(0, 3, 5), alone_b)) << static_cast<int>(kind);
+    // Chunked across batch_size 2, the ids still follow their images.
+    merged.batch_size = 2;
+    EXPECT_TRUE(torch::equal(sample(model, merged), both)) << static_cast<int>(kind);
+  }
+  auto wrong = request(2, 2, 0);
+  wrong.images = {{1, 0}};
+  EXPECT_THROW(sample(model, wrong), Error);
+  wrong.images = {{1, 0}, {1, -1}};
+  EXPECT_THROW(sample(model, wrong), Error);
+}
+
+// Previews come after every preview_every-th step and the last, hold the predicted image as pixels,
+// and the last one is the sampled image (DDIM returns its last prediction).
+TEST(Sampling, PreviewsShowThePredictedImageEveryFewSteps) {
+  auto model = trained_looking_model();
+  auto r = chunked(request(3, 5, 4), 2);
+  r.preview_every = 2;
+  std::vector<std::pair<int64_t, int64_t>> seen;  // (first image, step) of each preview
+  int64_t step_in_chunk = 0;
+  torch::Tensor last_previews = torch::zeros({3, 1, 16, 16});
+  r.progress = [&](const StepProgress& p) {
+    step_in_chunk = p.step;
+    return true;
+  };
+  r.preview = [&](int64_t first, const torch::Tensor& pixels) {
+    seen.emplace_back(first, step_in_chunk + 1);  // progress for this step comes after the preview
+    EXPECT_GE(pixels.min().item<float>(), 0.0f);
+    EXPECT_LE(pixels.max().item<float>(), 1.0f);
+    last_previews.slice(0, first, first + pixels.size(0)).copy_(pixels);
+  };
+  const auto images = sample(model, r);
+  const std::vector<std::pair<int64_t, int64_t>> expected{{0, 2}, {0, 4}, {0, 5}, {2, 2}, {2, 4}, {2, 5}};
+  EXPECT_EQ(seen, expected);
+  EXPECT_TRUE(torch::equal(last_previews, images));
+  r.preview_every = 0;
+  EXPECT_THROW(sample(model, r), Error);
+}
+
 TEST(Sampling, RejectsBadRequests) {
   auto model = trained_looking_model();
   EXPECT_THROW(sample(model, request(0, 4, 1)), Error);

@@ -28,6 +28,11 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t network;
  *     ddim_progress_callback progress;
  *     void *progress_user_data;
+ *     const ddim_image_id *images;
+ *     int64_t image_count;
+ *     float *preview;
+ *     int64_t preview_count;
+ *     int32_t preview_every;
  * }
  * }
  */
@@ -50,7 +55,13 @@ public class ddim_sample_params {
         ddim_h.C_INT.withName("precision"),
         ddim_h.C_INT.withName("network"),
         ddim_h.C_POINTER.withName("progress"),
-        ddim_h.C_POINTER.withName("progress_user_data")
+        ddim_h.C_POINTER.withName("progress_user_data"),
+        ddim_h.C_POINTER.withName("images"),
+        ddim_h.C_LONG.withName("image_count"),
+        ddim_h.C_POINTER.withName("preview"),
+        ddim_h.C_LONG.withName("preview_count"),
+        ddim_h.C_INT.withName("preview_every"),
+        MemoryLayout.paddingLayout(4)
     ).withName("ddim_sample_params");
 
     /**
@@ -630,6 +641,226 @@ public class ddim_sample_params {
      */
     public static void progress_user_data(MemorySegment struct, MemorySegment fieldValue) {
         struct.set(progress_user_data$LAYOUT, progress_user_data$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout images$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("images"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const ddim_image_id *images
+     * }
+     */
+    public static final AddressLayout images$layout() {
+        return images$LAYOUT;
+    }
+
+    private static final long images$OFFSET = $LAYOUT.byteOffset(groupElement("images"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const ddim_image_id *images
+     * }
+     */
+    public static final long images$offset() {
+        return images$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const ddim_image_id *images
+     * }
+     */
+    public static MemorySegment images(MemorySegment struct) {
+        return struct.get(images$LAYOUT, images$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const ddim_image_id *images
+     * }
+     */
+    public static void images(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(images$LAYOUT, images$OFFSET, fieldValue);
+    }
+
+    private static final OfLong image_count$LAYOUT = (OfLong)$LAYOUT.select(groupElement("image_count"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t image_count
+     * }
+     */
+    public static final OfLong image_count$layout() {
+        return image_count$LAYOUT;
+    }
+
+    private static final long image_count$OFFSET = $LAYOUT.byteOffset(groupElement("image_count"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t image_count
+     * }
+     */
+    public static final long image_count$offset() {
+        return image_count$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t image_count
+     * }
+     */
+    public static long image_count(MemorySegment struct) {
+        return struct.get(image_count$LAYOUT, image_count$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t image_count
+     * }
+     */
+    public static void image_count(MemorySegment struct, long fieldValue) {
+        struct.set(image_count$LAYOUT, image_count$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout preview$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("preview"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * float *preview
+     * }
+     */
+    public static final AddressLayout preview$layout() {
+        return preview$LAYOUT;
+    }
+
+    private static final long preview$OFFSET = $LAYOUT.byteOffset(groupElement("preview"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * float *preview
+     * }
+     */
+    public static final long preview$offset() {
+        return preview$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * float *preview
+     * }
+     */
+    public static MemorySegment preview(MemorySegment struct) {
+        return struct.get(preview$LAYOUT, preview$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * float *preview
+     * }
+     */
+    public static void preview(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(preview$LAYOUT, preview$OFFSET, fieldValue);
+    }
+
+    private static final OfLong preview_count$LAYOUT = (OfLong)$LAYOUT.select(groupElement("preview_count"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t preview_count
+     * }
+     */
+    public static final OfLong preview_count$layout() {
+        return preview_count$LAYOUT;
+    }
+
+    private static final long preview_count$OFFSET = $LAYOUT.byteOffset(groupElement("preview_count"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t preview_count
+     * }
+     */
+    public static final long preview_count$offset() {
+        return preview_count$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t preview_count
+     * }
+     */
+    public static long preview_count(MemorySegment struct) {
+        return struct.get(preview_count$LAYOUT, preview_count$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t preview_count
+     * }
+     */
+    public static void preview_count(MemorySegment struct, long fieldValue) {
+        struct.set(preview_count$LAYOUT, preview_count$OFFSET, fieldValue);
+    }
+
+    private static final OfInt preview_every$LAYOUT = (OfInt)$LAYOUT.select(groupElement("preview_every"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t preview_every
+     * }
+     */
+    public static final OfInt preview_every$layout() {
+        return preview_every$LAYOUT;
+    }
+
+    private static final long preview_every$OFFSET = $LAYOUT.byteOffset(groupElement("preview_every"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t preview_every
+     * }
+     */
+    public static final long preview_every$offset() {
+        return preview_every$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t preview_every
+     * }
+     */
+    public static int preview_every(MemorySegment struct) {
+        return struct.get(preview_every$LAYOUT, preview_every$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t preview_every
+     * }
+     */
+    public static void preview_every(MemorySegment struct, int fieldValue) {
+        struct.set(preview_every$LAYOUT, preview_every$OFFSET, fieldValue);
     }
 
     /**
