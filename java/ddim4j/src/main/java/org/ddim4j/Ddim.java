@@ -47,7 +47,7 @@ public final class Ddim implements AutoCloseable {
     private volatile boolean closed;
     /** Set by close() before it waits for the lock: a running sampling call cancels at its next step. */
     private volatile boolean closing;
-    private final SamplingCalls sampling = new SamplingCalls(() -> closing);
+    private final SamplingCalls sampling;
 
     private Ddim(MemorySegment model) {
         this.handle = new NativeHandle(this, model, ddim_h::ddim_model_free);
@@ -59,6 +59,7 @@ public final class Ddim implements AutoCloseable {
             MemorySegment deviceCode = arena.allocate(ValueLayout.JAVA_INT);
             Native.check(ddim_h.ddim_model_device(model, deviceCode));
             this.device = Device.fromCode(deviceCode.get(ValueLayout.JAVA_INT, 0));
+            this.sampling = new SamplingCalls(config, () -> closing);
         } catch (RuntimeException e) {
             handle.free();
             throw e;
@@ -115,8 +116,14 @@ public final class Ddim implements AutoCloseable {
         float[] pixels = runSampling(options, options.count(), (arena, params, out, floats) -> ddim_h.ddim_sample(model, params,
                 SamplingCalls.noiseArgument(arena, options), SamplingCalls.noiseFloats(options), out, floats));
         ImageBatch images = imagesFrom(pixels, options.count());
-        return options.noise() != null ? images.withStartingNoise(options.noise())
-                : images.withStartingNoise(() -> Noise.ofSeed(config, options.seed(), options.firstIndex(), options.count()));
+        if (options.noise() != null) {
+            return images.withStartingNoise(options.noise());
+        }
+        if (options.images() != null) {
+            return images.withStartingNoise(() -> Noise.concat(options.images().stream()
+                    .map(id -> Noise.ofSeed(config, id.seed(), id.index(), 1)).toList()));
+        }
+        return images.withStartingNoise(() -> Noise.ofSeed(config, options.seed(), options.firstIndex(), options.count()));
     }
 
     /**

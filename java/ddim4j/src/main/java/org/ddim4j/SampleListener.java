@@ -22,8 +22,15 @@ public interface SampleListener {
      * @param images images in the current chunk
      * @param stepsDone chunk-steps done in the whole call, for progress bars
      * @param totalSteps chunk-steps the whole call takes
+     * @param preview the chunk's predicted clean images after this step (its {@code images} images, pixels in [0, 1]),
+     *        on the steps {@link SampleOptions#previewEvery()} asks for; null on the others
      */
-    record SampleProgress(int step, int steps, long firstImage, int images, long stepsDone, long totalSteps) {
+    record SampleProgress(int step, int steps, long firstImage, int images, long stepsDone, long totalSteps, ImageBatch preview) {
+        /** Progress without a preview. */
+        public SampleProgress(int step, int steps, long firstImage, int images, long stepsDone, long totalSteps) {
+            this(step, steps, firstImage, images, stepsDone, totalSteps, null);
+        }
+
         /** Progress of the whole call in [0, 1]. */
         public double fraction() {
             return (double) stepsDone / totalSteps;

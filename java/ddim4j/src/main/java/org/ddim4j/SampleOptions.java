@@ -1,5 +1,7 @@
 package org.ddim4j;
 
+import java.util.List;
+
 import org.ddim4j.ffi.ddim_h;
 
 /**
@@ -29,10 +31,15 @@ import org.ddim4j.ffi.ddim_h;
  * @param precision the network's arithmetic (FLOAT32, or BFLOAT16 for speed)
  * @param network which implementation of the network runs (EAGER, or FUSED for speed on the CPU)
  * @param noise starting noise (count images), or null to draw it from the seed
+ * @param images each image's own (seed, index) instead of (seed, firstIndex + i), to sample several requests in one
+ *        call with the pixels each gets alone (count ids), or null
  * @param listener per-step progress and cancellation, or null
+ * @param previewEvery give the listener the predicted clean images every this many steps and at the last
+ *        ({@link SampleListener.SampleProgress#preview()}), or 0 for none
  */
 public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta, long firstIndex,
-        int batchSize, int microBatch, Precision precision, Network network, Noise noise, SampleListener listener) {
+        int batchSize, int microBatch, Precision precision, Network network, Noise noise, List<ImageId> images,
+        SampleListener listener, int previewEvery) {
     public static final int DEFAULT_COUNT = 16;
     public static final int DEFAULT_STEPS = 20;
     public static final long DEFAULT_SEED = 42;
@@ -81,6 +88,15 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         if (noise != null && noise.count() != count) {
             throw new IllegalArgumentException("the noise holds " + noise.count() + " image(s) but count is " + count);
         }
+        if (images != null) {
+            images = List.copyOf(images);
+            if (images.size() != count) {
+                throw new IllegalArgumentException("images holds " + images.size() + " id(s) but count is " + count);
+            }
+        }
+        if (previewEvery < 0) {
+            throw new IllegalArgumentException("previewEvery must be >= 0 (0: no previews), got " + previewEvery);
+        }
     }
 
     public static Builder builder() {
@@ -107,7 +123,9 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         builder.precision = precision;
         builder.network = network;
         builder.noise = noise;
+        builder.images = images;
         builder.listener = listener;
+        builder.previewEvery = previewEvery;
         return builder;
     }
 
@@ -125,7 +143,9 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         private Precision precision = Precision.FLOAT32;
         private Network network = Network.EAGER;
         private Noise noise;
+        private List<ImageId> images;
         private SampleListener listener;
+        private int previewEvery;
 
         private Builder() {}
 
@@ -208,14 +228,39 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
+        /**
+         * Sample these images (sets count to their number; null: images firstIndex .. of the seed):
+         * image i is drawn as image {@code images.get(i).index()} of {@code images.get(i).seed()}, so
+         * requests of different seeds and indices can share one call, each image bit-identical to its
+         * own request's (with the same steps, sampler, eta and microBatch). A server batches this way.
+         */
+        public Builder images(List<ImageId> images) {
+            this.images = images;
+            if (images != null) {
+                this.count = images.size();
+            }
+            return this;
+        }
+
         /** Per-step progress and cancellation (default none). */
         public Builder listener(SampleListener listener) {
             this.listener = listener;
             return this;
         }
 
+        /**
+         * Hand the listener the predicted clean images after every {@code steps}-th step and the last
+         * one of each chunk, to show the denoising as it happens (default 0: none; each preview costs
+         * a copy of the chunk's images).
+         */
+        public Builder previewEvery(int steps) {
+            this.previewEvery = steps;
+            return this;
+        }
+
         public SampleOptions build() {
-            return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, precision, network, noise, listener);
+            return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, precision, network, noise,
+                    images, listener, previewEvery);
         }
     }
 }

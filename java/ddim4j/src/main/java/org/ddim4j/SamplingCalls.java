@@ -7,6 +7,7 @@ import java.util.concurrent.CancellationException;
 import java.util.function.BooleanSupplier;
 
 import org.ddim4j.ffi.ddim_h;
+import org.ddim4j.ffi.ddim_image_id;
 import org.ddim4j.ffi.ddim_progress_callback;
 import org.ddim4j.ffi.ddim_sample_params;
 
@@ -22,11 +23,13 @@ final class SamplingCalls {
         int run(Arena arena, MemorySegment params, MemorySegment out, long floats);
     }
 
+    private final ModelConfig config;
     private final BooleanSupplier closing;
     private volatile Thread callbackThread;
 
-    /** {@code closing} says the owning {@code Ddim} is being closed: a running call then cancels at its next step. */
-    SamplingCalls(BooleanSupplier closing) {
+    /** For a model of {@code config}; {@code closing} says the owning {@code Ddim} is being closed: a running call then cancels at its next step. */
+    SamplingCalls(ModelConfig config, BooleanSupplier closing) {
+        this.config = config;
         this.closing = closing;
     }
 
@@ -41,9 +44,16 @@ final class SamplingCalls {
      * interrupt, close()) becomes {@link CancellationException}; a listener's exception is rethrown.
      */
     float[] run(SampleOptions options, int count, long outputFloats, Call call) {
-        ProgressBridge progress = new ProgressBridge(options, count, closing);
         try (Arena arena = Arena.ofConfined()) {
+            MemorySegment preview = options.previewEvery() == 0 ? MemorySegment.NULL
+                    : arena.allocate(ValueLayout.JAVA_FLOAT, config.floatsFor(count));
+            ProgressBridge progress = new ProgressBridge(options, count, closing, config, preview);
             MemorySegment params = params(arena, options, count, progress);
+            if (options.previewEvery() > 0) {
+                ddim_sample_params.preview(params, preview);
+                ddim_sample_params.preview_count(params, preview.byteSize() / Float.BYTES);
+                ddim_sample_params.preview_every(params, options.previewEvery());
+            }
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, outputFloats);
             int status;
             callbackThread = Thread.currentThread();
@@ -72,6 +82,7 @@ final class SamplingCalls {
                 .noise(options.noise() == null ? null : options.noise().slice(first, first + count))
                 .count(count)
                 .firstIndex(options.firstIndex() + first)
+                .images(options.images() == null ? null : options.images().subList(first, first + count))
                 .listener(options.listener() == null ? null : offsetListener(options, first))
                 .build();
     }
@@ -85,7 +96,7 @@ final class SamplingCalls {
             @Override
             public void onStep(SampleListener.SampleProgress p) {
                 listener.onStep(new SampleListener.SampleProgress(p.step(), p.steps(), first + p.firstImage(), p.images(),
-                        before + p.stepsDone(), total));
+                        before + p.stepsDone(), total, p.preview()));
             }
 
             @Override
@@ -116,6 +127,16 @@ final class SamplingCalls {
         ddim_sample_params.network(params, options.network() == Network.FUSED
                 ? ddim_h.DDIM_NETWORK_FUSED() : ddim_h.DDIM_NETWORK_EAGER());
         ddim_sample_params.progress(params, progress.callback(arena));
+        if (options.images() != null) {
+            MemorySegment ids = ddim_image_id.allocateArray(count, arena);
+            for (int i = 0; i < count; i++) {
+                MemorySegment id = ddim_image_id.asSlice(ids, i);
+                ddim_image_id.seed(id, options.images().get(i).seed());
+                ddim_image_id.index(id, options.images().get(i).index());
+            }
+            ddim_sample_params.images(params, ids);
+            ddim_sample_params.image_count(params, count);
+        }
         return params;
     }
 
@@ -126,11 +147,20 @@ final class SamplingCalls {
         private final int batchSize;
         private final long totalSteps;
         private final BooleanSupplier closing;
+        private final int previewEvery;
+        private final ModelConfig config;
+        private final MemorySegment preview;
         private Throwable failure;
 
-        /** For one native call over {@code images} images; {@code closing} says the Ddim is being closed. */
-        ProgressBridge(SampleOptions options, int images, BooleanSupplier closing) {
+        /**
+         * For one native call over {@code images} images of {@code config}; {@code closing} says the Ddim is being
+         * closed; {@code preview} is the call's preview buffer (NULL without previews).
+         */
+        ProgressBridge(SampleOptions options, int images, BooleanSupplier closing, ModelConfig config, MemorySegment preview) {
             this.closing = closing;
+            this.previewEvery = options.previewEvery();
+            this.config = config;
+            this.preview = preview;
             this.listener = options.listener();
             this.steps = options.steps();
             this.batchSize = options.batchSize();
@@ -151,12 +181,24 @@ final class SamplingCalls {
             }
             try {
                 long done = firstImage / batchSize * steps + step;
-                listener.onStep(new SampleListener.SampleProgress(step, stepsPerChunk, firstImage, images, done, totalSteps));
+                listener.onStep(new SampleListener.SampleProgress(step, stepsPerChunk, firstImage, images, done, totalSteps,
+                        preview(step, stepsPerChunk, firstImage, images)));
                 return listener.stopRequested() || Thread.currentThread().isInterrupted() ? 1 : 0;
             } catch (Throwable t) { // an exception must not unwind into native code: cancel and rethrow it later
                 failure = t;
                 return 1;
             }
+        }
+
+        /** The chunk's images from the preview buffer when the native side wrote them after this step, else null. */
+        private ImageBatch preview(int step, int stepsPerChunk, long firstImage, int images) {
+            if (previewEvery == 0 || (step % previewEvery != 0 && step != stepsPerChunk)) {
+                return null;
+            }
+            long perImage = config.floatsFor(1);
+            float[] pixels = preview.asSlice(firstImage * perImage * Float.BYTES, images * perImage * Float.BYTES)
+                    .toArray(ValueLayout.JAVA_FLOAT);
+            return new ImageBatch(images, config.channels(), config.imageSize(), config.imageSize(), pixels);
         }
 
         void check(int status) {

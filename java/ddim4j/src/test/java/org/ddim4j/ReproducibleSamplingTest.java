@@ -48,6 +48,43 @@ class ReproducibleSamplingTest {
     }
 
     @Test
+    void imageIdsSampleSeveralRequestsInOneCallWithEachRequestsPixels() {
+        for (Sampler sampler : Sampler.values()) {
+            ImageBatch a = ddim.sample(options(3, sampler).seed(5).build());
+            ImageBatch b = ddim.sample(options(2, sampler).seed(99).firstIndex(7).build());
+            List<ImageId> ids = new ArrayList<>(ImageId.range(5, 0, 3));
+            ids.addAll(ImageId.range(99, 7, 2));
+            ImageBatch merged = ddim.sample(options(1, sampler).images(ids).batchSize(4).build());
+            assertEquals(5, merged.count());
+            assertArrayEquals(a.pixels(), imagesOf(merged, 0, 3), sampler + ": first request");
+            assertArrayEquals(b.pixels(), imagesOf(merged, 3, 5), sampler + ": second request");
+            assertArrayEquals(Noise.concat(List.of(a.startingNoise().orElseThrow(), b.startingNoise().orElseThrow())).values(),
+                    merged.startingNoise().orElseThrow().values(), sampler + ": starting noise");
+        }
+        assertThrows(IllegalArgumentException.class, () -> options(2, Sampler.DDIM).images(List.of(new ImageId(1, 0))).count(2).build());
+        assertThrows(IllegalArgumentException.class, () -> new ImageId(1, -1));
+    }
+
+    @Test
+    void previewsShowThePredictedImagesEveryFewStepsAndTheLastIsTheSample() {
+        List<Integer> previewSteps = new ArrayList<>();
+        float[][] last = new float[1][];
+        ImageBatch images = ddim.sample(options(3, Sampler.DDIM).eta(0).steps(5).previewEvery(2).listener(p -> {
+            if (p.preview() != null) {
+                assertEquals(p.images(), p.preview().count());
+                previewSteps.add(p.step());
+                last[0] = p.preview().pixels();
+            }
+        }).build());
+        assertEquals(List.of(2, 4, 5), previewSteps);
+        assertArrayEquals(images.pixels(), last[0]);
+        List<Integer> none = new ArrayList<>();
+        ddim.sample(options(1, Sampler.DDIM).listener(p -> none.add(p.preview() == null ? 0 : 1)).build());
+        assertEquals(List.of(0, 0, 0), none);
+        assertThrows(IllegalArgumentException.class, () -> options(1, Sampler.DDIM).previewEvery(-1).build());
+    }
+
+    @Test
     void imageIDependsOnlyOnSeedAndIndexNotOnCountOrChunking() {
         for (Sampler sampler : Sampler.values()) {
             ImageBatch sixtyFour = ddim.sample(options(64, sampler).build());
