@@ -29,7 +29,7 @@ import picocli.CommandLine.Command;
                 "output file are created. Library messages: -Dddim4j.logLevel=INFO (or DEBUG) in DDIM_JAVA_OPTS shows more."},
         subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, InvertCommand.class,
                 InterpolateCommand.class, InpaintCommand.class, VaryCommand.class, EvalCommand.class, PlotCommand.class,
-                LrFindCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
+                LrFindCommand.class, ServeCommand.class, InfoCommand.class, InitCommand.class, ExportCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main {
     /** Kept strongly: java.util.logging holds its loggers weakly, and a collected one would lose its level. */

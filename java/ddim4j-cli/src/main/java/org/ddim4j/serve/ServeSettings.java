@@ -1,0 +1,81 @@
+package org.ddim4j.serve;
+
+import java.time.Duration;
+
+import org.ddim4j.Network;
+import org.ddim4j.Precision;
+import org.ddim4j.SampleOptions;
+
+/**
+ * What a server allows and how it batches. Every bound a client could push on is here: images and
+ * steps per request, queued requests, request body size, and how long a request may wait and run.
+ *
+ * @param maxCount images one request may ask for
+ * @param maxSteps steps one request may ask for
+ * @param queueCapacity requests that may wait; more are refused with 429
+ * @param maxBatchImages images merged into one sampling call (1: no dynamic batching)
+ * @param batchWindow how long the first request of an idle server waits for others to merge with
+ * @param requestTimeout how long a request may wait and run before it is cancelled (503)
+ * @param maxBodyBytes the largest request body (413 beyond)
+ * @param previewEvery steps between the predicted images a stream sends
+ * @param microBatch images per network evaluation, as {@link SampleOptions#microBatch()}: the pixels depend on it
+ * @param precision the network's arithmetic
+ * @param network which implementation of the network runs
+ * @param shutdownGrace how long a stopping server lets running work finish before it cancels it
+ */
+public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int maxBatchImages, Duration batchWindow,
+        Duration requestTimeout, int maxBodyBytes, int previewEvery, int microBatch, Precision precision, Network network,
+        Duration shutdownGrace) {
+    public ServeSettings {
+        requireAtLeast("maxCount", maxCount, 1);
+        requireAtLeast("maxSteps", maxSteps, 1);
+        if (maxSteps > SampleOptions.MAX_STEPS) {
+            throw new IllegalArgumentException("maxSteps must be at most " + SampleOptions.MAX_STEPS + ", got " + maxSteps);
+        }
+        requireAtLeast("queueCapacity", queueCapacity, 1);
+        requireAtLeast("maxBatchImages", maxBatchImages, 1);
+        requireAtLeast("maxBodyBytes", maxBodyBytes, 64);
+        requireAtLeast("previewEvery", previewEvery, 1);
+        if (batchWindow.isNegative() || requestTimeout.isNegative() || requestTimeout.isZero() || shutdownGrace.isNegative()) {
+            throw new IllegalArgumentException("batchWindow and shutdownGrace must be >= 0 and requestTimeout > 0");
+        }
+        SampleOptions.builder().microBatch(microBatch).precision(precision).network(network).build(); // checks them
+    }
+
+    /** 64 images and 200 steps per request, 64 queued requests, batches of up to 64 images within 20 ms, 120 s per request. */
+    public static ServeSettings defaults() {
+        return new ServeSettings(64, 200, 64, 64, Duration.ofMillis(20), Duration.ofSeconds(120), 16 * 1024, 2,
+                SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.EAGER, Duration.ofSeconds(30));
+    }
+
+    public ServeSettings withMaxBatchImages(int images) {
+        return new ServeSettings(maxCount, maxSteps, queueCapacity, images, batchWindow, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    public ServeSettings withQueueCapacity(int requests) {
+        return new ServeSettings(maxCount, maxSteps, requests, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    public ServeSettings withRequestTimeout(Duration timeout) {
+        return new ServeSettings(maxCount, maxSteps, queueCapacity, maxBatchImages, batchWindow, timeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    public ServeSettings withBatchWindow(Duration window) {
+        return new ServeSettings(maxCount, maxSteps, queueCapacity, maxBatchImages, window, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    public ServeSettings withLimits(int count, int steps) {
+        return new ServeSettings(count, steps, queueCapacity, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    private static void requireAtLeast(String name, int value, int least) {
+        if (value < least) {
+            throw new IllegalArgumentException(name + " must be >= " + least + ", got " + value);
+        }
+    }
+}
