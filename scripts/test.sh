@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: setup, then the native tests (ctest), a one-iteration JMH smoke run (it only
-# checks that the benchmarks run), the Java tests (mvn verify), a consumer project built against the
+# checks that the benchmarks run), the Java tests (mvn verify, with a headless-browser test of `ddim serve`),
+# a bounded load test of `ddim serve`, a consumer project built against the
 # installed library (scripts/consumer-check.sh), and the native tests again under
 # ASan+UBSan with the model-loader fuzz target (scripts/sanitize.sh; SANITIZE=0 skips it locally).
 set -euo pipefail
@@ -19,7 +20,12 @@ java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar Sa
   -f 0 -wi 0 -i 1 -r 1s -p config=fashion -p count=1 -p steps=1 -foe true
 
 echo "== Java tests (mvn verify)"
+# chromium and chromium-driver: BrowserTest drives the `ddim serve` page in a real headless browser.
+install_packages chromium chromium-driver
 mvn -B verify
+
+echo "== load test of ddim serve (benchmarks/serve-load.sh, bounded: 200 requests x 2 sides)"
+ROUNDS=1 REQUESTS=200 CLIENTS=16 STEPS=2 OUT=build/serve-load.jsonl benchmarks/serve-load.sh
 
 echo "== the library as a Maven user gets it (scripts/consumer-check.sh)"
 scripts/consumer-check.sh

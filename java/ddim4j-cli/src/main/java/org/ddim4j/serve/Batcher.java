@@ -30,7 +30,7 @@ final class Batcher implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Batcher.class.getName());
 
     /** Counters since start, for /health and the load test: sampling calls made and cancelled, requests and images served. */
-    record Stats(long calls, long cancelledCalls, long requests, long images, int queued, double lastCallSeconds) {}
+    record Stats(long calls, long cancelledCalls, long requests, long images, int queued, int running, double lastCallSeconds) {}
 
     private final Ddim ddim;
     private final ServeSettings settings;
@@ -45,6 +45,7 @@ final class Batcher implements AutoCloseable {
     private final AtomicLong requests = new AtomicLong();
     private final AtomicLong images = new AtomicLong();
     private volatile double lastCallSeconds;
+    private volatile int runningRequests;
 
     Batcher(Ddim ddim, ServeSettings settings) {
         this.ddim = ddim;
@@ -73,7 +74,7 @@ final class Batcher implements AutoCloseable {
     Stats stats() {
         lock.lock();
         try {
-            return new Stats(calls.get(), cancelledCalls.get(), requests.get(), images.get(), queue.size(), lastCallSeconds);
+            return new Stats(calls.get(), cancelledCalls.get(), requests.get(), images.get(), queue.size(), runningRequests, lastCallSeconds);
         } finally {
             lock.unlock();
         }
@@ -162,12 +163,15 @@ final class Batcher implements AutoCloseable {
         int total = batch.stream().mapToInt(SampleJob::count).sum();
         long start = System.nanoTime();
         ImageBatch all;
+        runningRequests = batch.size();
         try {
             all = ddim.sample(options.build());
         } catch (CancellationException e) {
             cancelledCalls.incrementAndGet();
             batch.forEach(job -> job.result().completeExceptionally(e));
             return;
+        } finally {
+            runningRequests = 0;
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         lastCallSeconds = seconds;

@@ -187,7 +187,7 @@ public final class SampleServer implements AutoCloseable {
         Batcher.Stats stats = batcher.stats();
         boolean ok = !stopping && batcher.isRunning();
         ObjectNode body = json.createObjectNode().put("status", ok ? "ok" : "stopping")
-                .put("queued", stats.queued()).put("calls", stats.calls()).put("cancelledCalls", stats.cancelledCalls())
+                .put("queued", stats.queued()).put("running", stats.running()).put("calls", stats.calls()).put("cancelledCalls", stats.cancelledCalls())
                 .put("requests", stats.requests())
                 .put("images", stats.images());
         sendJson(exchange, ok ? 200 : 503, body);

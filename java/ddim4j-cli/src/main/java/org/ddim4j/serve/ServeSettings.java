@@ -48,11 +48,6 @@ public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int m
                 SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.EAGER, Duration.ofSeconds(30));
     }
 
-    public ServeSettings withMaxBatchImages(int images) {
-        return new ServeSettings(maxCount, maxSteps, queueCapacity, images, batchWindow, requestTimeout, maxBodyBytes,
-                previewEvery, microBatch, precision, network, shutdownGrace);
-    }
-
     public ServeSettings withQueueCapacity(int requests) {
         return new ServeSettings(maxCount, maxSteps, requests, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
                 previewEvery, microBatch, precision, network, shutdownGrace);
@@ -63,14 +58,14 @@ public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int m
                 previewEvery, microBatch, precision, network, shutdownGrace);
     }
 
-    public ServeSettings withBatchWindow(Duration window) {
-        return new ServeSettings(maxCount, maxSteps, queueCapacity, maxBatchImages, window, requestTimeout, maxBodyBytes,
-                previewEvery, microBatch, precision, network, shutdownGrace);
-    }
-
     public ServeSettings withLimits(int count, int steps) {
         return new ServeSettings(count, steps, queueCapacity, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
                 previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
+    public ServeSettings withShutdownGrace(Duration grace) {
+        return new ServeSettings(maxCount, maxSteps, queueCapacity, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, grace);
     }
 
     private static void requireAtLeast(String name, int value, int least) {

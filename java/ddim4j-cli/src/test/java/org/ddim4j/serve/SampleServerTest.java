@@ -316,10 +316,7 @@ class SampleServerTest {
 
     @Test
     void shutdownCancelsARunningCallThatOutlastsTheGracePeriod() throws Exception {
-        ServeSettings defaults = ServeSettings.defaults();
-        start(new ServeSettings(defaults.maxCount(), defaults.maxSteps(), defaults.queueCapacity(), defaults.maxBatchImages(),
-                defaults.batchWindow(), defaults.requestTimeout(), defaults.maxBodyBytes(), defaults.previewEvery(),
-                defaults.microBatch(), defaults.precision(), defaults.network(), Duration.ofMillis(200)));
+        start(ServeSettings.defaults().withShutdownGrace(Duration.ofMillis(200)));
         Gate gate = hold();
         CompletableFuture<Void> closing = closeInBackground(server);
         await(() -> server.batcher().isAbandoningRunningCall(), "the grace period ends");

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load test of `ddim serve`, A/B: dynamic batching on (--max-batch 64) against off (--max-batch 1), on the
+# shipped Fashion-MNIST model, localhost only. Each round starts a fresh server per side (order rotated every
+# round), sends a warm-up and then REQUESTS one-image requests from CLIENTS concurrent clients
+# (benchmarks/src/.../ServeLoad.java), records throughput, p50/p99 latency, failures and the server's resident
+# memory, and stops the server with SIGTERM. Exits non-zero if any request failed, a server did not stop
+# gracefully, or its resident memory grew more than MAX_RSS_GROWTH_MIB (64) after the warm-up.
+#
+#   benchmarks/serve-load.sh          # ROUNDS=2 REQUESTS=200 CLIENTS=16 STEPS=5
+#
+# Writes benchmarks/results/serve.jsonl (OUT= to change); report.py turns it into RESULTS.md's serve section.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/common.sh"
+cd "$DDIM_ROOT"
+select_jdk
+
+rounds=${ROUNDS:-2}
+requests=${REQUESTS:-200}
+clients=${CLIENTS:-16}
+steps=${STEPS:-5}
+out=${OUT:-benchmarks/results/serve.jsonl}
+model=models/fashion-mnist-32.safetensors
+jar=java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+mkdir -p "$(dirname "$out")"
+rm -f "$out"
+
+side() { # side round max_batch
+  local port log pid
+  port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log=$(mktemp)
+  "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -jar "$jar" serve --model "$model" --port "$port" \
+    --max-batch "$3" --queue 256 > "$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do grep -q "^serving" "$log" && break; sleep 0.1; done
+  grep -q "^serving" "$log" || { cat "$log"; kill "$pid"; return 1; }
+  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$port/" \
+    --pid "$pid" --requests "$requests" --clients "$clients" --steps "$steps" \
+    | json_tag group=serve side="$1" round="$2" max_batch="$3" started="$started" >> "$out"
+  kill -TERM "$pid"
+  wait "$pid" || true  # 143: ended by SIGTERM, after its graceful stop
+  grep -q "^stopped" "$log" || { echo "serve-load: the server did not stop gracefully" >&2; cat "$log" >&2; return 1; }
+  rm -f "$log"
+  tail -n 1 "$out"
+  # Resident memory must stay flat under load: a leak per request would show as growth after the warm-up.
+  tail -n 1 "$out" | /usr/bin/python3 -c '
+import json, sys
+row = json.loads(sys.stdin.read())
+growth = row["rss_end_mib"] - row["rss_after_warmup_mib"]
+if growth > float(sys.argv[1]):
+    sys.exit(f"serve-load: resident memory grew {growth:.0f} MiB during the run (limit {sys.argv[1]} MiB)")' "${MAX_RSS_GROWTH_MIB:-64}"
+}
+
+for ((round = 1; round <= rounds; round++)); do
+  if ((round % 2)); then side 1 "$round" 64; side 0 "$round" 1; else side 0 "$round" 1; side 1 "$round" 64; fi
+done
