@@ -497,6 +497,8 @@ DDIM_API ddim_status ddim_train_step(ddim_model* model, const float* pixels, int
  *
  * A rank that dies makes the others' next step fail at once; one that hangs, after timeout_ms. The
  * failure is DDIM_ERR_DISTRIBUTED, with a message naming the lost rank, and no weight changes.
+ * Joining sets SIGPIPE to be ignored when the process left it at its default (as Python and the JVM
+ * do), so that writing to a dead rank's socket is an error rather than the end of the process.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ddim_distributed_params {

@@ -1,5 +1,7 @@
 #include "distributed.h"
 
+#include <csignal>
+
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
@@ -104,11 +106,20 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistributedConfig& config, b
   return c10::make_intrusive<c10d::TCPStore>(config.master_addr, options);
 }
 
+// Gloo writes to its peers with writev, which raises SIGPIPE when a peer has died; by default that
+// kills this process before the failed collective can be reported. Python (and so torchrun) and the
+// JVM ignore SIGPIPE; a C or C++ program joining a group gets the same, unless it installed a handler.
+void ignore_sigpipe_unless_handled() {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) std::signal(SIGPIPE, SIG_IGN);
+}
+
 }  // namespace
 
 ProcessGroup::ProcessGroup(const DistributedConfig& config, torch::Device device)
     : config_(config), device_(device), backend_(std::make_unique<Backend>()) {
   config_.validate();
+  ignore_sigpipe_unless_handled();
   require(has_process_group(device), Status::Device,
           "this build has no process group for " + device.str() +
               (device.is_cuda() ? " (NCCL: build against a libtorch with NCCL)" : " (Gloo: apt-get install libgloo-dev, then rebuild)"));

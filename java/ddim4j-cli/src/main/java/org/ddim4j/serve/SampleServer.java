@@ -88,9 +88,14 @@ public final class SampleServer implements AutoCloseable {
      */
     public static SampleServer start(Ddim ddim, ServeSettings settings, String host, int port) throws IOException {
         HttpServer http = HttpServer.create(new InetSocketAddress(host, port), 0);
-        SampleServer server = new SampleServer(ddim, settings, http);
-        http.start();
-        return server;
+        try {
+            SampleServer server = new SampleServer(ddim, settings, http);
+            http.start();
+            return server;
+        } catch (RuntimeException e) { // e.g. a closed Ddim: free the port again
+            http.stop(0);
+            throw e;
+        }
     }
 
     /** The batcher, for tests that need to hold the sampling thread. */
