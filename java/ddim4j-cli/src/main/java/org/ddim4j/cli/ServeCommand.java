@@ -98,7 +98,13 @@ final class ServeCommand implements Callable<Integer> {
         CountDownLatch stopped = new CountDownLatch(1);
         CountDownLatch closed = new CountDownLatch(1);
         try (Ddim ddim = Ddim.open(model, runtime.device())) {
-            SampleServer server = SampleServer.start(ddim, settings, host, port);
+            SampleServer server;
+            try {
+                server = SampleServer.start(ddim, settings, host, port);
+            } catch (java.net.BindException e) {
+                throw new java.io.UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage()
+                        + " (another server? try --port)", e);
+            }
             Thread hook = new Thread(() -> {
                 out.println("stopping: finishing the running batch (at most " + graceSeconds + " s)");
                 out.flush();

@@ -302,8 +302,8 @@ public final class SampleServer implements AutoCloseable {
                 return;
             }
             writeEvent(out, "result", imagesJson(options.seed(), options.firstIndex(), result));
-        } catch (IOException e) {
-            job.cancel(); // the client closed the stream: its images are not wanted any more
+        } catch (IOException | RuntimeException e) {
+            job.cancel(); // the client closed the stream (or it broke): its images are not wanted any more
             throw e;
         }
     }

@@ -26,6 +26,16 @@ class ServeCliTest {
     private static final Path MODEL = Path.of(System.getProperty("ddim4j.repo"), "models", "fashion-mnist-32.safetensors");
 
     @Test
+    void aPortInUseIsOneClearLine() throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            CliTest.Result result = CliTest.run("serve", "--model", MODEL.toString(), "--port", Integer.toString(taken.getLocalPort()));
+            assertEquals(1, result.code(), result.out() + result.err());
+            assertEquals("ddim: cannot listen on 127.0.0.1:" + taken.getLocalPort()
+                    + ": Address already in use (another server? try --port)", result.err().strip());
+        }
+    }
+
+    @Test
     void serveAnswersAndStopsGracefullyOnSigterm() throws Exception {
         List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
         command.addAll(List.of("serve", "--model", MODEL.toString(), "--port", "0", "--threads", "1"));
