@@ -29,7 +29,7 @@ tag() { json_tag group=distributed window="$window" started="$started" "$@"; }
 one_process() { driver --threads "$ranks" | tag side=0 round="$1" >> "$out"; }
 ranked() {
   local port pids=() rank
-  port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   for ((rank = 0; rank < ranks; rank++)); do
     RANK=$rank WORLD_SIZE=$ranks MASTER_ADDR=127.0.0.1 MASTER_PORT=$port driver --threads 1 > "$out.rank$rank" &
     pids+=($!)

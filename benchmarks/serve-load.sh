@@ -27,7 +27,7 @@ rm -f "$out"
 
 side() { # side round max_batch
   local port log pid
-  port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   log=$(mktemp)
   "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -jar "$jar" serve --model "$model" --port "$port" \
     --max-batch "$3" --queue 256 > "$log" 2>&1 &

@@ -62,6 +62,11 @@ install_packages() {
 
 # Prints stdin's last JSON line with the fields given as key=value added (numbers stay numbers): how
 # the benchmark scripts tag a run with its round and side.
+# A TCP port on 127.0.0.1 that is free now (for a rendezvous or a server the caller starts next).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 json_tag() {
   /usr/bin/python3 -c '
 import json, sys
