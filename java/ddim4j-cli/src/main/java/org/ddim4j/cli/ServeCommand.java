@@ -38,32 +38,32 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-p", "--port"}, defaultValue = "8080", description = "port; 0 picks a free one (default: ${DEFAULT-VALUE})")
     int port;
 
-    @Option(names = "--max-count", defaultValue = "64", paramLabel = "N", description = "images per request (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-count", defaultValue = "" + ServeSettings.DEFAULT_MAX_COUNT, paramLabel = "N", description = "images per request (default: ${DEFAULT-VALUE})")
     int maxCount;
 
-    @Option(names = "--max-steps", defaultValue = "200", paramLabel = "N", description = "steps per request (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-steps", defaultValue = "" + ServeSettings.DEFAULT_MAX_STEPS, paramLabel = "N", description = "steps per request (default: ${DEFAULT-VALUE})")
     int maxSteps;
 
-    @Option(names = "--queue", defaultValue = "64", paramLabel = "N",
+    @Option(names = "--queue", defaultValue = "" + ServeSettings.DEFAULT_QUEUE_CAPACITY, paramLabel = "N",
             description = "requests that may wait; more get 429 with Retry-After (default: ${DEFAULT-VALUE})")
     int queue;
 
-    @Option(names = "--max-batch", defaultValue = "64", paramLabel = "IMAGES",
+    @Option(names = "--max-batch", defaultValue = "" + ServeSettings.DEFAULT_MAX_BATCH_IMAGES, paramLabel = "IMAGES",
             description = "images of concurrent requests sampled in one call; 1 turns dynamic batching off (default: ${DEFAULT-VALUE})")
     int maxBatch;
 
-    @Option(names = "--batch-window", defaultValue = "20", paramLabel = "MS",
+    @Option(names = "--batch-window", defaultValue = "" + ServeSettings.DEFAULT_BATCH_WINDOW_MILLIS, paramLabel = "MS",
             description = "how long a request to an idle server waits for others to batch with (default: ${DEFAULT-VALUE} ms)")
     long batchWindowMillis;
 
-    @Option(names = "--timeout", defaultValue = "120", paramLabel = "SECONDS",
+    @Option(names = "--timeout", defaultValue = "" + ServeSettings.DEFAULT_REQUEST_TIMEOUT_SECONDS, paramLabel = "SECONDS",
             description = "how long a request may wait and run before it is cancelled with 503 (default: ${DEFAULT-VALUE})")
     long timeoutSeconds;
 
-    @Option(names = "--max-body", defaultValue = "16384", paramLabel = "BYTES", description = "largest request body (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-body", defaultValue = "" + ServeSettings.DEFAULT_MAX_BODY_BYTES, paramLabel = "BYTES", description = "largest request body (default: ${DEFAULT-VALUE})")
     int maxBody;
 
-    @Option(names = "--preview-every", defaultValue = "2", paramLabel = "STEPS",
+    @Option(names = "--preview-every", defaultValue = "" + ServeSettings.DEFAULT_PREVIEW_EVERY, paramLabel = "STEPS",
             description = "steps between the predicted images a stream sends (default: ${DEFAULT-VALUE})")
     int previewEvery;
 
@@ -77,7 +77,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--network", defaultValue = "EAGER", description = "EAGER or FUSED (default: ${DEFAULT-VALUE})")
     Network network;
 
-    @Option(names = "--grace", defaultValue = "30", paramLabel = "SECONDS",
+    @Option(names = "--grace", defaultValue = "" + ServeSettings.DEFAULT_SHUTDOWN_GRACE_SECONDS, paramLabel = "SECONDS",
             description = "on shutdown, how long the running batch may take before it is cancelled (default: ${DEFAULT-VALUE})")
     long graceSeconds;
 

@@ -64,7 +64,7 @@ final class SampleRequests {
         requireKnown(fields, SAMPLE_FIELDS);
         SampleOptions.Builder options = SampleOptions.builder();
         int count = intField(fields, "count", Math.min(SampleOptions.DEFAULT_COUNT, settings.maxCount()), 1, settings.maxCount());
-        int steps = intField(fields, "steps", Math.min(SampleOptions.DEFAULT_STEPS, settings.maxSteps()), 1, settings.maxSteps());
+        int steps = steps(fields, settings);
         options.count(count).steps(steps).seed(longField(fields, "seed", SampleOptions.DEFAULT_SEED, Long.MIN_VALUE, Long.MAX_VALUE))
                 .firstIndex(longField(fields, "firstIndex", 0, 0, SampleOptions.MAX_FIRST_INDEX));
         String sampler = fields.get("sampler");
@@ -86,7 +86,12 @@ final class SampleRequests {
         return options.build();
     }
 
-    /** An integer field in [min, max], or {@code fallback} when absent. */
+    /** The "steps" field in [1, maxSteps]; SampleOptions' default (within the cap) when absent. */
+    static int steps(Map<String, String> fields, ServeSettings settings) {
+        return intField(fields, "steps", Math.min(SampleOptions.DEFAULT_STEPS, settings.maxSteps()), 1, settings.maxSteps());
+    }
+
+        /** An integer field in [min, max], or {@code fallback} when absent. */
     static int intField(Map<String, String> fields, String name, int fallback, int min, int max) {
         return (int) longField(fields, name, fallback, min, max);
     }

@@ -57,7 +57,6 @@ public final class SampleServer implements AutoCloseable {
     /** A stream without events for this long gets a comment line, which also finds clients that went away. */
     private static final long KEEPALIVE_MILLIS = 1000;
 
-    private final Ddim ddim;
     private final ServeSettings settings;
     private final Batcher batcher;
     private final HttpServer http;
@@ -68,15 +67,14 @@ public final class SampleServer implements AutoCloseable {
     private volatile boolean stopping;
 
     private SampleServer(Ddim ddim, ServeSettings settings, HttpServer http) {
-        this.ddim = ddim;
         this.settings = settings;
         this.http = http;
         // PNGs are encoded in memory, and ImageIO is loaded now: during a shutdown (SIGTERM), the answers to
         // the last requests must not need a cache file or a class that can no longer be set up.
         ImageIO.setUseCache(false);
         png(new java.awt.image.BufferedImage(1, 1, java.awt.image.BufferedImage.TYPE_BYTE_GRAY));
-        this.modelJson = describeModel();
         this.modelConfig = ddim.config();
+        this.modelJson = describeModel(ddim);
         this.batcher = new Batcher(ddim, settings);
         http.setExecutor(exchanges);
         http.createContext("/", exchange -> handle(exchange, this::route));
@@ -203,8 +201,8 @@ public final class SampleServer implements AutoCloseable {
     }
 
     /** What /v1/model says, read once: the model's own getters wait for a running sampling call. */
-    private ObjectNode describeModel() {
-        ModelConfig config = ddim.config();
+    private ObjectNode describeModel(Ddim ddim) {
+        ModelConfig config = modelConfig;
         ObjectNode body = json.createObjectNode();
         ObjectNode configJson = body.putObject("config").put("channels", config.channels()).put("imageSize", config.imageSize())
                 .put("blockDepth", config.blockDepth()).put("embeddingDim", config.embeddingDim())
@@ -240,10 +238,8 @@ public final class SampleServer implements AutoCloseable {
         long from = SampleRequests.longField(fields, "from", 1, Long.MIN_VALUE, Long.MAX_VALUE);
         long to = SampleRequests.longField(fields, "to", 2, Long.MIN_VALUE, Long.MAX_VALUE);
         int frames = SampleRequests.intField(fields, "frames", Math.min(8, settings.maxCount()), 2, settings.maxCount());
-        int steps = SampleRequests.intField(fields, "steps", Math.min(SampleOptions.DEFAULT_STEPS, settings.maxSteps()), 1,
-                settings.maxSteps());
-        ModelConfig config = modelConfig;
-        Noise strip = Noise.slerpStrip(Noise.ofSeed(config, from, 0, 1), Noise.ofSeed(config, to, 0, 1), frames);
+        int steps = SampleRequests.steps(fields, settings);
+        Noise strip = Noise.slerpStrip(Noise.ofSeed(modelConfig, from, 0, 1), Noise.ofSeed(modelConfig, to, 0, 1), frames);
         SampleOptions options = SampleOptions.builder().noise(strip).steps(steps).sampler(Sampler.DDIM).build();
         SampleJob.Result result = await(submit(new SampleJob(options, null)));
         ObjectNode body = json.createObjectNode().put("from", from).put("to", to).put("seconds", result.seconds());
@@ -270,7 +266,8 @@ public final class SampleServer implements AutoCloseable {
                 boolean done = job.result().isDone(); // then the last update is still sent, without waiting
                 if (!done && System.nanoTime() > deadline) {
                     job.cancel();
-                    writeEvent(out, "error", errorJson(503, "timed out after " + settings.requestTimeout().toSeconds() + " s"));
+                    HttpError timedOut = timedOut();
+                    writeEvent(out, "error", errorJson(timedOut.status(), timedOut.getMessage()));
                     return;
                 }
                 StreamEvents.Update update = events.next(done ? 0 : KEEPALIVE_MILLIS);
@@ -351,7 +348,7 @@ public final class SampleServer implements AutoCloseable {
             return job.result().get(settings.requestTimeout().toNanos(), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
             job.cancel();
-            throw new HttpError(503, "timed out after " + settings.requestTimeout().toSeconds() + " s (the server is busy)", 5);
+            throw timedOut();
         } catch (InterruptedException e) {
             job.cancel();
             Thread.currentThread().interrupt();
@@ -396,6 +393,11 @@ public final class SampleServer implements AutoCloseable {
         } catch (JsonProcessingException e) {
             throw HttpError.badRequest("the body is not valid JSON: " + e.getOriginalMessage());
         }
+    }
+
+    /** A request that waited and ran longer than the settings allow. */
+    private HttpError timedOut() {
+        return new HttpError(503, "timed out after " + settings.requestTimeout().toSeconds() + " s (the server is busy)", 5);
     }
 
     private HttpError tooLarge() {

@@ -26,6 +26,17 @@ import org.ddim4j.SampleOptions;
 public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int maxBatchImages, Duration batchWindow,
         Duration requestTimeout, int maxBodyBytes, int previewEvery, int microBatch, Precision precision, Network network,
         Duration shutdownGrace) {
+    // The defaults, also those of `ddim serve`'s options.
+    public static final int DEFAULT_MAX_COUNT = 64;
+    public static final int DEFAULT_MAX_STEPS = 200;
+    public static final int DEFAULT_QUEUE_CAPACITY = 64;
+    public static final int DEFAULT_MAX_BATCH_IMAGES = 64;
+    public static final int DEFAULT_BATCH_WINDOW_MILLIS = 20;
+    public static final int DEFAULT_REQUEST_TIMEOUT_SECONDS = 120;
+    public static final int DEFAULT_MAX_BODY_BYTES = 16 * 1024;
+    public static final int DEFAULT_PREVIEW_EVERY = 2;
+    public static final int DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+
     public ServeSettings {
         requireAtLeast("maxCount", maxCount, 1);
         requireAtLeast("maxSteps", maxSteps, 1);
@@ -44,8 +55,10 @@ public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int m
 
     /** 64 images and 200 steps per request, 64 queued requests, batches of up to 64 images within 20 ms, 120 s per request. */
     public static ServeSettings defaults() {
-        return new ServeSettings(64, 200, 64, 64, Duration.ofMillis(20), Duration.ofSeconds(120), 16 * 1024, 2,
-                SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.EAGER, Duration.ofSeconds(30));
+        return new ServeSettings(DEFAULT_MAX_COUNT, DEFAULT_MAX_STEPS, DEFAULT_QUEUE_CAPACITY, DEFAULT_MAX_BATCH_IMAGES,
+                Duration.ofMillis(DEFAULT_BATCH_WINDOW_MILLIS), Duration.ofSeconds(DEFAULT_REQUEST_TIMEOUT_SECONDS),
+                DEFAULT_MAX_BODY_BYTES, DEFAULT_PREVIEW_EVERY, SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.EAGER,
+                Duration.ofSeconds(DEFAULT_SHUTDOWN_GRACE_SECONDS));
     }
 
     public ServeSettings withQueueCapacity(int requests) {
