@@ -100,6 +100,9 @@ DDIM_API const char* ddim_last_error(void);
 #define DDIM_MAX_THREADS_PER_CORE 4    /* ddim_set_num_threads accepts up to 4x the hardware threads */
 #define DDIM_MAX_HEADER_BYTES 16777216 /* the JSON header of a model file (16 MiB) */
 #define DDIM_MAX_JSON_DEPTH 32         /* nesting of arrays and objects in a model file's JSON */
+#define DDIM_MAX_CLASSES 4096          /* classes of a class-conditional model */
+#define DDIM_MAX_CLASS_NAME_BYTES 64   /* UTF-8 bytes of one class name */
+#define DDIM_MAX_GUIDANCE 100          /* classifier-free guidance weight */
 
 /* ---------------------------------------------------------------------------------------------
  * Library and runtime
@@ -209,6 +212,10 @@ typedef struct ddim_config {
     int32_t embedding_dim;            /* sinusoidal noise-variance embedding size (default 32) */
     ddim_schedule schedule;           /* the noise schedule (default: ddim_schedule_init's, cosine 0.02..0.95) */
     int32_t target;                   /* a ddim_target (default DDIM_TARGET_NOISE) */
+    int32_t classes;                  /* 0: unconditional (default); N in 1..DDIM_MAX_CLASSES: a class-conditional
+                                       * model, whose network also takes a class 0..N-1 or "no class" (a learned
+                                       * embedding of N + 1 rows, concatenated as embedding_dim extra channels
+                                       * like the noise embedding). See ddim_sample_params.classes. */
 } ddim_config;
 
 /* Fills `config` with the reference configuration (3x64x64, widths 32-64-96-128, depth 2,
@@ -257,6 +264,16 @@ DDIM_API void ddim_model_free(ddim_model* model);
 
 /* Copies the model's configuration into `out_config`. */
 DDIM_API ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config);
+
+/* Names the classes of a class-conditional model (saved in its file): `names` holds one name per
+ * class, in class order, separated by '\n' (e.g. "T-shirt/top\nTrouser\n..."); each name has 1 ..
+ * DDIM_MAX_CLASS_NAME_BYTES bytes, no control characters, and is unique. "" removes the names. */
+DDIM_API ddim_status ddim_model_set_class_names(ddim_model* model, const char* names);
+
+/* Copies the class names, '\n'-separated ("" when the model has none), into `buffer` (NUL-terminated)
+ * and writes their length (without the NUL) to `out_length`; as ddim_checkpoint_user_state, with
+ * `capacity` 0 only the length is written and a too-small capacity is DDIM_ERR_BUFFER_SIZE. */
+DDIM_API ddim_status ddim_model_class_names(ddim_model* model, char* buffer, int64_t capacity, int64_t* out_length);
 
 /* The number of trainable parameters (3,562,211 for the reference configuration). */
 DDIM_API ddim_status ddim_model_parameter_count(ddim_model* model, int64_t* out_count);
@@ -361,6 +378,15 @@ typedef struct ddim_sample_params {
     float* preview;
     int64_t preview_count;
     int32_t preview_every; /* steps between previews, >= 1 (default 1) */
+    /* Class-conditional models: NULL (default: no class, the unconditional prediction), or
+     * `class_count` classes (0 .. classes - 1): one for every image, or one per image. Unconditional
+     * models take none. Used by every sampling call, ddim_invert and ddim_predict included. */
+    const int32_t* classes;
+    int64_t class_count;
+    /* Classifier-free guidance weight w, 0 .. DDIM_MAX_GUIDANCE (default 1): the network's prediction
+     * is uncond + w * (cond - uncond), both halves evaluated in one batch of 2 x micro_batch; 1 is
+     * the plain conditional prediction (one half only), 0 the unconditional one. Needs classes. */
+    double guidance;
 } ddim_sample_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */
@@ -464,6 +490,9 @@ typedef struct ddim_train_params {
     uint64_t seed;        /* seed of the per-step draws of t and noise (default 0) */
     int32_t accumulate;   /* micro-batches per step, 1 .. 4096: a step's batch splits into this many equal parts
                            * whose gradients add up before one optimizer step (default 1; see ddim_train_join) */
+    double label_dropout; /* class-conditional models: the probability, 0 .. 1, that an image's label is replaced
+                           * by "no class", drawn with the step's t and noise, so that the network also learns
+                           * the unconditional prediction guidance needs (default 0.1) */
 } ddim_train_params;
 
 /* Fills `params` with the defaults above. NULL is a no-op. */
@@ -481,6 +510,13 @@ DDIM_API ddim_status ddim_train_begin(ddim_model* model, const ddim_train_params
  * ddim_train_begin first. */
 DDIM_API ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
                                      float* out_loss);
+
+/* ddim_train_step for class-conditional models (which need labels; ddim_train_step refuses them):
+ * `labels` holds `count` classes, each 0 .. classes, classes meaning "no class" (unlabelled images).
+ * Each label becomes "no class" with probability label_dropout. */
+DDIM_API ddim_status ddim_train_step_labeled(ddim_model* model, const float* pixels, int64_t count,
+                                             int64_t pixel_count, const int32_t* labels, int64_t label_count,
+                                             float* out_loss);
 
 /* ---------------------------------------------------------------------------------------------
  * Distributed training (data parallel, on libtorch's c10d: Gloo on the CPU, NCCL on CUDA)
@@ -548,6 +584,12 @@ DDIM_API ddim_status ddim_train_state(ddim_model* model, int32_t* out_active, dd
  * `use_ema` and the model has them. Pixels must be finite and in [0, 1]. Changes nothing. */
 DDIM_API ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
                                    uint64_t seed, int32_t use_ema, float* out_noise_loss, float* out_image_loss);
+
+/* ddim_evaluate of a class-conditional model's conditional prediction, with one label per image
+ * (0 .. classes, classes meaning "no class"); ddim_evaluate evaluates such a model with "no class". */
+DDIM_API ddim_status ddim_evaluate_labeled(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                                           const int32_t* labels, int64_t label_count, uint64_t seed, int32_t use_ema,
+                                           float* out_noise_loss, float* out_image_loss);
 
 /* Writes a checkpoint: the model file plus the optimizer state, the step count and the training
  * parameters, and `user_state` (an opaque string, may be NULL), atomically. ddim_model_load on a

@@ -12,7 +12,9 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "config.h"
 #include "cpu_allocator.h"
@@ -68,6 +70,9 @@ static_assert(ddim::kMaxFirstIndex == DDIM_MAX_FIRST_INDEX);
 static_assert(ddim::kMaxThreadsPerCore == DDIM_MAX_THREADS_PER_CORE);
 static_assert(ddim::kMaxHeaderBytes == DDIM_MAX_HEADER_BYTES);
 static_assert(ddim::kMaxJsonDepth == DDIM_MAX_JSON_DEPTH);
+static_assert(ddim::kMaxClasses == DDIM_MAX_CLASSES);
+static_assert(ddim::kMaxClassNameBytes == DDIM_MAX_CLASS_NAME_BYTES);
+static_assert(ddim::kMaxGuidance == DDIM_MAX_GUIDANCE);
 static_assert(ddim::kDefaultCpuCacheBytes == DDIM_DEFAULT_CPU_CACHE_BYTES);
 
 // The caching CPU allocator goes in when the library loads, before any tensor of ours exists.
@@ -281,6 +286,7 @@ ddim_config config_to_c(const ddim::ModelConfig& config) {
   out.embedding_dim = static_cast<int32_t>(config.embedding_dim);
   out.schedule = schedule_to_c(config.schedule);
   out.target = enum_to_c(config.target);
+  out.classes = static_cast<int32_t>(config.classes);
   return out;
 }
 
@@ -298,6 +304,7 @@ ddim::ModelConfig config_from_c(const ddim_config* c) {
   config.embedding_dim = c->embedding_dim;
   config.schedule = schedule_fields_from_c(c->schedule, context);
   config.target = enum_from_c(c->target, {ddim::Target::Noise, ddim::Target::Image}, context + "unknown target");
+  config.classes = c->classes;
   config.validate();
   return config;
 }
@@ -311,6 +318,7 @@ ddim::TrainConfig train_config_from_c(const ddim_train_params* params) {
   config.loss = enum_from_c(params->loss, {ddim::Loss::Mae, ddim::Loss::Mse}, "unknown loss");
   config.seed = params->seed;
   config.accumulate = params->accumulate;
+  config.label_dropout = params->label_dropout;
   config.validate();
   return config;
 }
@@ -323,6 +331,7 @@ ddim_train_params train_config_to_c(const ddim::TrainConfig& config) {
   params.loss = enum_to_c(config.loss);
   params.seed = config.seed;
   params.accumulate = static_cast<int32_t>(config.accumulate);
+  params.label_dropout = config.label_dropout;
   return params;
 }
 
@@ -341,6 +350,24 @@ torch::Tensor image_batch(const ddim::Model& model, const float* values, int64_t
 torch::Tensor pixel_batch(const ddim::Model& model, const float* pixels, int64_t count, int64_t pixel_count) {
   require(count >= 1, Status::InvalidArgument, "count must be >= 1, got " + std::to_string(count));
   return image_batch(model, pixels, count, pixel_count, "pixels");
+}
+
+// Writes `text`'s length to `out_length` and, unless `capacity` is 0, `text` NUL-terminated to `buffer`.
+void copy_string(const std::string& text, char* buffer, int64_t capacity, int64_t* out_length, const char* what) {
+  const auto length = static_cast<int64_t>(text.size());
+  *out_length = length;
+  if (capacity == 0) return;
+  require_pointer(buffer, "buffer");
+  require(capacity > length, Status::BufferSize,
+          "buffer holds " + std::to_string(capacity) + " bytes, " + what + " needs " + std::to_string(length + 1));
+  std::memcpy(buffer, text.c_str(), static_cast<size_t>(length) + 1);
+}
+
+// `count` labels from a caller, as a tensor Trainer::step and evaluate check further.
+torch::Tensor label_batch(const int32_t* labels, int64_t label_count, int64_t count) {
+  require_pointer(labels, "labels");
+  require_count(label_count, count, "labels");
+  return torch::from_blob(const_cast<int32_t*>(labels), {count}, torch::kInt).to(torch::kLong);
 }
 
 // Validates `params` for a call on `model` and turns them into a request; the progress callback is
@@ -371,6 +398,7 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params, cons
     };
   }
   request.preview_every = params->preview_every;
+  request.guidance = params->guidance;
   request.validate();  // count and the caps first: they size the checks below
   const auto& config = model.config();
   if (params->images != nullptr) {
@@ -386,6 +414,14 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params, cons
       const auto values = pixels.to(torch::kCPU, torch::kFloat).contiguous();
       std::memcpy(preview + first * per_image, values.data_ptr<float>(), values.numel() * sizeof(float));
     };
+  }
+  if (params->classes != nullptr) {
+    require(params->class_count == 1 || params->class_count == request.count, Status::BufferSize,
+            "classes must hold 1 or count (" + std::to_string(request.count) + ") entries, got " +
+                std::to_string(params->class_count));
+    request.classes.assign(params->classes, params->classes + params->class_count);
+  } else {
+    require(params->class_count == 0, Status::NullPointer, "classes is NULL but class_count is not 0");
   }
   request.validate();
   return request;
@@ -606,6 +642,32 @@ ddim_status ddim_model_config(ddim_model* model, ddim_config* out_config) {
   });
 }
 
+ddim_status ddim_model_set_class_names(ddim_model* model, const char* names) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(names, "names");
+    // Bounded before splitting: no valid list is longer.
+    const size_t length = strnlen(names, (DDIM_MAX_CLASS_NAME_BYTES + 1) * DDIM_MAX_CLASSES + 1);
+    require(length <= (DDIM_MAX_CLASS_NAME_BYTES + 1) * DDIM_MAX_CLASSES, Status::InvalidArgument, "names is too long");
+    std::vector<std::string> list;
+    if (length > 0) {
+      std::string_view rest(names, length);
+      for (size_t end; (end = rest.find('\n')) != std::string_view::npos; rest.remove_prefix(end + 1))
+        list.emplace_back(rest.substr(0, end));
+      list.emplace_back(rest);
+    }
+    m.set_class_names(list);
+  });
+}
+
+ddim_status ddim_model_class_names(ddim_model* model, char* buffer, int64_t capacity, int64_t* out_length) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_length, "out_length");
+    std::string joined;
+    for (const auto& name : m.config().class_names) joined += (joined.empty() ? "" : "\n") + name;
+    copy_string(joined, buffer, capacity, out_length, "the class names");
+  });
+}
+
 ddim_status ddim_model_parameter_count(ddim_model* model, int64_t* out_count) {
   return with_model(model, [&](ddim::Model& m) {
     require_pointer(out_count, "out_count");
@@ -665,6 +727,7 @@ void ddim_sample_params_init(ddim_sample_params* params) {
   params->precision = enum_to_c(defaults.precision);
   params->network = enum_to_c(defaults.network);
   params->preview_every = static_cast<int32_t>(defaults.preview_every);
+  params->guidance = defaults.guidance;
 }
 
 ddim_status ddim_sample(ddim_model* model, const ddim_sample_params* params, const float* noise, int64_t noise_count,
@@ -773,6 +836,16 @@ ddim_status ddim_train_step(ddim_model* model, const float* pixels, int64_t coun
   });
 }
 
+ddim_status ddim_train_step_labeled(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                                    const int32_t* labels, int64_t label_count, float* out_loss) {
+  return with_handle(model, [&](ddim_model& handle) {
+    require_pointer(out_loss, "out_loss");
+    require(handle.trainer != nullptr, Status::InvalidArgument, "training has not begun: call ddim_train_begin first");
+    const auto images = pixel_batch(*handle.model, pixels, count, pixel_count);
+    *out_loss = static_cast<float>(handle.trainer->step(images, label_batch(labels, label_count, count)));
+  });
+}
+
 void ddim_distributed_params_init(ddim_distributed_params* params) {
   if (params == nullptr) return;
   const ddim::DistributedConfig defaults;
@@ -843,6 +916,19 @@ ddim_status ddim_evaluate(ddim_model* model, const float* pixels, int64_t count,
   });
 }
 
+ddim_status ddim_evaluate_labeled(ddim_model* model, const float* pixels, int64_t count, int64_t pixel_count,
+                                  const int32_t* labels, int64_t label_count, uint64_t seed, int32_t use_ema,
+                                  float* out_noise_loss, float* out_image_loss) {
+  return with_model(model, [&](ddim::Model& m) {
+    require_pointer(out_noise_loss, "out_noise_loss");
+    require_pointer(out_image_loss, "out_image_loss");
+    const auto images = pixel_batch(m, pixels, count, pixel_count);
+    const auto losses = ddim::evaluate(m, m.network(use_ema != 0), images, seed, label_batch(labels, label_count, count));
+    *out_noise_loss = static_cast<float>(losses.noise);
+    *out_image_loss = static_cast<float>(losses.image);
+  });
+}
+
 ddim_status ddim_checkpoint_save(ddim_model* model, const char* path, const char* user_state) {
   return with_handle(model, [&](ddim_model& handle) {
     require_pointer(path, "path");
@@ -857,13 +943,7 @@ ddim_status ddim_checkpoint_save(ddim_model* model, const char* path, const char
 ddim_status ddim_checkpoint_user_state(ddim_model* model, char* buffer, int64_t capacity, int64_t* out_length) {
   return with_handle(model, [&](ddim_model& handle) {
     require_pointer(out_length, "out_length");
-    const auto length = static_cast<int64_t>(handle.user_state.size());
-    *out_length = length;
-    if (capacity == 0) return;
-    require_pointer(buffer, "buffer");
-    require(capacity > length, Status::BufferSize,
-            "buffer holds " + std::to_string(capacity) + " bytes, the state needs " + std::to_string(length + 1));
-    std::memcpy(buffer, handle.user_state.c_str(), static_cast<size_t>(length) + 1);
+    copy_string(handle.user_state, buffer, capacity, out_length, "the state");
   });
 }
 

@@ -49,6 +49,19 @@ void ModelConfig::validate() const {
   const auto problem = schedule_problem(schedule);
   if (!problem.empty()) invalid(problem);
   if (target != Target::Noise && target != Target::Image) invalid("unknown target");
+  if (classes < 0 || classes > kMaxClasses)
+    invalid("classes must be 0.." + std::to_string(kMaxClasses) + ", got " + std::to_string(classes));
+  if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != classes)
+    invalid(std::to_string(class_names.size()) + " class names for " + std::to_string(classes) + " classes");
+  for (size_t i = 0; i < class_names.size(); ++i) {
+    const auto& name = class_names[i];
+    if (name.empty() || static_cast<int64_t>(name.size()) > kMaxClassNameBytes)
+      invalid("class name " + std::to_string(i) + " must have 1.." + std::to_string(kMaxClassNameBytes) + " bytes");
+    for (const unsigned char c : name)
+      if (c < 0x20 || c == 0x7f) invalid("class name " + std::to_string(i) + " contains a control character");
+    for (size_t j = 0; j < i; ++j)
+      if (class_names[j] == name) invalid("class name '" + name + "' appears twice");
+  }
   // Last: counting needs the fields above to be sane. Checked before any network is built.
   const int64_t parameters = unet_parameter_count(*this);
   // The message names the limit as callers know it, from ddim.h.
@@ -57,8 +70,12 @@ void ModelConfig::validate() const {
             std::to_string(kMaxParameters) + " (DDIM_MAX_PARAMETERS)");
 }
 
+std::string ModelConfig::class_name(int64_t index) const {
+  return class_names.empty() ? std::to_string(index) : class_names.at(static_cast<size_t>(index));
+}
+
 nlohmann::json ModelConfig::to_json() const {
-  return {{"channels", channels},
+  nlohmann::json json = {{"channels", channels},
           {"image_size", image_size},
           {"widths", widths},
           {"block_depth", block_depth},
@@ -68,6 +85,12 @@ nlohmann::json ModelConfig::to_json() const {
             {"min_signal", schedule.min_signal},
             {"max_signal", schedule.max_signal}}},
           {"target", target_name(target)}};
+  // Only class-conditional models carry the fields, so unconditional files stay as they were.
+  if (classes > 0) {
+    json["classes"] = classes;
+    if (!class_names.empty()) json["class_names"] = class_names;
+  }
+  return json;
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& json) {
@@ -97,6 +120,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json) {
     } else {
       fail(Status::Format, "model config: unknown target '" + target + "'");
     }
+    config.classes = json.value("classes", int64_t{0});
+    // Bounded before the names are copied: the header's size bounds them too, but this is cheaper.
+    if (config.classes < 0 || config.classes > kMaxClasses)
+      fail(Status::Format, "model config: classes must be 0.." + std::to_string(kMaxClasses));
+    if (json.contains("class_names")) config.class_names = json.at("class_names").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
     fail(Status::Format, std::string("model config: ") + e.what());
   }

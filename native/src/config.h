@@ -30,6 +30,15 @@ struct ModelConfig {
   int64_t embedding_dim = 32;
   ScheduleConfig schedule;
   Target target = Target::Noise;
+  // Class-conditional models (classifier-free guidance): 0 = unconditional. A model of N classes
+  // learns an embedding of N + 1 rows, the last one "no class" (see unet.h).
+  int64_t classes = 0;
+  // Empty, or one name per class (unique, 1..kMaxClassNameBytes bytes, no control characters), so
+  // that callers can name a class ("sneaker") instead of numbering it.
+  std::vector<std::string> class_names;
+
+  // The name of class `index` (0 <= index < classes): its name when the model has names, else the index.
+  std::string class_name(int64_t index) const;
 
   // Throws ddim::Error(Status::InvalidArgument) naming the first bad field.
   void validate() const;

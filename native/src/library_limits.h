@@ -16,5 +16,8 @@ inline constexpr int64_t kMaxFirstIndex = int64_t{1} << 62;     // leaves first_
 inline constexpr int64_t kMaxThreadsPerCore = 4;                // intra-op threads per hardware thread
 inline constexpr int64_t kMaxHeaderBytes = int64_t{16} << 20;   // the JSON header of a model file (16 MiB)
 inline constexpr int kMaxJsonDepth = 32;                        // nesting of arrays and objects in a model file's JSON
+inline constexpr int64_t kMaxClasses = 4096;                    // classes of a class-conditional model
+inline constexpr int64_t kMaxClassNameBytes = 64;               // UTF-8 bytes of one class name
+inline constexpr double kMaxGuidance = 100;                     // classifier-free guidance weight
 
 }  // namespace ddim

@@ -17,6 +17,10 @@ void initialise(UNet& net, uint64_t seed) {
   torch::NoGradGuard no_grad;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (auto& item : net->named_modules()) {
+    if (auto* embedding = item.value()->as<torch::nn::Embedding>()) {  // class models: libtorch's N(0, 1)
+      embedding->weight.copy_(torch::empty(embedding->weight.sizes()).normal_(0, 1, generator));
+      continue;
+    }
     auto* conv = item.value()->as<torch::nn::Conv2d>();
     if (conv == nullptr) continue;
     const auto& weight = conv->weight;
@@ -46,6 +50,13 @@ UNet Model::make_network() const {
   return network;
 }
 
+void Model::set_class_names(const std::vector<std::string>& names) {
+  auto config = config_;
+  config.class_names = names;
+  config.validate();
+  config_ = config;
+}
+
 int64_t Model::parameter_count() const {
   int64_t count = 0;
   for (const auto& parameter : net_->parameters()) count += parameter.numel();
@@ -73,23 +84,41 @@ torch::Tensor Model::denormalize(const torch::Tensor& x) const {
 
 namespace {
 
+// Classifier-free guidance (Ho & Salimans 2022) of one batch: the conditional and the
+// unconditional prediction from one network evaluation of both halves, mixed as
+// uncond + guidance * (cond - uncond).
+torch::Tensor guide(const NetworkFn& network, const torch::Tensor& x, const torch::Tensor& variances,
+                    const torch::Tensor& labels, const Conditioning& conditioning) {
+  const int64_t n = x.size(0);
+  const auto both = network(torch::cat({x, x}), torch::cat({variances, variances}),
+                            torch::cat({labels, torch::full_like(labels, conditioning.no_class)}));
+  const auto conditional = both.slice(0, 0, n), unconditional = both.slice(0, n, 2 * n);
+  return unconditional + conditioning.guidance * (conditional - unconditional);
+}
+
 // Runs `network` on slices of exactly `micro_batch` images, padding the last slice with copies of
 // its last image. libtorch picks its convolution kernels by batch shape (and thread count), and
 // different kernels round differently; with one fixed shape every image gets the same bits
-// whatever batch it came in and wherever it sat in it.
+// whatever batch it came in and wherever it sat in it. With guidance each slice goes through the
+// network twice in one batch of 2 x micro_batch, first with its labels, then with "no class".
 torch::Tensor forward_in_micro_batches(const NetworkFn& network, const torch::Tensor& x, const torch::Tensor& variances,
-                                       int64_t micro_batch) {
+                                       const Conditioning& conditioning, int64_t micro_batch) {
   const int64_t count = x.size(0);
+  const auto pad = [&](const torch::Tensor& part, int64_t n) {
+    if (!part.defined() || n == micro_batch) return part;
+    auto sizes = part.sizes().vec();
+    sizes[0] = micro_batch - n;
+    return torch::cat({part, part.slice(0, n - 1, n).expand(sizes)});
+  };
   std::vector<torch::Tensor> outputs;
   for (int64_t first = 0; first < count; first += micro_batch) {
     const int64_t n = std::min(micro_batch, count - first);
-    auto slice = x.slice(0, first, first + n);
-    auto slice_variances = variances.slice(0, first, first + n);
-    if (n < micro_batch) {
-      slice = torch::cat({slice, slice.slice(0, n - 1, n).expand({micro_batch - n, -1, -1, -1})});
-      slice_variances = torch::cat({slice_variances, slice_variances.slice(0, n - 1, n).expand({micro_batch - n})});
-    }
-    outputs.push_back(network(slice, slice_variances).slice(0, 0, n));
+    auto slice = pad(x.slice(0, first, first + n), n);
+    auto slice_variances = pad(variances.slice(0, first, first + n), n);
+    const auto labels = conditioning.labels.defined() ? pad(conditioning.labels.slice(0, first, first + n), n)
+                                                      : torch::Tensor();
+    outputs.push_back(conditioning.guided() ? guide(network, slice, slice_variances, labels, conditioning).slice(0, 0, n)
+                                            : network(slice, slice_variances, labels).slice(0, 0, n));
   }
   return outputs.size() == 1 ? outputs[0] : torch::cat(outputs);
 }
@@ -97,30 +126,38 @@ torch::Tensor forward_in_micro_batches(const NetworkFn& network, const torch::Te
 }  // namespace
 
 NetworkFn network_fn(UNet network) {
-  return [network](const torch::Tensor& noisy, const torch::Tensor& noise_variances) mutable {
+  return [network](const torch::Tensor& noisy, const torch::Tensor& noise_variances, const torch::Tensor& labels) mutable {
     // A reduced-precision network computes in its own dtype; the prediction is float32 again.
-    return network->forward(noisy.to(network->dtype()), noise_variances).to(torch::kFloat);
+    return network->forward(noisy.to(network->dtype()), noise_variances, labels).to(torch::kFloat);
   };
 }
 
 NetworkFn Model::fused_network(UNet& network, int64_t batch) {
+  require(config_.classes == 0, Status::InvalidArgument,
+          "the fused network has no class embedding; sample class-conditional models with the eager network");
   if (!fused_ || fused_->batch() != batch) {
     fused_.reset();  // frees the old plan's buffers before the new one allocates
     fused_ = std::make_shared<FusedUNet>(config_, batch);
   }
   fused_->load_weights(*network);
-  return [plan = fused_](const torch::Tensor& noisy, const torch::Tensor& noise_variances) {
+  return [plan = fused_](const torch::Tensor& noisy, const torch::Tensor& noise_variances, const torch::Tensor&) {
     return plan->forward(noisy, noise_variances);
   };
 }
 
 Prediction Model::predict(const NetworkFn& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
-                          const torch::Tensor& noise_rates, int64_t micro_batch) const {
-  // The network is conditioned on the noise variance, as in the reference.
+                          const torch::Tensor& noise_rates, int64_t micro_batch,
+                          const Conditioning& conditioning) const {
+  // The network is conditioned on the noise variance, as in the reference, and on the class.
   ++evaluations_;
   const auto variances = noise_rates.square().reshape({-1});
-  const auto output = micro_batch > 0 ? forward_in_micro_batches(network, noisy, variances, micro_batch)
-                                      : network(noisy, variances);
+  torch::Tensor output;
+  if (micro_batch > 0) {
+    output = forward_in_micro_batches(network, noisy, variances, conditioning, micro_batch);
+  } else {
+    output = conditioning.guided() ? guide(network, noisy, variances, conditioning.labels, conditioning)
+                                   : network(noisy, variances, conditioning.labels);
+  }
   if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
   return {(noisy - signal_rates * output) / noise_rates, output};
 }

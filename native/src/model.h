@@ -19,9 +19,22 @@ struct Prediction {
   torch::Tensor image;
 };
 
-// A network as predict() runs it: noisy images [B, C, S, S] (float32) and their noise variances [B]
-// -> the network's output [B, C, S, S] (float32), whatever arithmetic it uses inside.
-using NetworkFn = std::function<torch::Tensor(const torch::Tensor& noisy, const torch::Tensor& noise_variances)>;
+// A network as predict() runs it: noisy images [B, C, S, S] (float32), their noise variances [B]
+// and class labels ([B] int64, or undefined: no class) -> the network's output [B, C, S, S]
+// (float32), whatever arithmetic it uses inside.
+using NetworkFn = std::function<torch::Tensor(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                                              const torch::Tensor& labels)>;
+
+// What a class-conditional prediction is conditioned on. Default: nothing (unconditional models,
+// or "no class" for all images of a class model).
+struct Conditioning {
+  torch::Tensor labels;   // [B] int64 on the model's device, each 0 .. no_class; undefined: no class
+  double guidance = 1;    // classifier-free guidance weight: 1 plain conditional, 0 unconditional
+  int64_t no_class = 0;   // the "no class" label: the model's class count
+  // Whether predict() evaluates both halves: only with labels and a weight other than 1 (at 1 the
+  // unconditional half would be multiplied by zero, so it is skipped).
+  bool guided() const { return labels.defined() && guidance != 1; }
+};
 
 // `network` as a NetworkFn: inputs converted to its dtype (bfloat16 for a reduced-precision copy),
 // the output back to float32.
@@ -33,6 +46,8 @@ class Model {
   Model(const ModelConfig& config, torch::Device device, uint64_t seed);
 
   const ModelConfig& config() const { return config_; }
+  // Names the classes (empty: none); validated as ModelConfig::class_names.
+  void set_class_names(const std::vector<std::string>& names);
   torch::Device device() const { return device_; }
   UNet& net() { return net_; }
   std::optional<UNet>& ema() { return ema_; }
@@ -52,11 +67,15 @@ class Model {
   // predicted noise and the predicted image, whichever of the two the model's target is. With
   // micro_batch > 0 the network sees batches of exactly that many images (see model.cpp), so each
   // image's result is independent of the batch; 0 runs the whole batch at once (training).
+  // With conditioning.guided(), the network sees each micro-batch twice in one batch (with its labels
+  // and with "no class") and its output is uncond + guidance * (cond - uncond).
   Prediction predict(const NetworkFn& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
-                     const torch::Tensor& noise_rates, int64_t micro_batch = 0) const;
+                     const torch::Tensor& noise_rates, int64_t micro_batch = 0,
+                     const Conditioning& conditioning = {}) const;
   Prediction predict(UNet& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,
-                     const torch::Tensor& noise_rates, int64_t micro_batch = 0) const {
-    return predict(network_fn(network), noisy, signal_rates, noise_rates, micro_batch);
+                     const torch::Tensor& noise_rates, int64_t micro_batch = 0,
+                     const Conditioning& conditioning = {}) const {
+    return predict(network_fn(network), noisy, signal_rates, noise_rates, micro_batch, conditioning);
   }
 
   // The fused inference plan (fused_unet.h) of `network` for batches of `batch` images, with its

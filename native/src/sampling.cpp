@@ -47,6 +47,40 @@ void SampleRequest::validate() const {
   for (const auto& id : images)
     require(id.index >= 0 && id.index <= kMaxFirstIndex + INT32_MAX, Status::InvalidArgument,
             "an image index must lie in [0, 2^62 + 2^31 - 1], got " + std::to_string(id.index));
+  require(classes.size() <= 1 || static_cast<int64_t>(classes.size()) == count, Status::InvalidArgument,
+          "classes must hold none, one, or count (" + std::to_string(count) + ") classes, got " +
+              std::to_string(classes.size()));
+  require(guidance >= 0 && guidance <= kMaxGuidance, Status::InvalidArgument,  // false for NaN too
+          "guidance must lie in [0, " + std::to_string(static_cast<int>(kMaxGuidance)) + "], got " + std::to_string(guidance));
+}
+
+namespace {
+
+// The request's checks, and those that need the model: its classes.
+void validate_for(const Model& model, const SampleRequest& request) {
+  request.validate();
+  const int64_t classes = model.config().classes;
+  require(request.classes.empty() || classes > 0, Status::InvalidArgument,
+          "this model is unconditional: it takes no classes");
+  for (const int64_t label : request.classes)
+    require(label >= 0 && label < classes, Status::InvalidArgument,
+            "class " + std::to_string(label) + " does not exist: the model has classes 0.." + std::to_string(classes - 1));
+}
+
+}  // namespace
+
+Conditioning SampleRequest::conditioning(const Model& model, int64_t first, int64_t n) const {
+  Conditioning conditioning;
+  conditioning.guidance = guidance;
+  conditioning.no_class = model.config().classes;
+  if (classes.empty()) return conditioning;
+  const auto options = torch::TensorOptions().dtype(torch::kLong);
+  conditioning.labels = (classes.size() == 1 ? torch::full({n}, classes[0], options)
+                                             : torch::tensor(std::vector<int64_t>(classes.begin() + first,
+                                                                                  classes.begin() + first + n),
+                                                             options))
+                            .to(model.device());
+  return conditioning;
 }
 
 uint64_t SampleRequest::image_seed_of(int64_t i) const {
@@ -108,12 +142,13 @@ ChunkResult run_chunk(Model& model, const NetworkFn& network, Sampler& sampler, 
     });
   };
   if (kept != nullptr) x = kept->at(rate_at(rates.signal, 0), rate_at(rates.noise, 0), x);
+  const auto conditioning = request.conditioning(model, first, n);
   Prediction prediction;
   for (int64_t k = 0; k < steps; ++k) {
     const auto signal = rate_at(rates.signal, k), noise = rate_at(rates.noise, k);
     const auto next_signal = rate_at(rates.signal, k + 1), next_noise = rate_at(rates.noise, k + 1);
     if (observe != nullptr) (*observe)(k, x);
-    prediction = model.predict(network, x, signal, noise, request.micro_batch);
+    prediction = model.predict(network, x, signal, noise, request.micro_batch, conditioning);
     x = sampler.step({k, x, prediction, signal, noise, next_signal, next_noise}, fresh_noise);
     if (kept != nullptr) x = kept->at(next_signal, next_noise, x);
     if (request.preview && ((k + 1) % request.preview_every == 0 || k + 1 == steps))
@@ -228,7 +263,7 @@ namespace {
 // `chunk(network, times, x, first)` for each chunk from its starting state x.
 template <typename Chunk>
 torch::Tensor generate(Model& model, const SampleRequest& request, const torch::Tensor& noise, Chunk&& chunk) {
-  request.validate();
+  validate_for(model, request);
   if (noise.defined()) require_images(model, request, noise, "noise");
   torch::InferenceMode inference;
   const NetworkFn network = sampling_network(model, request);
@@ -261,7 +296,7 @@ torch::Tensor sample_trajectory(Model& model, const SampleRequest& request, cons
 }
 
 Prediction predict(Model& model, const SampleRequest& request, const torch::Tensor& noisy, const torch::Tensor& t) {
-  request.validate();
+  validate_for(model, request);
   require_images(model, request, noisy, "noisy images");
   require(t.dim() == 1 && t.size(0) == request.count, Status::InvalidArgument, "t must hold one time per image");
   require_unit_range(t, "t");
@@ -272,14 +307,15 @@ Prediction predict(Model& model, const SampleRequest& request, const torch::Tens
   const auto rates = diffusion_rates(model.config().schedule, t.to(options));
   const std::vector<int64_t> per_image{request.count, 1, 1, 1};
   auto prediction = model.predict(network, noisy.to(options), rates.signal.reshape(per_image),
-                                  rates.noise.reshape(per_image), request.micro_batch);
+                                  rates.noise.reshape(per_image), request.micro_batch,
+                                  request.conditioning(model, 0, request.count));
   require_finite_result(prediction.noise, "the prediction");
   require_finite_result(prediction.image, "the prediction");
   return prediction;
 }
 
 torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Tensor& pixels) {
-  request.validate();
+  validate_for(model, request);
   require_pixels(model, request, pixels);
   torch::InferenceMode inference;
   const NetworkFn network = sampling_network(model, request);
@@ -296,7 +332,7 @@ torch::Tensor invert(Model& model, const SampleRequest& request, const torch::Te
 }
 
 torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tensor& pixels, double strength) {
-  request.validate();
+  validate_for(model, request);
   require(std::isfinite(strength) && strength > 0 && strength <= 1, Status::InvalidArgument,
           "strength must lie in (0, 1], got " + std::to_string(strength));
   require_pixels(model, request, pixels);
@@ -314,7 +350,7 @@ torch::Tensor vary(Model& model, const SampleRequest& request, const torch::Tens
 
 torch::Tensor inpaint(Model& model, const SampleRequest& request, const torch::Tensor& pixels,
                       const torch::Tensor& mask) {
-  request.validate();
+  validate_for(model, request);
   require_pixels(model, request, pixels);
   const auto size = model.config().image_size;
   require(mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == request.count) && mask.size(1) == 1 &&

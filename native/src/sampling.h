@@ -62,11 +62,20 @@ struct SampleRequest {
   std::vector<ImageId> images;
   PreviewFn preview;        // may be empty
   int64_t preview_every = 1;  // steps between previews; the last step of a chunk always has one
+  // Class-conditional models: empty (no class: the model's unconditional prediction), one class
+  // for all images, or one per image, each 0 .. classes - 1.
+  std::vector<int64_t> classes;
+  // Classifier-free guidance weight w, 0 .. kMaxGuidance: the network's prediction is
+  // uncond + w * (cond - uncond); 1 is the plain conditional prediction, 0 the unconditional one.
+  double guidance = 1;
 
   void validate() const;
 
   // The seed image i of the request draws its noise from: image_seed of its (seed, index).
   uint64_t image_seed_of(int64_t i) const;
+
+  // What the network is conditioned on for the n images `first` images into the request.
+  Conditioning conditioning(const Model& model, int64_t first, int64_t n) const;
 };
 
 // The seed of image `index` in a request seeded with `seed` (SplitMix64 of both), so that image i

@@ -19,18 +19,44 @@ constexpr uint64_t kTrainingStream = 0x747261696e696e67ULL;  // "training"
 
 struct NoisyBatch {
   torch::Tensor noisy, noise, signal_rates, noise_rates;
+  torch::Tensor labels;  // class models: the labels after dropout; else undefined
 };
 
 // Draws t ~ U(0, 1) per image and eps ~ N(0, I) on the CPU from `generator_seed`, then mixes them
-// with the normalised images on their device.
-NoisyBatch diffuse(const Model& model, const torch::Tensor& images, uint64_t generator_seed) {
+// with the normalised images on their device. With labels, then draws which of them become
+// "no class" (probability `label_dropout`), after t and noise so that those draws stay as they are.
+NoisyBatch diffuse(const Model& model, const torch::Tensor& images, uint64_t generator_seed,
+                   const torch::Tensor& labels = {}, double label_dropout = 0) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(generator_seed);
   const auto cpu = torch::TensorOptions().dtype(torch::kFloat);
   const int64_t batch = images.size(0);
   const auto t = torch::rand({batch, 1, 1, 1}, generator, cpu).to(images.device());
   const auto noise = torch::randn(images.sizes(), generator, cpu).to(images.device());
   const auto rates = diffusion_rates(model.config().schedule, t);
-  return {rates.signal * images + rates.noise * noise, noise, rates.signal, rates.noise};
+  NoisyBatch noisy{rates.signal * images + rates.noise * noise, noise, rates.signal, rates.noise, labels};
+  if (labels.defined() && label_dropout > 0) {
+    const auto dropped = (torch::rand({batch}, generator, cpu) < label_dropout).to(labels.device());
+    noisy.labels = labels.masked_fill(dropped, model.config().classes);
+  }
+  return noisy;
+}
+
+// The labels of a batch of `count` images as the network takes them: [count] int64 on the model's
+// device, each 0 .. classes (classes = "no class"). Class models need them; others take none.
+torch::Tensor prepare_labels(const Model& model, const torch::Tensor& labels, int64_t count) {
+  const int64_t classes = model.config().classes;
+  if (classes == 0) {
+    require(!labels.defined(), Status::InvalidArgument, "this model is unconditional: it takes no labels");
+    return {};
+  }
+  require(labels.defined(), Status::InvalidArgument,
+          "a class-conditional model needs a label per image (" + std::to_string(classes) + " classes)");
+  require(labels.dim() == 1 && labels.size(0) == count, Status::BufferSize,
+          "one label per image: " + std::to_string(count) + " labels");
+  const auto values = labels.to(torch::kLong);
+  require((values >= 0).logical_and(values <= classes).all().item<bool>(), Status::InvalidArgument,
+          "labels must lie in [0, " + std::to_string(classes) + "] (" + std::to_string(classes) + " = no class)");
+  return values.to(model.device());
 }
 
 // The key of a parameter in the optimizer's state map: its TensorImpl's address, formatted as a
@@ -72,6 +98,7 @@ void TrainConfig::validate() const {
   if (!(ema_decay >= 0 && ema_decay < 1)) bad("ema_decay must lie in [0, 1)");
   if (loss != Loss::Mae && loss != Loss::Mse) bad("unknown loss");
   if (accumulate < 1 || accumulate > 4096) bad("accumulate must lie in [1, 4096]");
+  if (!(label_dropout >= 0 && label_dropout <= 1)) bad("label_dropout must lie in [0, 1]");
 }
 
 nlohmann::json TrainConfig::to_json() const {
@@ -80,7 +107,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"ema_decay", ema_decay},
           {"loss", loss == Loss::Mae ? "mae" : "mse"},
           {"seed", seed},
-          {"accumulate", accumulate}};
+          {"accumulate", accumulate},
+          {"label_dropout", label_dropout}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
@@ -94,6 +122,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     config.loss = loss == "mae" ? Loss::Mae : Loss::Mse;
     config.seed = json.at("seed").get<uint64_t>();
     config.accumulate = json.value("accumulate", int64_t{1});  // absent before accumulation existed
+    config.label_dropout = json.value("label_dropout", 0.1);  // absent before class models existed
   } catch (const nlohmann::json::exception& e) {
     fail(Status::Format, std::string("training config: ") + e.what());
   }
@@ -132,8 +161,9 @@ double Trainer::ema_decay_at(double decay, int64_t n) {
   return std::min(decay, (1.0 + static_cast<double>(n)) / (10.0 + static_cast<double>(n)));
 }
 
-double Trainer::step(const torch::Tensor& pixels) {
+double Trainer::step(const torch::Tensor& pixels, const torch::Tensor& given_labels) {
   const auto images = prepare(model_, pixels);
+  const auto labels = prepare_labels(model_, given_labels, images.size(0));
   const int64_t parts = config_.accumulate;
   require(images.size(0) % parts == 0, Status::BufferSize,
           "a batch of " + std::to_string(images.size(0)) + " images does not split into " + std::to_string(parts) +
@@ -162,8 +192,10 @@ double Trainer::step(const torch::Tensor& pixels) {
   for (int64_t k = 0; k < parts; ++k) {
     const int64_t j = rank * parts + k;
     const auto part = parts == 1 ? images : images.narrow(0, k * micro, micro);
-    const auto batch = diffuse(model_, part, j == 0 ? step_seed : image_seed(step_seed, j));
-    const auto prediction = net->forward(batch.noisy, batch.noise_rates.square().reshape({-1}));
+    const auto part_labels = labels.defined() && parts > 1 ? labels.narrow(0, k * micro, micro) : labels;
+    const auto batch = diffuse(model_, part, j == 0 ? step_seed : image_seed(step_seed, j), part_labels,
+                               config_.label_dropout);
+    const auto prediction = net->forward(batch.noisy, batch.noise_rates.square().reshape({-1}), batch.labels);
     const auto& target = model_.config().target == Target::Noise ? batch.noise : part;
     const auto loss = config_.loss == Loss::Mae ? torch::l1_loss(prediction, target) : torch::mse_loss(prediction, target);
     const double value = loss.item<double>();
@@ -333,12 +365,16 @@ void Trainer::restore(int64_t steps, const std::map<std::string, torch::Tensor>&
   }
 }
 
-Losses evaluate(Model& model, UNet& network, const torch::Tensor& pixels, uint64_t seed) {
+Losses evaluate(Model& model, UNet& network, const torch::Tensor& pixels, uint64_t seed, const torch::Tensor& labels) {
   torch::InferenceMode inference;
   const auto images = prepare(model, pixels);
+  Conditioning conditioning;
+  // Unconditional models refuse labels; class models without them are evaluated with "no class".
+  if (model.config().classes == 0 || labels.defined()) conditioning.labels = prepare_labels(model, labels, images.size(0));
   network->eval();
   const auto batch = diffuse(model, images, image_seed(seed ^ kTrainingStream, -1));
-  const auto prediction = model.predict(network, batch.noisy, batch.signal_rates, batch.noise_rates);
+  const auto prediction =
+      model.predict(network, batch.noisy, batch.signal_rates, batch.noise_rates, 0, conditioning);
   return {torch::l1_loss(prediction.noise, batch.noise).item<double>(),
           torch::l1_loss(prediction.image, images).item<double>()};
 }

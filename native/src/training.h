@@ -34,6 +34,9 @@ struct TrainConfig {
   // Micro-batches per step: step() splits its batch into this many equal parts and accumulates
   // their gradients before one optimizer step (as N ranks would, see join()).
   int64_t accumulate = 1;
+  // Class-conditional models: the probability that an image's label is replaced by "no class", so
+  // that the network also learns the unconditional prediction classifier-free guidance needs.
+  double label_dropout = 0.1;
 
   void validate() const;
   nlohmann::json to_json() const;
@@ -56,7 +59,10 @@ class Trainer {
   void set_config(const TrainConfig& config);
 
   // One optimisation step on a batch of pixels in [0, 1], [B, C, S, S] (any device), B a multiple
-  // of `accumulate`. Returns the loss (the mean over all ranks' micro-batches).
+  // of `accumulate`, and for class-conditional models their labels ([B] integers, each 0 .. classes,
+  // classes meaning "no class"; unconditional models take none). Each label becomes "no class"
+  // with probability label_dropout, drawn with the step's t and noise. Returns the loss (the mean
+  // over all ranks' micro-batches).
   //
   // Micro-batch k of rank r is micro-batch j = r * accumulate + k of the step; its draws of t and
   // noise come from (seed, step, j), micro-batch 0 drawing exactly as a one-batch step does. So N
@@ -64,7 +70,7 @@ class Trainer {
   // step, to float rounding. BatchNorm normalises each micro-batch by its own statistics (as DDP
   // without SyncBatchNorm); its running statistics take one update per step, from the mean of the
   // micro-batches' updates, so they too agree between the two and across ranks.
-  double step(const torch::Tensor& pixels);
+  double step(const torch::Tensor& pixels, const torch::Tensor& labels = {});
 
   // Trains with `group` from now on: every rank gets rank 0's weights, BatchNorm statistics, EMA,
   // normaliser, optimizer state and step count (after checking that all ranks have the same model
@@ -95,6 +101,9 @@ class Trainer {
 
 // Validation losses of `network` on pixels in [0, 1]: MAE of the predicted noise and of the
 // predicted image, at times and noise drawn from `seed` (the same seed gives the same draw).
-Losses evaluate(Model& model, UNet& network, const torch::Tensor& pixels, uint64_t seed);
+// Class-conditional models take the images' labels (as Trainer::step; none: "no class" for all)
+// and are evaluated on the conditional prediction.
+Losses evaluate(Model& model, UNet& network, const torch::Tensor& pixels, uint64_t seed,
+                const torch::Tensor& labels = {});
 
 }  // namespace ddim

@@ -70,7 +70,10 @@ UNetImpl::UNetImpl(const ModelConfig& config) {
   const int64_t levels = static_cast<int64_t>(widths.size());
   embedding_ = register_module("embedding", SinusoidalEmbedding(config.embedding_dim));
   input_conv_ = register_module("input_conv", nn::Conv2d(nn::Conv2dOptions(config.channels, widths[0], 1)));
-  int64_t channels = widths[0] + config.embedding_dim;
+  classes_ = config.classes;
+  if (classes_ > 0)
+    class_embedding_ = register_module("class_embedding", nn::Embedding(classes_ + 1, config.embedding_dim));
+  int64_t channels = widths[0] + config.embedding_dim * (classes_ > 0 ? 2 : 1);
   for (int64_t width : widths) {
     down_->push_back(DownBlock(channels, width, config.block_depth));
     channels = width;
@@ -84,11 +87,22 @@ UNetImpl::UNetImpl(const ModelConfig& config) {
   output_conv_ = register_module("output_conv", nn::Conv2d(nn::Conv2dOptions(widths[0], config.channels, 1)));
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances) {
+torch::Tensor UNetImpl::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                                const torch::Tensor& labels) {
   // The embedding is computed in float32 (its frequencies reach 1000) and then takes the network's dtype.
   const auto embedding =
       embedding_(noise_variances.to(torch::kFloat)).to(noisy.scalar_type()).expand({-1, -1, noisy.size(2), noisy.size(3)});
-  auto x = torch::cat({input_conv_(noisy), embedding}, 1);
+  torch::Tensor x;
+  if (classes_ == 0) {
+    TORCH_CHECK(!labels.defined(), "an unconditional network takes no class labels");
+    x = torch::cat({input_conv_(noisy), embedding}, 1);
+  } else {
+    const auto indices = labels.defined() ? labels.to(noisy.device(), torch::kLong)
+                                          : torch::full({noisy.size(0)}, classes_, noisy.options().dtype(torch::kLong));
+    TORCH_CHECK(indices.dim() == 1 && indices.size(0) == noisy.size(0), "one class label per image");
+    const auto class_vectors = class_embedding_(indices).to(noisy.scalar_type()).unsqueeze(-1).unsqueeze(-1);
+    x = torch::cat({input_conv_(noisy), embedding, class_vectors.expand({-1, -1, noisy.size(2), noisy.size(3)})}, 1);
+  }
   std::vector<torch::Tensor> skips;
   for (auto& block : *down_) x = block->as<DownBlock>()->forward(x, skips);
   x = middle_b_(middle_a_(x));
@@ -122,7 +136,8 @@ std::map<std::string, TensorSpec> unet_tensor_specs(const ModelConfig& config) {
   const int64_t levels = static_cast<int64_t>(widths.size());
   std::map<std::string, TensorSpec> specs;
   add_conv(specs, "input_conv", config.channels, widths[0], 1);
-  int64_t channels = widths[0] + config.embedding_dim;
+  if (config.classes > 0) specs["class_embedding.weight"] = {{config.classes + 1, config.embedding_dim}};
+  int64_t channels = widths[0] + config.embedding_dim * (config.classes > 0 ? 2 : 1);
   for (int64_t level = 0; level < levels; ++level) {
     for (int64_t i = 0; i < config.block_depth; ++i)
       add_residual(specs, "down." + std::to_string(level) + ".blocks." + std::to_string(i),

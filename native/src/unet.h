@@ -1,7 +1,8 @@
 // The denoising U-Net of the reference (Keras DDIM example, via its R torch port), in one place.
 //
 //   noisy image ──conv1x1──► widths[0] ┐
-//   noise variance ─sinusoidal embedding─► embedding_dim, repeated over H x W ┘ concat
+//   noise variance ─sinusoidal embedding─► embedding_dim, repeated over H x W ┤ concat
+//   class label ─learned embedding─► embedding_dim, repeated over H x W     ┘ (class models only)
 //     ► DownBlock(widths[0]) … DownBlock(widths[L-1])   each: depth residual blocks (outputs kept
 //                                                        as skips), then 2x2 average pooling
 //     ► Residual(wL, 2 wL) ► Residual(2 wL, wL)          the middle, at the last width
@@ -11,6 +12,13 @@
 //     ► conv1x1 ► channels                               zero-initialised
 //
 // Residual(in, out) = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))).
+//
+// A class-conditional model (config.classes = N > 0) joins its class the way it joins the noise
+// variance: a learned vector of embedding_dim numbers per class (N + 1 rows, the last "no class")
+// concatenated as extra channels before the first down block. It costs (N + 1) * embedding_dim
+// weights plus the wider first convolutions, and leaves every other layer, and an unconditional
+// model (no embedding, no extra channels), exactly as before. Training replaces labels by "no
+// class" now and then, so the one network predicts both ways; classifier-free guidance mixes them.
 #pragma once
 
 #include <map>
@@ -72,13 +80,18 @@ TORCH_MODULE(UpBlock);
 class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(const ModelConfig& config);
-  // noisy: [B, C, S, S]; noise_variances: [B]. Returns [B, C, S, S] (the prediction of the target).
-  torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances);
+  // noisy: [B, C, S, S]; noise_variances: [B]; labels: [B] int64 in [0, classes], classes meaning
+  // "no class" (an undefined tensor: no class for all; unconditional models take none). Returns
+  // [B, C, S, S] (the prediction of the target).
+  torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                        const torch::Tensor& labels = {});
   // The dtype of the weights (float32, or bfloat16 for a reduced-precision copy); inputs must match it.
   torch::ScalarType dtype() const { return input_conv_->weight.scalar_type(); }
 
  private:
   SinusoidalEmbedding embedding_{nullptr};
+  torch::nn::Embedding class_embedding_{nullptr};  // class models only
+  int64_t classes_ = 0;
   torch::nn::Conv2d input_conv_{nullptr}, output_conv_{nullptr};
   torch::nn::ModuleList down_, up_;
   ResidualBlock middle_a_{nullptr}, middle_b_{nullptr};

@@ -20,7 +20,9 @@ TEST(UNet, TensorSpecsDescribeTheBuiltNetworkExactly) {
   deep.block_depth = 3;
   deep.channels = 3;
   deep.image_size = 8;
-  for (const auto& config : {ModelConfig{}, testing::tiny_config(), deep}) {
+  ModelConfig classes = deep;
+  classes.classes = 7;
+  for (const auto& config : {ModelConfig{}, testing::tiny_config(), deep, classes}) {
     const UNet network(config);
     auto specs = unet_tensor_specs(config);
     const auto check = [&](const std::string& name, const torch::Tensor& tensor, bool parameter) {

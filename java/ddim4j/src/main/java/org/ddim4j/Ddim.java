@@ -55,7 +55,7 @@ public final class Ddim implements AutoCloseable {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment nativeConfig = ddim_config.allocate(arena);
             Native.check(ddim_h.ddim_model_config(model, nativeConfig));
-            this.config = ModelConfig.fromNative(nativeConfig);
+            this.config = ModelConfig.fromNative(nativeConfig, TrainingCalls.classNames(model));
             MemorySegment deviceCode = arena.allocate(ValueLayout.JAVA_INT);
             Native.check(ddim_h.ddim_model_device(model, deviceCode));
             this.device = Device.fromCode(deviceCode.get(ValueLayout.JAVA_INT, 0));
@@ -90,7 +90,16 @@ public final class Ddim implements AutoCloseable {
         Objects.requireNonNull(config, "config");
         Objects.requireNonNull(device, "device");
         NativeLibrary.load();
-        return opened(device, NativeHandle.create((arena, out) -> ddim_h.ddim_model_create(config.toNative(arena), device.code(), seed, out)));
+        MemorySegment model = NativeHandle.create((arena, out) -> ddim_h.ddim_model_create(config.toNative(arena), device.code(), seed, out));
+        if (!config.classNames().isEmpty()) {
+            try (Arena arena = Arena.ofConfined()) {
+                Native.check(ddim_h.ddim_model_set_class_names(model, arena.allocateFrom(config.joinedClassNames())));
+            } catch (RuntimeException e) {
+                ddim_h.ddim_model_free(model);
+                throw e;
+            }
+        }
+        return opened(device, model);
     }
 
     /** Wraps a new native model; logs (once per JVM) when {@link Device#auto()} fell back to the CPU. */
@@ -489,15 +498,29 @@ public final class Ddim implements AutoCloseable {
      * Validation losses: {@code [0]} MAE of the predicted noise, {@code [1]} of the predicted image, at t and noise drawn
      * from {@code seed}. Pixels must lie in [0, 1].
      */
-    public synchronized float[] evaluate(float[] pixels, long seed, boolean useEma) {
+    public float[] evaluate(float[] pixels, long seed, boolean useEma) {
+        return evaluate(pixels, null, seed, useEma);
+    }
+
+    /**
+     * {@link #evaluate(float[], long, boolean)} with each image's class, for class-conditional models (their conditional
+     * prediction is evaluated; null labels evaluate them with "no class"). Unconditional models take null.
+     */
+    public synchronized float[] evaluate(float[] pixels, int[] labels, long seed, boolean useEma) {
         ensureOpen();
         int count = config.imageCount(pixels);
         requireUnitRange(pixels, "pixels");
+        if (labels != null) {
+            TrainingCalls.requireLabels(config, labels, count);
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment noiseLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
             MemorySegment imageLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
-            Native.check(ddim_h.ddim_evaluate(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length,
-                    seed, useEma ? 1 : 0, noiseLoss, imageLoss));
+            MemorySegment images = arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels);
+            Native.check(labels == null
+                    ? ddim_h.ddim_evaluate(model, images, count, pixels.length, seed, useEma ? 1 : 0, noiseLoss, imageLoss)
+                    : ddim_h.ddim_evaluate_labeled(model, images, count, pixels.length, arena.allocateFrom(ValueLayout.JAVA_INT, labels),
+                            labels.length, seed, useEma ? 1 : 0, noiseLoss, imageLoss));
             return new float[] {noiseLoss.get(ValueLayout.JAVA_FLOAT, 0), imageLoss.get(ValueLayout.JAVA_FLOAT, 0)};
         }
     }

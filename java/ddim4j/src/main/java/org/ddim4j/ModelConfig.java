@@ -3,7 +3,12 @@ package org.ddim4j;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
 
 import org.ddim4j.ffi.ddim_config;
 import org.ddim4j.ffi.ddim_h;
@@ -18,8 +23,12 @@ import org.ddim4j.ffi.ddim_h;
  * }</pre>
  *
  * Valid configurations: channels 1..4; image size divisible by 2^(number of widths); 1..8 positive
- * widths; block depth >= 1; even embedding size. {@link Builder#build()} checks them with the native
+ * widths; block depth >= 1; even embedding size; 0..4096 classes. {@link Builder#build()} checks them with the native
  * core's own validation and throws {@link IllegalArgumentException} naming the bad field.
+ *
+ * <p>A class-conditional model ({@link Builder#classes(int)} > 0, or {@link Builder#classNames(List)}) also takes a
+ * class per image, when training and when sampling ({@link SampleOptions#classes(int...)}, with classifier-free
+ * {@link SampleOptions#guidance(double) guidance}); its class names travel in its model file.
  */
 public final class ModelConfig {
     private final int channels;
@@ -29,6 +38,8 @@ public final class ModelConfig {
     private final int embeddingDim;
     private final Schedule schedule;
     private final Target target;
+    private final int classes;
+    private final List<String> classNames;
 
     private ModelConfig(Builder builder) {
         this.channels = builder.channels;
@@ -38,6 +49,8 @@ public final class ModelConfig {
         this.embeddingDim = builder.embeddingDim;
         this.schedule = builder.schedule;
         this.target = builder.target;
+        this.classes = builder.classes;
+        this.classNames = List.copyOf(builder.classNames);
     }
 
     public static Builder builder() {
@@ -58,7 +71,9 @@ public final class ModelConfig {
                 .blockDepth(blockDepth)
                 .embeddingDim(embeddingDim)
                 .schedule(schedule)
-                .target(target);
+                .target(target)
+                .classes(classes)
+                .classNames(classNames);
     }
 
     public int channels() {
@@ -87,6 +102,66 @@ public final class ModelConfig {
 
     public Target target() {
         return target;
+    }
+
+    /** Classes of a class-conditional model; 0 for an unconditional one. */
+    public int classes() {
+        return classes;
+    }
+
+    /** Whether the model takes a class ({@link #classes()} > 0). */
+    public boolean isClassConditional() {
+        return classes > 0;
+    }
+
+    /** The classes' names, in class order; empty when the model has none (its classes are then named by number). */
+    public List<String> classNames() {
+        return classNames;
+    }
+
+    /** The name of class {@code index}: its name, or the number when the model has no names. */
+    public String className(int index) {
+        java.util.Objects.checkIndex(index, classes);
+        return classNames.isEmpty() ? Integer.toString(index) : classNames.get(index);
+    }
+
+    /**
+     * The class a user means by {@code name}: a class name, ignoring case and treating spaces, '-' and '_' alike
+     * ({@code "sneaker"}, {@code "ankle-boot"}), a unique beginning of one ({@code "t-shirt"}), or a class number.
+     * Anything else is an {@link IllegalArgumentException} listing the classes.
+     */
+    public int classIndex(String name) {
+        java.util.Objects.requireNonNull(name, "name");
+        if (classes == 0) {
+            throw new IllegalArgumentException("this model is unconditional: it has no classes");
+        }
+        String wanted = normalized(name);
+        List<Integer> prefixed = new ArrayList<>();
+        for (int i = 0; i < classes; i++) {
+            String candidate = normalized(className(i));
+            if (candidate.equals(wanted)) {
+                return i;
+            }
+            if (!wanted.isEmpty() && candidate.startsWith(wanted)) {
+                prefixed.add(i);
+            }
+        }
+        if (prefixed.size() == 1) {
+            return prefixed.get(0);
+        }
+        if (name.strip().matches("\\d{1,4}") && Integer.parseInt(name.strip()) < classes) {
+            return Integer.parseInt(name.strip());
+        }
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < classes; i++) {
+            names.add(className(i));
+        }
+        throw new IllegalArgumentException((prefixed.isEmpty() ? "no class '" : "more than one class begins with '") + name
+                + "': the model's classes are " + String.join(", ", names) + " (or their numbers 0.." + (classes - 1) + ")");
+    }
+
+    private static String normalized(String name) {
+        return name.strip().toLowerCase(Locale.ROOT).replaceAll("[\\s_-]+", "-");
     }
 
     /** Floats in one image: channels x imageSize x imageSize. */
@@ -150,10 +225,17 @@ public final class ModelConfig {
         ddim_config.embedding_dim(config, embeddingDim);
         schedule.writeTo(ddim_config.schedule(config));
         ddim_config.target(config, target == Target.NOISE ? ddim_h.DDIM_TARGET_NOISE() : ddim_h.DDIM_TARGET_IMAGE());
+        ddim_config.classes(config, classes);
         return config;
     }
 
-    static ModelConfig fromNative(MemorySegment config) {
+    /** The names as ddim_model_set_class_names takes them: one per line. */
+    String joinedClassNames() {
+        return String.join("\n", classNames);
+    }
+
+    /** A native config, with the class names the model reports ('\n'-separated, "" for none). */
+    static ModelConfig fromNative(MemorySegment config, String classNames) {
         int[] widths = new int[ddim_config.num_widths(config)];
         for (int i = 0; i < widths.length; i++) {
             widths[i] = ddim_config.widths(config, i);
@@ -166,6 +248,8 @@ public final class ModelConfig {
                 .embeddingDim(ddim_config.embedding_dim(config))
                 .schedule(Schedule.fromNative(ddim_config.schedule(config)))
                 .target(ddim_config.target(config) == ddim_h.DDIM_TARGET_NOISE() ? Target.NOISE : Target.IMAGE)
+                .classes(ddim_config.classes(config))
+                .classNames(classNames.isEmpty() ? List.of() : List.of(classNames.split("\n", -1)))
                 .build();
     }
 
@@ -178,12 +262,15 @@ public final class ModelConfig {
                 && blockDepth == that.blockDepth
                 && embeddingDim == that.embeddingDim
                 && schedule.equals(that.schedule)
-                && target == that.target;
+                && target == that.target
+                && classes == that.classes
+                && classNames.equals(that.classNames);
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new Object[] {channels, imageSize, Arrays.hashCode(widths), blockDepth, embeddingDim, schedule, target});
+        return Arrays.hashCode(new Object[] {channels, imageSize, Arrays.hashCode(widths), blockDepth, embeddingDim, schedule, target, classes,
+            classNames});
     }
 
     @Override
@@ -191,7 +278,8 @@ public final class ModelConfig {
         return "ModelConfig{channels=" + channels + ", imageSize=" + imageSize + ", widths=" + Arrays.toString(widths)
                 + ", blockDepth=" + blockDepth + ", embeddingDim=" + embeddingDim + ", schedule=" + schedule.kind()
                 .name().toLowerCase(java.util.Locale.ROOT) + "(" + schedule.minSignal() + ", "
-                + schedule.maxSignal() + "), target=" + target.name().toLowerCase(java.util.Locale.ROOT) + "}";
+                + schedule.maxSignal() + "), target=" + target.name().toLowerCase(java.util.Locale.ROOT)
+                + (classes > 0 ? ", classes=" + classes + (classNames.isEmpty() ? "" : " " + classNames) : "") + "}";
     }
 
     /** Every setter is optional; unset fields keep the reference defaults. */
@@ -203,6 +291,8 @@ public final class ModelConfig {
         private int embeddingDim = 32;
         private Schedule schedule = Schedule.cosine();
         private Target target = Target.NOISE;
+        private int classes;
+        private List<String> classNames = List.of();
 
         private Builder() {}
 
@@ -250,8 +340,28 @@ public final class ModelConfig {
             return this;
         }
 
+        /** A class-conditional model of {@code classes} classes (0, the default: unconditional). */
+        public Builder classes(int classes) {
+            this.classes = classes;
+            return this;
+        }
+
+        /**
+         * Names the classes, in class order, and makes the model class-conditional with that many classes. Names are
+         * unique, 1..64 UTF-8 bytes, without control characters. An empty list removes the names (keeping the count).
+         */
+        public Builder classNames(List<String> names) {
+            java.util.Objects.requireNonNull(names, "names");
+            this.classNames = List.copyOf(names);
+            if (!names.isEmpty()) {
+                this.classes = names.size();
+            }
+            return this;
+        }
+
         /** Validates with the native core's rules; throws {@link IllegalArgumentException} naming the bad field. */
         public ModelConfig build() {
+            checkClassNames();
             if (widths.length < 1 || widths.length > ddim_h.DDIM_MAX_WIDTHS()) {
                 throw new IllegalArgumentException("invalid model config: between 1 and " + ddim_h.DDIM_MAX_WIDTHS()
                         + " widths are needed, got " + widths.length);
@@ -265,6 +375,26 @@ public final class ModelConfig {
                 }
             }
             return config;
+        }
+
+        private void checkClassNames() {
+            if (classNames.isEmpty()) {
+                return;
+            }
+            if (classNames.size() != classes) {
+                throw new IllegalArgumentException("invalid model config: " + classNames.size() + " class names for " + classes + " classes");
+            }
+            var seen = new HashSet<String>();
+            for (String name : classNames) {
+                int bytes = name.getBytes(StandardCharsets.UTF_8).length;
+                if (bytes < 1 || bytes > ddim_h.DDIM_MAX_CLASS_NAME_BYTES() || name.chars().anyMatch(c -> c < 0x20 || c == 0x7f)) {
+                    throw new IllegalArgumentException("invalid model config: class name '" + name + "' must have 1.."
+                            + ddim_h.DDIM_MAX_CLASS_NAME_BYTES() + " UTF-8 bytes and no control characters");
+                }
+                if (!seen.add(name)) {
+                    throw new IllegalArgumentException("invalid model config: class name '" + name + "' appears twice");
+                }
+            }
         }
     }
 }

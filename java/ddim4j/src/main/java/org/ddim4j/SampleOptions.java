@@ -36,10 +36,16 @@ import org.ddim4j.ffi.ddim_h;
  * @param listener per-step progress and cancellation, or null
  * @param previewEvery give the listener the predicted clean images every this many steps and at the last
  *        ({@link SampleListener.SampleProgress#preview()}), or 0 for none
+ * @param classes class-conditional models: empty (no class: the unconditional prediction), one class for every
+ *        image, or one per image (count classes), each 0 .. classes - 1 ({@link ModelConfig#classIndex(String)} finds
+ *        one by name)
+ * @param guidance classifier-free guidance weight w, 0 .. {@link #MAX_GUIDANCE}: the prediction is
+ *        uncond + w * (cond - uncond); 1 (the default) the plain conditional one, 0 the unconditional one, larger
+ *        values follow the class more closely. Both halves run in one network batch.
  */
 public record SampleOptions(int count, int steps, long seed, boolean useEma, Sampler sampler, double eta, long firstIndex,
         int batchSize, int microBatch, Precision precision, Network network, Noise noise, List<ImageId> images,
-        SampleListener listener, int previewEvery) {
+        SampleListener listener, int previewEvery, List<Integer> classes, double guidance) {
     public static final int DEFAULT_COUNT = 16;
     public static final int DEFAULT_STEPS = 20;
     public static final long DEFAULT_SEED = 42;
@@ -53,6 +59,8 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
     public static final double MAX_ETA = ddim_h.DDIM_MAX_ETA();
     /** The largest firstIndex, 2^62 (DDIM_MAX_FIRST_INDEX), so that image indices never overflow. */
     public static final long MAX_FIRST_INDEX = ddim_h.DDIM_MAX_FIRST_INDEX();
+    /** The largest guidance weight. */
+    public static final double MAX_GUIDANCE = ddim_h.DDIM_MAX_GUIDANCE();
 
     public SampleOptions {
         if (count < 1) {
@@ -97,6 +105,19 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         if (previewEvery < 0) {
             throw new IllegalArgumentException("previewEvery must be >= 0 (0: no previews), got " + previewEvery);
         }
+        classes = classes == null ? List.of() : List.copyOf(classes);
+        if (classes.size() > 1 && classes.size() != count) {
+            throw new IllegalArgumentException("classes holds " + classes.size() + " classes but count is " + count
+                    + ": give one class for all images or one per image");
+        }
+        for (int label : classes) {
+            if (label < 0) {
+                throw new IllegalArgumentException("a class must be >= 0, got " + label);
+            }
+        }
+        if (!(guidance >= 0 && guidance <= MAX_GUIDANCE)) {
+            throw new IllegalArgumentException("guidance must lie in [0, " + MAX_GUIDANCE + "], got " + guidance);
+        }
     }
 
     public static Builder builder() {
@@ -126,6 +147,8 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         builder.images = images;
         builder.listener = listener;
         builder.previewEvery = previewEvery;
+        builder.classes = classes;
+        builder.guidance = guidance;
         return builder;
     }
 
@@ -146,6 +169,8 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         private List<ImageId> images;
         private SampleListener listener;
         private int previewEvery;
+        private List<Integer> classes = List.of();
+        private double guidance = 1;
 
         private Builder() {}
 
@@ -258,9 +283,41 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
+        /**
+         * The class of every image ({@code classes(7)}), or of each image ({@code classes(0, 7, 9)}, which sets count
+         * to their number), for class-conditional models; none (the default) samples without a class.
+         */
+        public Builder classes(int... classes) {
+            java.util.Objects.requireNonNull(classes, "classes");
+            this.classes = java.util.Arrays.stream(classes).boxed().toList();
+            if (classes.length > 1) {
+                this.count = classes.length;
+            }
+            return this;
+        }
+
+        /** As {@link #classes(int...)}; an empty list means no class. */
+        public Builder classes(List<Integer> classes) {
+            java.util.Objects.requireNonNull(classes, "classes");
+            this.classes = List.copyOf(classes);
+            if (classes.size() > 1) {
+                this.count = classes.size();
+            }
+            return this;
+        }
+
+        /**
+         * Classifier-free guidance weight (default 1: the plain conditional prediction; 0 ignores the class; 2..5
+         * follow it more closely at some cost in variety). Each step then evaluates the network twice per image.
+         */
+        public Builder guidance(double guidance) {
+            this.guidance = guidance;
+            return this;
+        }
+
         public SampleOptions build() {
             return new SampleOptions(count, steps, seed, useEma, sampler, eta, firstIndex, batchSize, microBatch, precision, network, noise,
-                    images, listener, previewEvery);
+                    images, listener, previewEvery, classes, guidance);
         }
     }
 }

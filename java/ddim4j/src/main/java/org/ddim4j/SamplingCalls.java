@@ -83,6 +83,7 @@ final class SamplingCalls {
                 .count(count)
                 .firstIndex(options.firstIndex() + first)
                 .images(options.images() == null ? null : options.images().subList(first, first + count))
+                .classes(options.classes().size() > 1 ? options.classes().subList(first, first + count) : options.classes())
                 .listener(options.listener() == null ? null : offsetListener(options, first))
                 .build();
     }
@@ -127,6 +128,7 @@ final class SamplingCalls {
         ddim_sample_params.network(params, options.network() == Network.FUSED
                 ? ddim_h.DDIM_NETWORK_FUSED() : ddim_h.DDIM_NETWORK_EAGER());
         ddim_sample_params.progress(params, progress.callback(arena));
+        ddim_sample_params.guidance(params, options.guidance());
         if (options.images() != null) {
             MemorySegment ids = ddim_image_id.allocateArray(count, arena);
             for (int i = 0; i < count; i++) {
@@ -136,6 +138,11 @@ final class SamplingCalls {
             }
             ddim_sample_params.images(params, ids);
             ddim_sample_params.image_count(params, count);
+        }
+        if (!options.classes().isEmpty()) {
+            int[] classes = options.classes().stream().mapToInt(Integer::intValue).toArray();
+            ddim_sample_params.classes(params, arena.allocateFrom(ValueLayout.JAVA_INT, classes));
+            ddim_sample_params.class_count(params, classes.length);
         }
         return params;
     }

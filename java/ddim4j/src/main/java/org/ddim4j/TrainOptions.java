@@ -18,6 +18,8 @@ import java.nio.file.Path;
  *     gradients add up before one optimizer step (the same step as that many ranks would take, to float rounding)
  * @param distributed the training group this process is a rank of, or null to train alone. {@code batchSize}
  *     stays the global batch: each rank takes batchSize / worldSize images per step (see {@link Trainer#fit})
+ * @param labelDropout class-conditional models: the probability, 0..1, that an image's class is replaced by "no class"
+ *     at a step (default 0.1), so that the model also learns the unconditional prediction that guidance needs
  */
 public record TrainOptions(
         int batchSize,
@@ -32,7 +34,8 @@ public record TrainOptions(
         long checkpointEvery,
         double validationSplit,
         int accumulate,
-        Distributed distributed) {
+        Distributed distributed,
+        double labelDropout) {
 
     public TrainOptions {
         if (batchSize < 1) {
@@ -65,6 +68,9 @@ public record TrainOptions(
         if (accumulate < 1 || accumulate > 4096) {
             throw new IllegalArgumentException("accumulate must lie in [1, 4096], got " + accumulate);
         }
+        if (!(labelDropout >= 0 && labelDropout <= 1)) {
+            throw new IllegalArgumentException("labelDropout must lie in [0, 1], got " + labelDropout);
+        }
     }
 
     /** Processes training together: 1 unless {@link #distributed} says otherwise. */
@@ -84,7 +90,8 @@ public record TrainOptions(
     public Builder toBuilder() {
         return new Builder().batchSize(batchSize).epochs(epochs).steps(steps).learningRate(learningRate)
                 .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss).seed(seed).checkpointDir(checkpointDir)
-                .checkpointEvery(checkpointEvery).validationSplit(validationSplit).accumulate(accumulate).distributed(distributed);
+                .checkpointEvery(checkpointEvery).validationSplit(validationSplit).accumulate(accumulate).distributed(distributed)
+                .labelDropout(labelDropout);
     }
 
     /** The checkpoint file, or null. */
@@ -107,6 +114,7 @@ public record TrainOptions(
         private double validationSplit = 0.2;
         private int accumulate = 1;
         private Distributed distributed;
+        private double labelDropout = 0.1;
 
         private Builder() {}
 
@@ -179,9 +187,15 @@ public record TrainOptions(
             return this;
         }
 
+        /** Class-conditional models: how often a label becomes "no class" (default 0.1; ignored by unconditional models). */
+        public Builder labelDropout(double labelDropout) {
+            this.labelDropout = labelDropout;
+            return this;
+        }
+
         public TrainOptions build() {
             return new TrainOptions(batchSize, epochs, steps, learningRate, weightDecay, emaDecay, loss, seed, checkpointDir,
-                    checkpointEvery, validationSplit, accumulate, distributed);
+                    checkpointEvery, validationSplit, accumulate, distributed, labelDropout);
         }
     }
 }

@@ -37,7 +37,8 @@ import com.fasterxml.jackson.jr.ob.JSON;
  * (every rank gets rank 0's weights, EMA and optimizer state). {@code batchSize} is the global batch B; with N
  * ranks and {@code accumulate} K it is split into J = N x K micro-batches of B / J images (B is rounded down to a
  * multiple of J, and an epoch's last images that don't fill a batch are left out, as before, from a new shuffle
- * every epoch). Each epoch has one permutation from (seed, epoch), as PyTorch's DistributedSampler; a step takes
+ * every epoch). A class-conditional model trains on labelled data ({@link Dataset#hasLabels()}), each image with its class.
+ * Each epoch has one permutation from (seed, epoch), as PyTorch's DistributedSampler; a step takes
  * the next B images of it, and micro-batch j takes every J-th of those from the j-th, rank r doing j = rK .. rK + K - 1.
  * So N ranks and one process with K = N train the same model, to float rounding. Every rank validates (the same
  * numbers); only rank 0 writes checkpoints, which record the world size: a run resumes with the same one.
@@ -65,7 +66,16 @@ public final class Trainer {
 
     /** One optimisation step on NCHW pixels in [0, 1] (a whole number of images); returns the batch loss. */
     public float step(float[] pixels) {
-        return ddim.withModel(model -> TrainingCalls.step(model, ddim.config(), pixels));
+        return step(pixels, null);
+    }
+
+    /**
+     * One optimisation step of a class-conditional model: NCHW pixels in [0, 1] and each image's class (0 .. classes - 1,
+     * or classes for an unlabelled image); each label becomes "no class" with probability {@link TrainOptions#labelDropout()}.
+     * Unconditional models take null labels. Returns the batch loss.
+     */
+    public float step(float[] pixels, int[] labels) {
+        return ddim.withModel(model -> TrainingCalls.step(model, ddim.config(), pixels, labels));
     }
 
     /** One optimisation step on a batch; returns the batch loss. */
@@ -91,7 +101,8 @@ public final class Trainer {
         int chunks = 0;
         for (int from = 0; from < data.size(); from += options.batchSize(), chunks++) {
             int to = Math.min(data.size(), from + options.batchSize());
-            float[] losses = ddim.evaluate(data.range(from, to), options.seed() + chunks, true);
+            int[] labels = ddim.config().isClassConditional() ? data.labels(from, to) : null;
+            float[] losses = ddim.evaluate(data.range(from, to), labels, options.seed() + chunks, true);
             noise += (double) losses[0] * (to - from);
             image += (double) losses[1] * (to - from);
         }
@@ -109,6 +120,13 @@ public final class Trainer {
         if (data.channels() != config.channels() || data.imageSize() != config.imageSize()) {
             throw new IllegalArgumentException("the data is " + data.channels() + "x" + data.imageSize() + "x" + data.imageSize()
                     + ", the model needs " + config.channels() + "x" + config.imageSize() + "x" + config.imageSize());
+        }
+        if (config.isClassConditional() && !data.hasLabels()) {
+            throw new IllegalArgumentException("a class-conditional model trains on labelled data, and " + data.description()
+                    + " has no labels (an IDX label file beside IDX images, or a folder with one subfolder per class)");
+        }
+        if (config.isClassConditional() && data.classNames().size() > config.classes()) {
+            throw new IllegalArgumentException("the data has " + data.classNames().size() + " classes, the model only " + config.classes());
         }
         if (options.checkpointDir() != null && options.rank() == 0) {
             // Only this checkpoint's own leftovers: a user's checkpoint folder may hold other files.
@@ -145,7 +163,8 @@ public final class Trainer {
             double lossSum = 0;
             int stepsThisEpoch = 0;
             for (; batch < batchesPerEpoch && step < totalSteps; batch++) {
-                float loss = step(train.batch(batching.positions(order, batch, options.rank())));
+                int[] positions = batching.positions(order, batch, options.rank());
+                float loss = step(train.batch(positions), config.isClassConditional() ? train.labels(positions) : null);
                 step++;
                 lossSum += loss;
                 stepsThisEpoch++;

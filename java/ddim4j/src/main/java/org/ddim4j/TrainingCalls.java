@@ -28,6 +28,7 @@ final class TrainingCalls {
             ddim_train_params.loss(params, options.loss() == Loss.MAE ? ddim_h.DDIM_LOSS_MAE() : ddim_h.DDIM_LOSS_MSE());
             ddim_train_params.seed(params, options.seed());
             ddim_train_params.accumulate(params, options.accumulate());
+            ddim_train_params.label_dropout(params, options.labelDropout());
             Native.check(ddim_h.ddim_train_begin(model, params));
         }
     }
@@ -65,14 +66,38 @@ final class TrainingCalls {
         }
     }
 
-    /** One optimisation step on NCHW pixels in [0, 1] of models shaped by {@code config}; returns the batch loss. */
-    static float step(MemorySegment model, ModelConfig config, float[] pixels) {
+    /**
+     * One optimisation step on NCHW pixels in [0, 1] of models shaped by {@code config}, with one class per image for
+     * class-conditional models ({@code labels}; null for unconditional ones); returns the batch loss.
+     */
+    static float step(MemorySegment model, ModelConfig config, float[] pixels, int[] labels) {
         int count = config.imageCount(pixels);
         Ddim.requireUnitRange(pixels, "pixels");
+        requireLabels(config, labels, count);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment loss = arena.allocate(ValueLayout.JAVA_FLOAT);
-            Native.check(ddim_h.ddim_train_step(model, arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, pixels.length, loss));
+            MemorySegment images = arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels);
+            Native.check(labels == null
+                    ? ddim_h.ddim_train_step(model, images, count, pixels.length, loss)
+                    : ddim_h.ddim_train_step_labeled(model, images, count, pixels.length, arena.allocateFrom(ValueLayout.JAVA_INT, labels),
+                            labels.length, loss));
             return loss.get(ValueLayout.JAVA_FLOAT, 0);
+        }
+    }
+
+    /** Class models need a class per image (0 .. classes, classes meaning "no class"); unconditional ones take none. */
+    static void requireLabels(ModelConfig config, int[] labels, int count) {
+        if (!config.isClassConditional()) {
+            if (labels != null) {
+                throw new IllegalArgumentException("this model is unconditional: it takes no labels");
+            }
+            return;
+        }
+        if (labels == null) {
+            throw new IllegalArgumentException("this class-conditional model (" + config.classes() + " classes) needs a label per image");
+        }
+        if (labels.length != count) {
+            throw new IllegalArgumentException(labels.length + " labels for " + count + " images");
         }
     }
 
@@ -86,12 +111,26 @@ final class TrainingCalls {
 
     /** The user state stored with the checkpoint the model was opened from ("" otherwise). */
     static String checkpointUserState(MemorySegment model) {
+        return nativeString((buffer, capacity, length) -> ddim_h.ddim_checkpoint_user_state(model, buffer, capacity, length));
+    }
+
+    /** The model's class names, '\n'-separated ("" when it has none). */
+    static String classNames(MemorySegment model) {
+        return nativeString((buffer, capacity, length) -> ddim_h.ddim_model_class_names(model, buffer, capacity, length));
+    }
+
+    /** A native call that copies a string: asked first for its length (capacity 0), then for the string. */
+    private interface StringCall {
+        int call(MemorySegment buffer, long capacity, MemorySegment length);
+    }
+
+    private static String nativeString(StringCall call) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment length = arena.allocate(ValueLayout.JAVA_LONG);
-            Native.check(ddim_h.ddim_checkpoint_user_state(model, MemorySegment.NULL, 0, length));
+            Native.check(call.call(MemorySegment.NULL, 0, length));
             long size = length.get(ValueLayout.JAVA_LONG, 0);
             MemorySegment buffer = arena.allocate(size + 1);
-            Native.check(ddim_h.ddim_checkpoint_user_state(model, buffer, size + 1, length));
+            Native.check(call.call(buffer, size + 1, length));
             return buffer.getString(0);
         }
     }

@@ -52,7 +52,7 @@ final class DemoCommand implements Callable<Integer> {
         ModelOptions.ModelSpec architecture = new ModelOptions.ModelSpec(1, 32, new int[] {32, 64, 96}, 2, 32, ModelOptions.ScheduleName.cosine,
                 0.02, 0.95, ModelOptions.TargetName.noise);
         TrainCommand.RunSpec run = new TrainCommand.RunSpec("fashion-mnist", architecture, 64, epochs, 0, 1e-3, 1e-4, 0.999,
-                TrainCommand.LossName.mae, 0, 0, 0.2, images, 1);
+                TrainCommand.LossName.mae, 0, 0, 0.2, images, 1, null, null);
         Dataset data = Datasets.fashionMnist(1, 32, images);
         Path model = new TrainingRun(out, stdout, spec.commandLine().getErr(), !noProgress, TrainingRun.DEFAULT_SAMPLE_EVERY)
                 .runFresh(architecture.toConfig(), runtime.device(), data, run.trainOptions(out, null));

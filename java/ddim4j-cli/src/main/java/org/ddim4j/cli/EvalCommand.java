@@ -69,7 +69,7 @@ final class EvalCommand implements Callable<Integer> {
              FeatureExtractor features = FeatureExtractor.open(extractorPath, ddim.device());
              SamplingProgress progress = sampling.progress("eval")) {
             ModelConfig config = ddim.config();
-            SampleOptions options = sampling.builder(count).listener(progress).build();
+            SampleOptions options = sampling.builder(count, ddim.config()).listener(progress).build();
             long start = System.nanoTime();
             Evaluation result = Evaluation.run(ddim, Datasets.open(data, config.channels(), config.imageSize(), Math.max(count, 1)),
                     features, count, options, kidOptions);

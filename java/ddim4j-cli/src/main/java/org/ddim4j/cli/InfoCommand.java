@@ -39,6 +39,13 @@ final class InfoCommand implements Callable<Integer> {
             out.printf("schedule:    %s, signal %.4g..%.4g%n", config.schedule().kind().name().toLowerCase(java.util.Locale.ROOT),
                     config.schedule().minSignal(), config.schedule().maxSignal());
             out.printf("target:      %s%n", config.target().name().toLowerCase(java.util.Locale.ROOT));
+            if (config.isClassConditional()) {
+                java.util.List<String> names = new java.util.ArrayList<>();
+                for (int i = 0; i < config.classes(); i++) {
+                    names.add(i + " " + config.className(i));
+                }
+                out.printf("classes:     %d (%s)%n", config.classes(), String.join(", ", names));
+            }
             out.printf("parameters:  %,d%n", ddim.parameterCount());
             out.printf("ema weights: %s%n", ddim.hasEma() ? "yes" : "no");
             out.printf("normaliser:  mean %s, std %s%n", Arrays.toString(normalizer[0]), Arrays.toString(normalizer[1]));

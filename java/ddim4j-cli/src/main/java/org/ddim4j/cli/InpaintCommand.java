@@ -50,7 +50,7 @@ final class InpaintCommand implements Callable<Integer> {
         try (Ddim ddim = Ddim.open(sampling.model, runtime.device()); SamplingProgress progress = sampling.progress("inpaint")) {
             ImageBatch original = InputImages.read(image.toString(), ddim.config(), 1);
             ImageBatch maskImage = InputImages.readMask(mask, ddim.config());
-            ImageBatch filled = ddim.inpaint(original.repeat(count), maskImage, sampling.builder(count).listener(progress).build());
+            ImageBatch filled = ddim.inpaint(original.repeat(count), maskImage, sampling.builder(count, ddim.config()).listener(progress).build());
             progress.close();
             ImageBatch.concat(original, filled).writeGrid(out, count + 1);
             stdout.printf("wrote the original and %d inpainted version(s) to %s%n", count, out.toAbsolutePath());

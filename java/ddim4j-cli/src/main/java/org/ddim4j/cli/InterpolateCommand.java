@@ -60,7 +60,7 @@ final class InterpolateCommand implements Callable<Integer> {
         try (Ddim ddim = Ddim.open(sampling.model, runtime.device()); SamplingProgress progress = sampling.progress("interpolate")) {
             Noise start = ends != null ? ends.image(0) : ddim.noise(sampling.seed, from, 1);
             Noise end = ends != null ? ends.image(1) : ddim.noise(sampling.seed, to, 1);
-            ImageBatch strip = ddim.interpolate(start, end, frames, sampling.builder(frames).listener(progress).build());
+            ImageBatch strip = ddim.interpolate(start, end, frames, sampling.builder(frames, ddim.config()).listener(progress).build());
             progress.close();
             strip.writeGrid(out, frames);
             stdout.printf("wrote %d interpolated image(s) to %s%n", frames, out.toAbsolutePath());

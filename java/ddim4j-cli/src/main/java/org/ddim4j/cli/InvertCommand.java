@@ -54,12 +54,12 @@ final class InvertCommand implements Callable<Integer> {
             ImageBatch originals = InputImages.read(images, ddim.config(), limit);
             Noise noise;
             try (SamplingProgress progress = sampling.progress("invert")) {
-                noise = ddim.invert(originals, sampling.builder(1).listener(progress).build());
+                noise = ddim.invert(originals, sampling.builder(1, ddim.config()).listener(progress).build());
             }
             noise.write(noiseOut);
             ImageBatch reconstructed;
             try (SamplingProgress progress = sampling.progress("regenerate")) {
-                SampleOptions regenerate = sampling.builder(1).noise(noise).listener(progress).build();
+                SampleOptions regenerate = sampling.builder(1, ddim.config()).noise(noise).listener(progress).build();
                 reconstructed = ddim.sample(regenerate);
             }
             ImageBatch.concat(originals, reconstructed).writeGrid(out, originals.count());

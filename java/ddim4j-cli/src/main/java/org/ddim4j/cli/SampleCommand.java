@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import org.ddim4j.Ddim;
 import org.ddim4j.ImageBatch;
 import org.ddim4j.ImageSink;
+import org.ddim4j.ModelConfig;
 import org.ddim4j.Noise;
 import org.ddim4j.SampleOptions;
 
@@ -65,11 +66,22 @@ final class SampleCommand implements Callable<Integer> {
         if (columns != null && columns < 1) {
             throw new IllegalArgumentException("--columns must be >= 1, got " + columns);
         }
+        if (sampling.allClasses() && (count != null || noiseIn != null)) {
+            throw new IllegalArgumentException("--class all draws --columns images per class (default " + COLUMNS_PER_CLASS
+                    + "): drop --count and --noise-in");
+        }
         Noise noise = noiseIn == null ? null : Noise.read(noiseIn);
         int images = count != null ? count : noise != null ? noise.count() : SampleOptions.DEFAULT_COUNT;
         PrintWriter stdout = spec.commandLine().getOut();
         try (Ddim ddim = Ddim.open(sampling.model, runtime.device()); SamplingProgress progress = sampling.progress("sample")) {
-            SampleOptions options = sampling.builder(images).firstIndex(firstIndex).noise(noise).count(images).listener(progress).build();
+            SampleOptions.Builder builder;
+            if (sampling.allClasses()) {
+                builder = oneRowPerClass(ddim.config());
+                images = builder.build().count();
+            } else {
+                builder = sampling.builder(images, ddim.config()).noise(noise).count(images);
+            }
+            SampleOptions options = builder.firstIndex(firstIndex).listener(progress).build();
             long start = System.nanoTime();
             List<Noise> noises = new ArrayList<>();
             ImageBatch grid = null;
@@ -89,19 +101,44 @@ final class SampleCommand implements Callable<Integer> {
             double seconds = (System.nanoTime() - start) / 1e9;
             Path gridFile = out != null ? out : each == null ? Path.of("samples.png") : null;
             if (grid != null) {
-                int gridColumns = columns != null ? columns : (int) Math.ceil(Math.sqrt(images));
+                int gridColumns = columns != null ? columns
+                        : sampling.allClasses() ? COLUMNS_PER_CLASS : (int) Math.ceil(Math.sqrt(images));
                 grid.writeGrid(gridFile, gridColumns);
             }
             if (noiseOut != null) {
                 Noise.concat(noises).write(noiseOut);
             }
-            stdout.printf("wrote %d image(s) (%s, %d steps, seed %d, %.1f s on %s) to %s%n", images, options.sampler(),
-                    options.steps(), options.seed(), seconds, ddim.device(),
+            stdout.printf("wrote %d image(s) (%s, %d steps, seed %d%s, %.1f s on %s) to %s%n", images, options.sampler(),
+                    options.steps(), options.seed(), describeClasses(ddim.config(), options), seconds, ddim.device(),
                     gridFile != null ? gridFile.toAbsolutePath() : each.toAbsolutePath());
             if (noiseOut != null) {
                 stdout.printf("wrote their starting noise to %s%n", noiseOut.toAbsolutePath());
             }
         }
         return 0;
+    }
+
+    /** Images per class with --class all when --columns is not given. */
+    static final int COLUMNS_PER_CLASS = 8;
+
+    /** --class all: --columns images of each class, class by class, so that each grid row is one class. */
+    private SampleOptions.Builder oneRowPerClass(ModelConfig config) {
+        if (!config.isClassConditional()) {
+            throw new IllegalArgumentException("--class all needs a class-conditional model; " + sampling.model + " is unconditional");
+        }
+        int perClass = columns != null ? columns : COLUMNS_PER_CLASS;
+        int[] classes = new int[config.classes() * perClass];
+        for (int i = 0; i < classes.length; i++) {
+            classes[i] = i / perClass;
+        }
+        return sampling.builder(classes.length).guidance(sampling.guidance).classes(classes);
+    }
+
+    private static String describeClasses(ModelConfig config, SampleOptions options) {
+        if (options.classes().isEmpty()) {
+            return "";
+        }
+        String which = options.classes().size() == 1 ? "class " + config.className(options.classes().get(0)) : "one row per class";
+        return ", " + which + ", guidance " + options.guidance();
     }
 }

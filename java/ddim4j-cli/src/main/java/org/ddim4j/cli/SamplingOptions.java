@@ -4,6 +4,7 @@ import java.nio.file.Path;
 
 import org.ddim4j.Network;
 import org.ddim4j.Precision;
+import org.ddim4j.ModelConfig;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.Sampler;
 
@@ -56,15 +57,47 @@ final class SamplingOptions {
     @Option(names = "--no-progress", description = "no progress output (on a terminal a bar, in a log a line every 5%%)")
     boolean noProgress;
 
+    @Option(names = "--class", paramLabel = "NAME",
+            description = "class-conditional models: draw this class, by name (sneaker, ankle-boot, or a unique beginning) or number; "
+                    + "`ddim info` lists them (default: no class)")
+    String className;
+
+    @Option(names = "--guidance", defaultValue = "1", paramLabel = "W",
+            description = "classifier-free guidance with --class: uncond + W x (cond - uncond); 1 plain conditional, 0 ignores "
+                    + "the class, 2..5 follow it more closely (default: ${DEFAULT-VALUE})")
+    double guidance;
+
     /** The options with the given image count; the listener draws the progress bar. */
     SampleOptions.Builder builder(int count) {
         return SampleOptions.builder().count(count).steps(steps).seed(seed).sampler(sampler).eta(eta).useEma(!noEma)
                 .batchSize(batchSize).microBatch(microBatch).precision(precision).network(network);
     }
 
+    /** The options with the given image count for a model of {@code config}: also its --class and --guidance. */
+    SampleOptions.Builder builder(int count, ModelConfig config) {
+        SampleOptions.Builder builder = builder(count).guidance(guidance);
+        if (className != null) {
+            if (className.equalsIgnoreCase(ALL_CLASSES)) {
+                throw new IllegalArgumentException("--class all draws one row per class with `ddim sample`; name one class here");
+            }
+            builder.classes(config.classIndex(className));
+        }
+        return builder;
+    }
+
+    /** --class all: one grid row per class. */
+    static final String ALL_CLASSES = "all";
+
+    boolean allClasses() {
+        return className != null && className.equalsIgnoreCase(ALL_CLASSES);
+    }
+
     /** Rejects bad values (steps < 1, eta < 0, ...) before any model is opened. */
     void validate() {
-        builder(1).build();
+        builder(1).guidance(guidance).build();
+        if (guidance != 1 && className == null) {
+            throw new IllegalArgumentException("--guidance needs --class: it weighs the class against no class");
+        }
     }
 
     /** Progress of `task` on the command's stderr (a bar, plain lines in a log, nothing with --no-progress); close it when done. */

@@ -44,10 +44,15 @@ final class TrainCommand implements Callable<Integer> {
     /** What run.json stores, so that --resume needs nothing but --out. */
     record RunSpec(String data, ModelOptions.ModelSpec model, int batchSize, int epochs, long steps, double learningRate,
             double weightDecay, double emaDecay, LossName loss, long seed, long checkpointEvery, double validationSplit, Integer limit,
-            Integer accumulate) {
+            Integer accumulate, Boolean classConditional, Double labelDropout) {
         RunSpec withLength(int newEpochs, long newSteps) {
             return new RunSpec(data, model, batchSize, newEpochs, newSteps, learningRate, weightDecay, emaDecay, loss, seed,
-                    checkpointEvery, validationSplit, limit, accumulate);
+                    checkpointEvery, validationSplit, limit, accumulate, classConditional, labelDropout);
+        }
+
+        /** Whether the run trains a class-conditional model (absent from runs before --class-conditional: no). */
+        boolean conditional() {
+            return classConditional != null && classConditional;
         }
 
         TrainOptions trainOptions(Path runDir, Distributed distributed) {
@@ -55,9 +60,12 @@ final class TrainCommand implements Callable<Integer> {
                     .weightDecay(weightDecay).emaDecay(emaDecay).loss(loss == LossName.mae ? Loss.MAE : Loss.MSE).seed(seed)
                     .checkpointDir(runDir).checkpointEvery(checkpointEvery).validationSplit(validationSplit)
                     .accumulate(accumulate == null ? 1 : accumulate) // absent from runs before --accumulate
+                    .labelDropout(labelDropout == null ? DEFAULT_LABEL_DROPOUT : labelDropout)
                     .distributed(distributed).build();
         }
     }
+
+    static final double DEFAULT_LABEL_DROPOUT = 0.1;
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -104,6 +112,16 @@ final class TrainCommand implements Callable<Integer> {
             description = "split each batch into K micro-batches whose gradients add up before one optimizer step (less memory;"
                     + " the same step as K ranks would take) (default: ${DEFAULT-VALUE})")
     int accumulate;
+
+    @Option(names = "--class-conditional",
+            description = "train a class-conditional model (classifier-free guidance) on labelled data: Fashion-MNIST's or an IDX "
+                    + "file's labels, or a folder's first-level subfolders; the class names go into the model file")
+    boolean classConditional;
+
+    @Option(names = "--label-dropout", defaultValue = "" + DEFAULT_LABEL_DROPOUT, paramLabel = "P",
+            description = "with --class-conditional: the probability that an image trains without its class, so that one "
+                    + "network also learns the unconditional prediction guidance needs (default: ${DEFAULT-VALUE})")
+    double labelDropout;
 
     @Option(names = "--nproc", paramLabel = "N",
             description = "train with N processes on this machine (data parallel, as torchrun --nproc-per-node N); across"
@@ -177,16 +195,26 @@ final class TrainCommand implements Callable<Integer> {
             }
             run = new RunSpec(data, architecture, batchSize, length.epochs != null ? length.epochs : 1,
                     length.steps != null ? length.steps : 0, learningRate, weightDecay, ema, loss, seed, checkpointEvery,
-                    validationSplit, limit, accumulate);
+                    validationSplit, limit, accumulate, classConditional ? Boolean.TRUE : null, classConditional ? labelDropout : null);
         }
         ModelConfig config = run.model().toConfig();
         TrainOptions options = run.trainOptions(out, distributed);
+        Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
+                run.limit() != null ? run.limit() : Integer.MAX_VALUE);
+        if (run.conditional()) {
+            if (!dataset.hasLabels()) {
+                throw new IllegalArgumentException("--class-conditional needs labelled data, and " + run.data() + " has no labels: use "
+                        + "fashion-mnist, IDX images with a *-labels-idx1-ubyte file beside them, or a folder with one subfolder per class");
+            }
+            config = config.toBuilder().classNames(dataset.classNames()).build();
+            if (writer && !resume) {
+                spec.commandLine().getOut().printf("classes from the data: %d (%s)%n", config.classes(), String.join(", ", config.classNames()));
+            }
+        }
         if (writer) {
             Files.createDirectories(out);
             AtomicFiles.writeString(runFile, JSON.writeValueAsString(run));
         }
-        Dataset dataset = Datasets.open(run.data(), config.channels(), config.imageSize(),
-                run.limit() != null ? run.limit() : Integer.MAX_VALUE);
         Device device = runtime.device();
         if (distributed != null && device.isCuda() && Device.cudaDeviceCount() > distributed.localRank()) {
             device = Device.cuda(distributed.localRank()); // one GPU per rank on a machine, as torchrun's LOCAL_RANK

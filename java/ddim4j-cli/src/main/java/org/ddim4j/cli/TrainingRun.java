@@ -53,6 +53,18 @@ final class TrainingRun {
     private static final int LOSSES_LOSS_COLUMN = 1;
     private static final SampleOptions PREVIEW = SampleOptions.builder().count(16).steps(20).seed(1234).build();
 
+    /** The epoch grid: 16 samples, or for a class-conditional model a row of 4 per class (the first 16 classes). */
+    private static SampleOptions preview(ModelConfig config) {
+        if (!config.isClassConditional()) {
+            return PREVIEW;
+        }
+        int[] classes = new int[Math.min(config.classes(), 16) * 4];
+        for (int i = 0; i < classes.length; i++) {
+            classes[i] = i / 4;
+        }
+        return PREVIEW.toBuilder().classes(classes).build();
+    }
+
     /** The default of --sample-every: small data has epochs of a step or two, and a grid costs 20 network passes. */
     static final int DEFAULT_SAMPLE_EVERY = 100;
 
@@ -306,7 +318,7 @@ final class TrainingRun {
                 String samples = "";
                 if (epoch.step() - lastGridStep >= sampleEvery || epoch.step() >= totalSteps) {
                     Path grid = runDir.resolve(String.format(Locale.ROOT, "samples/epoch-%03d.png", epoch.epoch() + 1));
-                    ddim.sample(PREVIEW).writeGrid(grid, 4);
+                    ddim.sample(preview(ddim.config())).writeGrid(grid, 4);
                     lastGridStep = epoch.step();
                     samples = "; samples: " + grid;
                     writeLossPlot(); // with the grid, so small data does not redraw it every step or two

@@ -52,7 +52,7 @@ final class VaryCommand implements Callable<Integer> {
         PrintWriter stdout = spec.commandLine().getOut();
         try (Ddim ddim = Ddim.open(sampling.model, runtime.device()); SamplingProgress progress = sampling.progress("vary")) {
             ImageBatch original = InputImages.read(image.toString(), ddim.config(), 1);
-            ImageBatch varied = ddim.vary(original.repeat(count), strength, sampling.builder(count).listener(progress).build());
+            ImageBatch varied = ddim.vary(original.repeat(count), strength, sampling.builder(count, ddim.config()).listener(progress).build());
             progress.close();
             ImageBatch.concat(original, varied).writeGrid(out, count + 1);
             stdout.printf("wrote the original and %d variation(s) at strength %.2f to %s%n", count, strength, out.toAbsolutePath());

@@ -11,25 +11,97 @@ import java.util.SplittableRandom;
  * Images decoded and resized once, as NCHW floats in [0, 1], held in memory (or in a memory-mapped
  * cache file for large sets, see {@link ImageCache}). A dataset may be a view of some of the images
  * of another ({@link #split}); views share the decoded pixels.
+ *
+ * <p>A labelled dataset also holds a class per image ({@link #labels(int[])}) and the classes' names
+ * ({@link #classNames()}): IDX images with their IDX label file (Fashion-MNIST's included), or a folder whose
+ * first-level subfolders name the classes. Class-conditional models train on them.
  */
 public final class Dataset {
     private final ImageCache.Store store;
     private final int[] indices;
     private final List<SkippedFile> skippedFiles;
     private final String description;
+    /** The class of each stored image (indexed like the store, not like this view), or null when unlabelled. */
+    private final int[] storeLabels;
+    private final List<String> classNames;
 
     /** A file left out of an image folder, and why (e.g. truncated, or over {@link ImageFolder#MAX_PIXELS}). */
     public record SkippedFile(Path file, String reason) {}
 
     Dataset(ImageCache.Store store, List<SkippedFile> skippedFiles, String description) {
-        this(store, identity(store.count()), skippedFiles, description);
+        this(store, identity(store.count()), skippedFiles, description, null, List.of());
     }
 
-    private Dataset(ImageCache.Store store, int[] indices, List<SkippedFile> skippedFiles, String description) {
+    private Dataset(ImageCache.Store store, int[] indices, List<SkippedFile> skippedFiles, String description, int[] storeLabels,
+            List<String> classNames) {
         this.store = store;
         this.indices = indices;
         this.skippedFiles = List.copyOf(skippedFiles);
         this.description = description;
+        this.storeLabels = storeLabels;
+        this.classNames = List.copyOf(classNames);
+    }
+
+    /**
+     * This dataset with a class per image: {@code labels[i]} is the class of image i (0 .. classNames.size() - 1).
+     * Only whole datasets (not views made by {@link #split} or {@link #head}) take labels.
+     */
+    public Dataset withLabels(int[] labels, List<String> classNames) {
+        Objects.requireNonNull(labels, "labels");
+        Objects.requireNonNull(classNames, "classNames");
+        if (indices.length != store.count()) {
+            throw new IllegalStateException("label the whole dataset, not a view of it");
+        }
+        if (labels.length != size()) {
+            throw new IllegalArgumentException(labels.length + " labels for " + size() + " images");
+        }
+        if (classNames.isEmpty()) {
+            throw new IllegalArgumentException("a labelled dataset needs at least one class");
+        }
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] < 0 || labels[i] >= classNames.size()) {
+                throw new IllegalArgumentException("label " + labels[i] + " of image " + i + " is not a class 0.." + (classNames.size() - 1));
+            }
+        }
+        return new Dataset(store, indices, skippedFiles, description, labels.clone(), classNames);
+    }
+
+    /** Whether every image has a class. */
+    public boolean hasLabels() {
+        return storeLabels != null;
+    }
+
+    /** The classes' names, in class order; empty when the dataset is unlabelled. */
+    public List<String> classNames() {
+        return classNames;
+    }
+
+    /** The classes of the images at {@code positions} (positions in this dataset). */
+    public int[] labels(int[] positions) {
+        if (storeLabels == null) {
+            throw new IllegalStateException(description + " has no labels");
+        }
+        int[] labels = new int[positions.length];
+        for (int k = 0; k < positions.length; k++) {
+            labels[k] = storeLabels[indices[positions[k]]];
+        }
+        return labels;
+    }
+
+    /** The classes of the images from position {@code from} (inclusive) to {@code to} (exclusive). */
+    public int[] labels(int from, int to) {
+        return labels(positions(from, to));
+    }
+
+    /** The images of class {@code label} only (a view; an unlabelled dataset is an error). */
+    public Dataset ofClass(int label) {
+        int[] all = labels(positions(0, size()));
+        int[] kept = java.util.stream.IntStream.range(0, all.length).filter(k -> all[k] == label).map(k -> indices[k]).toArray();
+        if (kept.length == 0) {
+            throw new IllegalArgumentException(description + " has no images of class " + label);
+        }
+        String name = label < classNames.size() ? classNames.get(label) : Integer.toString(label);
+        return new Dataset(store, kept, List.of(), description + " (class " + name + ")", storeLabels, classNames);
     }
 
     /** Wraps images already in memory: {@code pixels} holds count x channels x size x size floats in [0, 1]. */
@@ -101,12 +173,16 @@ public final class Dataset {
 
     /** The images from position {@code from} (inclusive) to {@code to} (exclusive), NCHW. */
     public float[] range(int from, int to) {
+        return batch(positions(from, to));
+    }
+
+    private int[] positions(int from, int to) {
         Objects.checkFromToIndex(from, to, size());
         int[] positions = new int[to - from];
         for (int k = 0; k < positions.length; k++) {
             positions[k] = from + k;
         }
-        return batch(positions);
+        return positions;
     }
 
     /** Per-channel mean and standard deviation over all pixels: {@code [0]} means, {@code [1]} stds (exact, in double). */
@@ -141,7 +217,8 @@ public final class Dataset {
         if (n < 1) {
             throw new IllegalArgumentException("n must be >= 1, got " + n);
         }
-        return n >= size() ? this : new Dataset(store, java.util.Arrays.copyOf(indices, n), skippedFiles, description + " (first " + n + ")");
+        return n >= size() ? this : new Dataset(store, java.util.Arrays.copyOf(indices, n), skippedFiles, description + " (first " + n + ")",
+                storeLabels, classNames);
     }
 
     /** A train/validation split: a seeded shuffle, then the last {@code validationFraction} of it validates. */
@@ -164,8 +241,8 @@ public final class Dataset {
                 validationIndices[k - training] = indices[order[k]];
             }
         }
-        return new Split(new Dataset(store, trainIndices, skippedFiles, description + " (train)"),
-                new Dataset(store, validationIndices, List.of(), description + " (validation)"));
+        return new Split(new Dataset(store, trainIndices, skippedFiles, description + " (train)", storeLabels, classNames),
+                new Dataset(store, validationIndices, List.of(), description + " (validation)", storeLabels, classNames));
     }
 
     /** A training and a validation dataset. */
@@ -195,6 +272,7 @@ public final class Dataset {
     @Override
     public String toString() {
         return description + ": " + size() + " images of " + channels() + "x" + imageSize() + "x" + imageSize()
+                + (hasLabels() ? " in " + classNames.size() + " classes" : "")
                 + (skipped() > 0 ? ", " + skipped() + " unreadable file(s) skipped" : "");
     }
 }

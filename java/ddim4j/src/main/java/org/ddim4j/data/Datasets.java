@@ -3,7 +3,11 @@ package org.ddim4j.data;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Opens a dataset from a command-line style name: a folder of images, one image file, an IDX file, or {@code fashion-mnist}. */
+/**
+ * Opens a dataset from a command-line style name: a folder of images, one image file, an IDX file, or {@code fashion-mnist}.
+ * Labels come along where the data has them: an IDX label file beside IDX images ({@code *-labels-idx1-ubyte[.gz]} beside
+ * {@code *-images-idx3-ubyte[.gz]}), Fashion-MNIST's with its class names, and a folder's first-level subfolders.
+ */
 public final class Datasets {
     /** Where Debian's dataset-fashion-mnist package installs the files. */
     public static final Path FASHION_MNIST_DIR = Path.of("/usr/share/datasets/fashion-mnist");
@@ -31,7 +35,8 @@ public final class Datasets {
                 throw new IllegalArgumentException(spec + " is not an image: expected a .png/.jpg file, a folder of them, an IDX"
                         + " image file or fashion-mnist");
             }
-            return IdxImages.load(path, channels, imageSize, limit);
+            Dataset images = IdxImages.load(path, channels, imageSize, limit);
+            return IdxLabels.besideImages(path).map(labels -> IdxLabels.label(images, labels, null)).orElse(images);
         }
         throw new IllegalArgumentException("no such dataset: " + spec + " (expected a folder of images, a .png/.jpg file, an IDX file, or fashion-mnist)");
     }
@@ -51,18 +56,28 @@ public final class Datasets {
         return new Shape(3, 0);
     }
 
-    /** Fashion-MNIST's 60,000 training images from the Debian package's files. */
+    /** Fashion-MNIST's 60,000 training images from the Debian package's files, labelled with its 10 classes. */
     public static Dataset fashionMnist(int channels, int imageSize) {
         return fashionMnist(channels, imageSize, Integer.MAX_VALUE);
     }
 
     /** The first {@code limit} of Fashion-MNIST's training images. */
     public static Dataset fashionMnist(int channels, int imageSize, int limit) {
-        Path images = FASHION_MNIST_DIR.resolve("train-images-idx3-ubyte.gz");
-        if (!Files.isRegularFile(images)) {
+        return fashionMnist("train", channels, imageSize, limit);
+    }
+
+    /** The first {@code limit} of Fashion-MNIST's 10,000 test images, labelled (for evaluation, never for training). */
+    public static Dataset fashionMnistTest(int channels, int imageSize, int limit) {
+        return fashionMnist("t10k", channels, imageSize, limit);
+    }
+
+    private static Dataset fashionMnist(String part, int channels, int imageSize, int limit) {
+        Path images = FASHION_MNIST_DIR.resolve(part + "-images-idx3-ubyte.gz");
+        Path labels = FASHION_MNIST_DIR.resolve(part + "-labels-idx1-ubyte.gz");
+        if (!Files.isRegularFile(images) || !Files.isRegularFile(labels)) {
             throw new IllegalArgumentException("Fashion-MNIST not found at " + images
                     + ": install Debian's dataset-fashion-mnist package (apt-get install dataset-fashion-mnist; scripts/setup.sh does)");
         }
-        return IdxImages.load(images, channels, imageSize, limit);
+        return IdxLabels.label(IdxImages.load(images, channels, imageSize, limit), labels, IdxLabels.FASHION_MNIST_CLASSES);
     }
 }

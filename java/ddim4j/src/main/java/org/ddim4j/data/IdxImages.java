@@ -88,7 +88,7 @@ public final class IdxImages {
         }
     }
 
-    private static InputStream gunzipIfNeeded(InputStream in) throws IOException {
+    static InputStream gunzipIfNeeded(InputStream in) throws IOException {
         in.mark(2);
         int first = in.read();
         int second = in.read();

@@ -27,7 +27,8 @@ import javax.imageio.stream.ImageInputStream;
  * {@link #MAX_PIXELS} pixels, refused from their header before any pixel is decoded, since a small
  * file may declare a huge image (raise the limit with {@code -Dddim4j.maxImagePixels=N}). One
  * warning (System.Logger {@code org.ddim4j.data.ImageFolder}) names every skipped file with its
- * reason, and {@link Dataset#skippedFiles()} lists them.
+ * reason, and {@link Dataset#skippedFiles()} lists them. When every image lies in a first-level subfolder, the
+ * subfolders name the classes ({@code flowers/rose/*.jpg}, {@code flowers/tulip/*.jpg}) and the dataset is labelled.
  */
 public final class ImageFolder {
     /** The largest image accepted by default, in pixels: 4096 x 4096 (64 MiB once decoded, per decoding thread). */
@@ -77,13 +78,35 @@ public final class ImageFolder {
                     + describe(directory, skipped.subList(0, Math.min(3, skipped.size()))));
         }
         ImageCache.Store store = ImageCache.allocate(files.size() - skipped.size(), channels, imageSize);
-        int next = 0;
-        for (float[] image : decoded) {
-            if (image != null) {
-                store.put(next++, image);
+        List<Path> kept = new ArrayList<>();
+        for (int i = 0; i < decoded.length; i++) {
+            if (decoded[i] != null) {
+                store.put(kept.size(), decoded[i]);
+                kept.add(files.get(i));
             }
         }
-        return new Dataset(store, skipped, directory.toString());
+        Dataset dataset = new Dataset(store, skipped, directory.toString());
+        return labelledBySubfolder(directory, kept).map(labels -> dataset.withLabels(labels.labels(), labels.classNames())).orElse(dataset);
+    }
+
+    private record Labels(int[] labels, List<String> classNames) {}
+
+    /**
+     * Classes from first-level subfolders, when every image lies in one ({@code pets/cat/1.jpg}: class "cat"); classes
+     * are the subfolders' names in sorted order. A folder with images of its own, or no subfolders, is unlabelled.
+     */
+    private static java.util.Optional<Labels> labelledBySubfolder(Path directory, List<Path> files) {
+        List<String> folders = new ArrayList<>();
+        for (Path file : files) {
+            Path relative = directory.relativize(file);
+            if (relative.getNameCount() < 2) {
+                return java.util.Optional.empty();
+            }
+            folders.add(relative.getName(0).toString());
+        }
+        List<String> classNames = folders.stream().distinct().sorted().toList();
+        int[] labels = folders.stream().mapToInt(name -> java.util.Collections.binarySearch(classNames, name)).toArray();
+        return java.util.Optional.of(new Labels(labels, classNames));
     }
 
     /** One JPEG or PNG file as a one-image dataset (centre-cropped and resized); an unusable file is an error. */

@@ -23,6 +23,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t embedding_dim;
  *     ddim_schedule schedule;
  *     int32_t target;
+ *     int32_t classes;
  * }
  * }
  */
@@ -42,7 +43,7 @@ public class ddim_config {
         MemoryLayout.paddingLayout(4),
         ddim_schedule.layout().withName("schedule"),
         ddim_h.C_INT.withName("target"),
-        MemoryLayout.paddingLayout(4)
+        ddim_h.C_INT.withName("classes")
     ).withName("ddim_config");
 
     /**
@@ -435,6 +436,50 @@ public class ddim_config {
      */
     public static void target(MemorySegment struct, int fieldValue) {
         struct.set(target$LAYOUT, target$OFFSET, fieldValue);
+    }
+
+    private static final OfInt classes$LAYOUT = (OfInt)$LAYOUT.select(groupElement("classes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int32_t classes
+     * }
+     */
+    public static final OfInt classes$layout() {
+        return classes$LAYOUT;
+    }
+
+    private static final long classes$OFFSET = $LAYOUT.byteOffset(groupElement("classes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int32_t classes
+     * }
+     */
+    public static final long classes$offset() {
+        return classes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int32_t classes
+     * }
+     */
+    public static int classes(MemorySegment struct) {
+        return struct.get(classes$LAYOUT, classes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int32_t classes
+     * }
+     */
+    public static void classes(MemorySegment struct, int fieldValue) {
+        struct.set(classes$LAYOUT, classes$OFFSET, fieldValue);
     }
 
     /**

@@ -86,6 +86,33 @@ public class ddim_h extends ddim_h$shared {
     public static int DDIM_MAX_JSON_DEPTH() {
         return DDIM_MAX_JSON_DEPTH;
     }
+    private static final int DDIM_MAX_CLASSES = (int)4096L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_CLASSES 4096
+     * }
+     */
+    public static int DDIM_MAX_CLASSES() {
+        return DDIM_MAX_CLASSES;
+    }
+    private static final int DDIM_MAX_CLASS_NAME_BYTES = (int)64L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_CLASS_NAME_BYTES 64
+     * }
+     */
+    public static int DDIM_MAX_CLASS_NAME_BYTES() {
+        return DDIM_MAX_CLASS_NAME_BYTES;
+    }
+    private static final int DDIM_MAX_GUIDANCE = (int)100L;
+    /**
+     * {@snippet lang=c :
+     * #define DDIM_MAX_GUIDANCE 100
+     * }
+     */
+    public static int DDIM_MAX_GUIDANCE() {
+        return DDIM_MAX_GUIDANCE;
+    }
     private static final int DDIM_MAX_WIDTHS = (int)8L;
     /**
      * {@snippet lang=c :
@@ -1588,6 +1615,130 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_model_set_class_names {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_model_set_class_names");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_set_class_names(ddim_model *model, const char *names)
+     * }
+     */
+    public static FunctionDescriptor ddim_model_set_class_names$descriptor() {
+        return ddim_model_set_class_names.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_set_class_names(ddim_model *model, const char *names)
+     * }
+     */
+    public static MethodHandle ddim_model_set_class_names$handle() {
+        return ddim_model_set_class_names.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_set_class_names(ddim_model *model, const char *names)
+     * }
+     */
+    public static MemorySegment ddim_model_set_class_names$address() {
+        return ddim_model_set_class_names.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_model_set_class_names(ddim_model *model, const char *names)
+     * }
+     */
+    public static int ddim_model_set_class_names(MemorySegment model, MemorySegment names) {
+        var mh$ = ddim_model_set_class_names.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_model_set_class_names", model, names);
+            }
+            return (int)mh$.invokeExact(model, names);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_model_class_names {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_model_class_names");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_class_names(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static FunctionDescriptor ddim_model_class_names$descriptor() {
+        return ddim_model_class_names.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_class_names(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static MethodHandle ddim_model_class_names$handle() {
+        return ddim_model_class_names.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_model_class_names(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static MemorySegment ddim_model_class_names$address() {
+        return ddim_model_class_names.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_model_class_names(ddim_model *model, char *buffer, int64_t capacity, int64_t *out_length)
+     * }
+     */
+    public static int ddim_model_class_names(MemorySegment model, MemorySegment buffer, long capacity, MemorySegment out_length) {
+        var mh$ = ddim_model_class_names.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_model_class_names", model, buffer, capacity, out_length);
+            }
+            return (int)mh$.invokeExact(model, buffer, capacity, out_length);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_model_parameter_count {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
@@ -2805,6 +2956,72 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_train_step_labeled {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_train_step_labeled");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, float *out_loss)
+     * }
+     */
+    public static FunctionDescriptor ddim_train_step_labeled$descriptor() {
+        return ddim_train_step_labeled.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, float *out_loss)
+     * }
+     */
+    public static MethodHandle ddim_train_step_labeled$handle() {
+        return ddim_train_step_labeled.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, float *out_loss)
+     * }
+     */
+    public static MemorySegment ddim_train_step_labeled$address() {
+        return ddim_train_step_labeled.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_train_step_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, float *out_loss)
+     * }
+     */
+    public static int ddim_train_step_labeled(MemorySegment model, MemorySegment pixels, long count, long pixel_count, MemorySegment labels, long label_count, MemorySegment out_loss) {
+        var mh$ = ddim_train_step_labeled.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_train_step_labeled", model, pixels, count, pixel_count, labels, label_count, out_loss);
+            }
+            return (int)mh$.invokeExact(model, pixels, count, pixel_count, labels, label_count, out_loss);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_distributed_params_init {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             ddim_h.C_POINTER
@@ -3229,6 +3446,75 @@ public class ddim_h extends ddim_h$shared {
                 traceDowncall("ddim_evaluate", model, pixels, count, pixel_count, seed, use_ema, out_noise_loss, out_image_loss);
             }
             return (int)mh$.invokeExact(model, pixels, count, pixel_count, seed, use_ema, out_noise_loss, out_image_loss);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_evaluate_labeled {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_POINTER,
+            ddim_h.C_LONG,
+            ddim_h.C_LONG,
+            ddim_h.C_INT,
+            ddim_h.C_POINTER,
+            ddim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_evaluate_labeled");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static FunctionDescriptor ddim_evaluate_labeled$descriptor() {
+        return ddim_evaluate_labeled.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static MethodHandle ddim_evaluate_labeled$handle() {
+        return ddim_evaluate_labeled.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static MemorySegment ddim_evaluate_labeled$address() {
+        return ddim_evaluate_labeled.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * ddim_status ddim_evaluate_labeled(ddim_model *model, const float *pixels, int64_t count, int64_t pixel_count, const int32_t *labels, int64_t label_count, uint64_t seed, int32_t use_ema, float *out_noise_loss, float *out_image_loss)
+     * }
+     */
+    public static int ddim_evaluate_labeled(MemorySegment model, MemorySegment pixels, long count, long pixel_count, MemorySegment labels, long label_count, long seed, int use_ema, MemorySegment out_noise_loss, MemorySegment out_image_loss) {
+        var mh$ = ddim_evaluate_labeled.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_evaluate_labeled", model, pixels, count, pixel_count, labels, label_count, seed, use_ema, out_noise_loss, out_image_loss);
+            }
+            return (int)mh$.invokeExact(model, pixels, count, pixel_count, labels, label_count, seed, use_ema, out_noise_loss, out_image_loss);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -33,6 +33,9 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     float *preview;
  *     int64_t preview_count;
  *     int32_t preview_every;
+ *     const int32_t *classes;
+ *     int64_t class_count;
+ *     double guidance;
  * }
  * }
  */
@@ -61,7 +64,10 @@ public class ddim_sample_params {
         ddim_h.C_POINTER.withName("preview"),
         ddim_h.C_LONG.withName("preview_count"),
         ddim_h.C_INT.withName("preview_every"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        ddim_h.C_POINTER.withName("classes"),
+        ddim_h.C_LONG.withName("class_count"),
+        ddim_h.C_DOUBLE.withName("guidance")
     ).withName("ddim_sample_params");
 
     /**
@@ -861,6 +867,138 @@ public class ddim_sample_params {
      */
     public static void preview_every(MemorySegment struct, int fieldValue) {
         struct.set(preview_every$LAYOUT, preview_every$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout classes$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("classes"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * const int32_t *classes
+     * }
+     */
+    public static final AddressLayout classes$layout() {
+        return classes$LAYOUT;
+    }
+
+    private static final long classes$OFFSET = $LAYOUT.byteOffset(groupElement("classes"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * const int32_t *classes
+     * }
+     */
+    public static final long classes$offset() {
+        return classes$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * const int32_t *classes
+     * }
+     */
+    public static MemorySegment classes(MemorySegment struct) {
+        return struct.get(classes$LAYOUT, classes$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * const int32_t *classes
+     * }
+     */
+    public static void classes(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(classes$LAYOUT, classes$OFFSET, fieldValue);
+    }
+
+    private static final OfLong class_count$LAYOUT = (OfLong)$LAYOUT.select(groupElement("class_count"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * int64_t class_count
+     * }
+     */
+    public static final OfLong class_count$layout() {
+        return class_count$LAYOUT;
+    }
+
+    private static final long class_count$OFFSET = $LAYOUT.byteOffset(groupElement("class_count"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * int64_t class_count
+     * }
+     */
+    public static final long class_count$offset() {
+        return class_count$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * int64_t class_count
+     * }
+     */
+    public static long class_count(MemorySegment struct) {
+        return struct.get(class_count$LAYOUT, class_count$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * int64_t class_count
+     * }
+     */
+    public static void class_count(MemorySegment struct, long fieldValue) {
+        struct.set(class_count$LAYOUT, class_count$OFFSET, fieldValue);
+    }
+
+    private static final OfDouble guidance$LAYOUT = (OfDouble)$LAYOUT.select(groupElement("guidance"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * double guidance
+     * }
+     */
+    public static final OfDouble guidance$layout() {
+        return guidance$LAYOUT;
+    }
+
+    private static final long guidance$OFFSET = $LAYOUT.byteOffset(groupElement("guidance"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * double guidance
+     * }
+     */
+    public static final long guidance$offset() {
+        return guidance$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * double guidance
+     * }
+     */
+    public static double guidance(MemorySegment struct) {
+        return struct.get(guidance$LAYOUT, guidance$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * double guidance
+     * }
+     */
+    public static void guidance(MemorySegment struct, double fieldValue) {
+        struct.set(guidance$LAYOUT, guidance$OFFSET, fieldValue);
     }
 
     /**

@@ -21,6 +21,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     int32_t loss;
  *     uint64_t seed;
  *     int32_t accumulate;
+ *     double label_dropout;
  * }
  * }
  */
@@ -38,7 +39,8 @@ public class ddim_train_params {
         MemoryLayout.paddingLayout(4),
         ddim_h.C_LONG.withName("seed"),
         ddim_h.C_INT.withName("accumulate"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        ddim_h.C_DOUBLE.withName("label_dropout")
     ).withName("ddim_train_params");
 
     /**
@@ -310,6 +312,50 @@ public class ddim_train_params {
      */
     public static void accumulate(MemorySegment struct, int fieldValue) {
         struct.set(accumulate$LAYOUT, accumulate$OFFSET, fieldValue);
+    }
+
+    private static final OfDouble label_dropout$LAYOUT = (OfDouble)$LAYOUT.select(groupElement("label_dropout"));
+
+    /**
+     * Layout for field:
+     * {@snippet lang=c :
+     * double label_dropout
+     * }
+     */
+    public static final OfDouble label_dropout$layout() {
+        return label_dropout$LAYOUT;
+    }
+
+    private static final long label_dropout$OFFSET = $LAYOUT.byteOffset(groupElement("label_dropout"));
+
+    /**
+     * Offset for field:
+     * {@snippet lang=c :
+     * double label_dropout
+     * }
+     */
+    public static final long label_dropout$offset() {
+        return label_dropout$OFFSET;
+    }
+
+    /**
+     * Getter for field:
+     * {@snippet lang=c :
+     * double label_dropout
+     * }
+     */
+    public static double label_dropout(MemorySegment struct) {
+        return struct.get(label_dropout$LAYOUT, label_dropout$OFFSET);
+    }
+
+    /**
+     * Setter for field:
+     * {@snippet lang=c :
+     * double label_dropout
+     * }
+     */
+    public static void label_dropout(MemorySegment struct, double fieldValue) {
+        struct.set(label_dropout$LAYOUT, label_dropout$OFFSET, fieldValue);
     }
 
     /**
