@@ -102,4 +102,11 @@ w(f"scripts/ddim train --data fashion-mnist --channels 1 --image-size 32 --loss 
 w(f"scripts/ddim eval --model experiments/runs/mae-noise-cosine/model.safetensors "
   f"--data /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --count {count} --steps {sample_steps}")
 w("```")
+# scripts/class-guidance.sh's section, kept when the table above is regenerated.
+class_guidance = os.path.join(os.path.dirname(os.path.abspath(__file__)), "class-guidance.md")
+if os.path.exists(class_guidance):
+    w("<!-- class-guidance: scripts/class-guidance.sh writes the rest of this file -->")
+    w("")
+    with open(class_guidance) as f:
+        w(f.read().rstrip("\n"))
 print("\n".join(out))

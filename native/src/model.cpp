@@ -115,8 +115,8 @@ torch::Tensor forward_in_micro_batches(const NetworkFn& network, const torch::Te
     const int64_t n = std::min(micro_batch, count - first);
     auto slice = pad(x.slice(0, first, first + n), n);
     auto slice_variances = pad(variances.slice(0, first, first + n), n);
-    const auto labels = conditioning.labels.defined() ? pad(conditioning.labels.slice(0, first, first + n), n)
-                                                      : torch::Tensor();
+    const auto given = conditioning.unguided_labels();  // the labels themselves whenever guided
+    const auto labels = given.defined() ? pad(given.slice(0, first, first + n), n) : torch::Tensor();
     outputs.push_back(conditioning.guided() ? guide(network, slice, slice_variances, labels, conditioning).slice(0, 0, n)
                                             : network(slice, slice_variances, labels).slice(0, 0, n));
   }
@@ -156,7 +156,7 @@ Prediction Model::predict(const NetworkFn& network, const torch::Tensor& noisy, 
     output = forward_in_micro_batches(network, noisy, variances, conditioning, micro_batch);
   } else {
     output = conditioning.guided() ? guide(network, noisy, variances, conditioning.labels, conditioning)
-                                   : network(noisy, variances, conditioning.labels);
+                                   : network(noisy, variances, conditioning.unguided_labels());
   }
   if (config_.target == Target::Noise) return {output, (noisy - noise_rates * output) / signal_rates};
   return {(noisy - signal_rates * output) / noise_rates, output};

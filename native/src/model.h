@@ -31,9 +31,11 @@ struct Conditioning {
   torch::Tensor labels;   // [B] int64 on the model's device, each 0 .. no_class; undefined: no class
   double guidance = 1;    // classifier-free guidance weight: 1 plain conditional, 0 unconditional
   int64_t no_class = 0;   // the "no class" label: the model's class count
-  // Whether predict() evaluates both halves: only with labels and a weight other than 1 (at 1 the
-  // unconditional half would be multiplied by zero, so it is skipped).
-  bool guided() const { return labels.defined() && guidance != 1; }
+  // Whether predict() evaluates both halves: only with labels and a weight other than 0 and 1 (at 1
+  // the unconditional half is multiplied by zero, at 0 the conditional one, so it is skipped).
+  bool guided() const { return labels.defined() && guidance != 1 && guidance != 0; }
+  // The labels the network sees without guidance: none ("no class") at weight 0.
+  torch::Tensor unguided_labels() const { return guidance == 0 ? torch::Tensor() : labels; }
 };
 
 // `network` as a NetworkFn: inputs converted to its dtype (bfloat16 for a reduced-precision copy),

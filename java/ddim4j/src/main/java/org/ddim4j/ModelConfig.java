@@ -27,8 +27,8 @@ import org.ddim4j.ffi.ddim_h;
  * core's own validation and throws {@link IllegalArgumentException} naming the bad field.
  *
  * <p>A class-conditional model ({@link Builder#classes(int)} > 0, or {@link Builder#classNames(List)}) also takes a
- * class per image, when training and when sampling ({@link SampleOptions#classes(int...)}, with classifier-free
- * {@link SampleOptions#guidance(double) guidance}); its class names travel in its model file.
+ * class per image, when training and when sampling ({@link SampleOptions.Builder#classes(int...)}, with classifier-free
+ * {@link SampleOptions.Builder#guidance(double) guidance}); its class names travel in its model file.
  */
 public final class ModelConfig {
     private final int channels;
