@@ -20,7 +20,7 @@ w(f"Model `{r['class_model']}` against the unconditional `{r['unconditional_mode
   "seed 2026). The prediction is uncond + w (cond - uncond): w = 0 ignores the class, w = 1 is the plain conditional model.")
 w("")
 w(f"**Which class is it?** A softmax-regression head on the shipped KID feature extractor's 128 features "
-  f"(`models/fashion-mnist-features.pt`), trained on Fashion-MNIST's {head['train_images']:,} training images: "
+  f"(`models/fashion-mnist-features.pt`), trained on the first {head['train_images']:,} of Fashion-MNIST's training images: "
   f"**{100 * head['test_accuracy']:.2f}% accuracy on the {head['test_images']:,} test images** "
   f"({100 * head['train_accuracy']:.2f}% on the training images). A sample counts as in its class when the head says so.")
 w("")
@@ -47,7 +47,8 @@ w("|---|" + "---:|" * (len(rows) + 1))
 for c, name in enumerate(names):
     cells = [f"{100 * row['in_requested_class_per_class'][c]:.0f}% / {row['kid_per_class'][c]:.3f}" for row in rows]
     kid = unc["kid_per_predicted_class"][c]
-    cells.append(("-" if kid != kid else f"{kid:.3f}") + f" ({unc['predicted_class_counts'][c]})")
+    known = isinstance(kid, (int, float)) and kid == kid  # Jackson writes NaN (too few samples) as "NaN"
+    cells.append((f"{kid:.3f}" if known else "-") + f" ({unc['predicted_class_counts'][c]})")
     w(f"| {c} {name} | " + " | ".join(cells) + " |")
 w("")
 w("![one row per class, guidance 3](../models/fashion-mnist-32-classes-samples.png)")

@@ -13,6 +13,7 @@ import org.ddim4j.FeatureExtractor;
 import org.ddim4j.Kid;
 import org.ddim4j.ModelConfig;
 import org.ddim4j.SampleOptions;
+import org.ddim4j.data.Dataset;
 import org.ddim4j.data.Datasets;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -26,7 +27,8 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Judge a model as the reference does: KID and the validation losses.",
-                "KID between real images and --count generated ones, and noise_loss and image_loss on the real images."})
+                "KID between real images and --count generated ones, and noise_loss and image_loss on the real images.",
+                "With --class (class-conditional models), that class's samples against that class's real images."})
 final class EvalCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
@@ -71,8 +73,7 @@ final class EvalCommand implements Callable<Integer> {
             ModelConfig config = ddim.config();
             SampleOptions options = sampling.builder(count, ddim.config()).listener(progress).build();
             long start = System.nanoTime();
-            Evaluation result = Evaluation.run(ddim, Datasets.open(data, config.channels(), config.imageSize(), Math.max(count, 1)),
-                    features, count, options, kidOptions);
+            Evaluation result = Evaluation.run(ddim, realImages(config, options), features, count, options, kidOptions);
             progress.close();
             double seconds = (System.nanoTime() - start) / 1e9;
             Kid.Result kid = result.kid();
@@ -102,5 +103,17 @@ final class EvalCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The real images to compare with: the first --count of --data, or with --class, the first --count of that class. */
+    private Dataset realImages(ModelConfig config, SampleOptions options) {
+        if (options.classes().isEmpty()) {
+            return Datasets.open(data, config.channels(), config.imageSize(), Math.max(count, 1));
+        }
+        Dataset all = Datasets.open(data, config.channels(), config.imageSize());
+        if (!all.hasLabels()) {
+            throw new IllegalArgumentException("--class compares with the class's real images, and " + data + " has no labels");
+        }
+        return all.ofClass(options.classes().get(0)).head(Math.max(count, 1));
     }
 }
