@@ -40,12 +40,20 @@ w(f"Best guidance by class accuracy: **w = {best['guidance']:g}**, {100 * best['
   f"requested class (target: at least 90%), mean per-class KID {best['kid_per_class_mean']:.4f} against the unconditional "
   f"model's {unc['kid_per_predicted_class_mean']:.4f}, KID over all classes {best['kid_all']:.4f} against {unc['kid_all']:.4f}.")
 w("")
+w(f"For scale: the head itself puts {100 * head['test_accuracy']:.1f}% of real test images in their class, so a sample "
+  "can hardly score much higher (its per-class accuracy on real images is the table's first column). The "
+  "unconditional model's per-class KID groups its samples by the head's prediction, which keeps only samples the head "
+  "finds typical of the class; the class model's KID per class takes every sample it was asked for.")
+w("")
 w("Per class (share in the requested class / KID against the class's test images):")
 w("")
-w("| class | " + " | ".join(f"w = {row['guidance']:g}" for row in rows) + " | unconditional KID (samples it drew of the class) |")
-w("|---|" + "---:|" * (len(rows) + 1))
+real = head.get("test_accuracy_per_class")
+w("| class | " + ("head on real test images | " if real else "") + " | ".join(f"w = {row['guidance']:g}" for row in rows)
+  + " | unconditional KID (samples it drew of the class) |")
+w("|---|" + "---:|" * (len(rows) + 1 + (1 if real else 0)))
 for c, name in enumerate(names):
-    cells = [f"{100 * row['in_requested_class_per_class'][c]:.0f}% / {row['kid_per_class'][c]:.3f}" for row in rows]
+    cells = ([f"{100 * real[c]:.0f}%"] if real else []) + [
+        f"{100 * row['in_requested_class_per_class'][c]:.0f}% / {row['kid_per_class'][c]:.3f}" for row in rows]
     kid = unc["kid_per_predicted_class"][c]
     known = isinstance(kid, (int, float)) and kid == kid  # Jackson writes NaN (too few samples) as "NaN"
     cells.append((f"{kid:.3f}" if known else "-") + f" ({unc['predicted_class_counts'][c]})")
