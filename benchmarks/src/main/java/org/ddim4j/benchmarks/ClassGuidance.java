@@ -99,11 +99,9 @@ public final class ClassGuidance {
                 report.put("class_names", ddim.config().classNames());
                 for (double w : weights) {
                     start = System.nanoTime();
-                    int[] requested = new int[perClass * CLASSES];
-                    for (int i = 0; i < requested.length; i++) {
-                        requested[i] = i / perClass;
-                    }
-                    ImageBatch images = ddim.sample(SampleOptions.builder().steps(steps).seed(SEED).classes(requested).guidance(w).build());
+                    SampleOptions options = SampleOptions.builder().steps(steps).seed(SEED).classRows(CLASSES, perClass).guidance(w).build();
+                    int[] requested = options.classes().stream().mapToInt(Integer::intValue).toArray();
+                    ImageBatch images = ddim.sample(options);
                     Features generated = extractor.features(images);
                     int[] predicted = head.predict(generated);
                     Map<String, Object> row = new LinkedHashMap<>();

@@ -289,11 +289,23 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
          */
         public Builder classes(int... classes) {
             java.util.Objects.requireNonNull(classes, "classes");
-            this.classes = java.util.Arrays.stream(classes).boxed().toList();
-            if (classes.length > 1) {
-                this.count = classes.length;
+            return classes(java.util.Arrays.stream(classes).boxed().toList());
+        }
+
+        /**
+         * {@code perClass} images of each of the classes 0 .. classes - 1, class by class (sets count to their
+         * product): a grid of {@code perClass} columns then shows one class per row.
+         */
+        public Builder classRows(int classes, int perClass) {
+            if (classes < 1 || perClass < 1) {
+                throw new IllegalArgumentException("classRows needs classes >= 1 and perClass >= 1, got " + classes + " and " + perClass);
             }
-            return this;
+            int[] rows = new int[Math.multiplyExact(classes, perClass)];
+            for (int i = 0; i < rows.length; i++) {
+                rows[i] = i / perClass;
+            }
+            this.count = rows.length;
+            return classes(rows);
         }
 
         /** As {@link #classes(int...)}; an empty list means no class. */

@@ -108,6 +108,11 @@ class ClassConditionalTest {
         float[] sneakers = ddim.sample(all.toBuilder().classes(1).count(5).build()).pixels();
         assertFalse(Arrays.equals(pixels, sneakers));
         assertArrayEquals(sneakers, ddim.sample(all.toBuilder().classes(1, 1, 1, 1, 1).build()).pixels(), "one class means all");
+        SampleOptions rows = SampleOptions.builder().classRows(3, 2).build();
+        assertEquals(List.of(0, 0, 1, 1, 2, 2), rows.classes());
+        assertEquals(6, rows.count());
+        assertEquals(1, SampleOptions.builder().classRows(1, 1).build().count());
+        assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().classRows(0, 2));
     }
 
     @Test

@@ -127,11 +127,7 @@ final class SampleCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--class all needs a class-conditional model; " + sampling.model + " is unconditional");
         }
         int perClass = columns != null ? columns : COLUMNS_PER_CLASS;
-        int[] classes = new int[config.classes() * perClass];
-        for (int i = 0; i < classes.length; i++) {
-            classes[i] = i / perClass;
-        }
-        return sampling.builder(classes.length).guidance(sampling.guidance).classes(classes);
+        return sampling.builder(1).guidance(sampling.guidance).classRows(config.classes(), perClass);
     }
 
     private static String describeClasses(ModelConfig config, SampleOptions options) {

@@ -58,11 +58,7 @@ final class TrainingRun {
         if (!config.isClassConditional()) {
             return PREVIEW;
         }
-        int[] classes = new int[Math.min(config.classes(), 16) * 4];
-        for (int i = 0; i < classes.length; i++) {
-            classes[i] = i / 4;
-        }
-        return PREVIEW.toBuilder().classes(classes).build();
+        return PREVIEW.toBuilder().classRows(Math.min(config.classes(), 16), 4).build();
     }
 
     /** The default of --sample-every: small data has epochs of a step or two, and a grid costs 20 network passes. */
