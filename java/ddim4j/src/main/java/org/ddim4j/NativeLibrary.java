@@ -1,41 +1,35 @@
 package org.ddim4j;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.FileAlreadyExistsException;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFileAttributes;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
-import java.util.Objects;
-import java.util.Properties;
+import java.util.Optional;
 
 import org.ddim4j.ffi.ddim_h;
-
-import com.sun.security.auth.module.UnixSystem;
 
 /**
  * Loads libddim.so once per JVM, before any binding in {@code org.ddim4j.ffi} is touched (the
  * generated code resolves its symbols through the class loader's loaded libraries).
  *
- * <p>Where it looks, in order: the system property {@code ddim4j.library} or the environment variable
- * {@code DDIM4J_LIBRARY} (a path to libddim.so); the copy carried inside the ddim4j jar, extracted
- * once into {@code ${XDG_CACHE_HOME:-~/.cache}/ddim4j/<sha-256>/libddim.so} and reused by later runs
- * (or under {@code java.io.tmpdir/ddim4j-<user>} when the home cache is not writable); then
- * {@code java.library.path}. The libtorch that libddim links against is found by the system's
- * dynamic linker (Debian's libtorch-dev, or libddim's RUNPATH, or LD_LIBRARY_PATH).
- *
- * <p>The bundled library is built against Debian's libtorch (the version is in the jar, next to the
- * library, and in {@link Ddim#torchVersion()}); when that libtorch is missing, loading fails with a
- * {@link DdimException} that names it. Use your own build for another libtorch.
+ * <p>Where it looks, in order:
+ * <ol>
+ * <li>the system property {@code ddim4j.library} or the environment variable {@code DDIM4J_LIBRARY}: a
+ *     libddim.so of your own build, whose libtorch the dynamic linker finds (its RUNPATH, LD_LIBRARY_PATH);
+ * <li>the natives jar {@code org.ddim4j:ddim4j-natives:linux-x86_64} on the class path or module path
+ *     (a runtime dependency of this library): libddim.so with a private libtorch 1.13.1, oneDNN and
+ *     OpenMP, extracted once into {@code ${XDG_CACHE_HOME:-~/.cache}/ddim4j/<hash>/} (or
+ *     {@code java.io.tmpdir/ddim4j-<user>/} when that is not writable, or {@code -Dddim4j.cacheDir}) by
+ *     {@link NativesCache}. Its libraries carry ddim4j's own names and no process-wide symbols, so
+ *     another libtorch in the same JVM (DJL's, say) does not meet them;
+ * <li>the build directory of the source tree this jar was built in ({@code build/libddim.so}, on
+ *     Debian's libtorch: the developers' path, {@code scripts/setup.sh});
+ * <li>{@code java.library.path}.
+ * </ol>
+ * What was loaded from where is logged at DEBUG level.
  *
  * <p>Loading changes nothing process-wide on its own: it sets libtorch's intra-op thread count to
  * {@code ddim4j.threads} (default: all available processors, since libtorch may start with a single
@@ -47,11 +41,10 @@ import com.sun.security.auth.module.UnixSystem;
 final class NativeLibrary {
     static final String PROPERTY = "ddim4j.library";
     static final String ENVIRONMENT = "DDIM4J_LIBRARY";
+    /** Where the natives jar is extracted, instead of the user's cache or the temporary directory. */
+    static final String CACHE_DIR = "ddim4j.cacheDir";
     /** Bytes of freed CPU memory libddim keeps for reuse (default 1 GiB; 0: off). */
     static final String CPU_CACHE = "ddim4j.cpuCache";
-    private static final String RESOURCE = "native/linux-x86_64/libddim.so";
-    /** Written by CMake beside libddim.so: the libtorch version it was built against. */
-    private static final String BUILD_INFO = "native/linux-x86_64/libddim.properties";
 
     private static final System.Logger LOG = System.getLogger(NativeLibrary.class.getName());
 
@@ -91,7 +84,7 @@ final class NativeLibrary {
         }
     }
 
-    /** The libddim the user names with {@code -Dddim4j.library} or {@code DDIM4J_LIBRARY}, or null for the bundled one. */
+    /** The libddim the user names with {@code -Dddim4j.library} or {@code DDIM4J_LIBRARY}, or null. */
     private static String explicitLibrary() {
         String explicit = System.getProperty(PROPERTY, System.getenv(ENVIRONMENT));
         return explicit == null || explicit.isBlank() ? null : explicit;
@@ -104,49 +97,72 @@ final class NativeLibrary {
             if (!Files.isRegularFile(path)) {
                 throw new UnsatisfiedLinkError("libddim not found at " + path + " (from " + PROPERTY + " / " + ENVIRONMENT + ")");
             }
-            System.load(path.toString());
+            load(path, "-D" + PROPERTY + " / " + ENVIRONMENT);
             return;
         }
-        Path bundled = extractBundled();
-        if (bundled != null) {
-            System.load(bundled.toString());
+        Optional<NativesCache.Bundle> natives;
+        try {
+            natives = NativesCache.find();
+        } catch (UncheckedIOException e) {
+            throw new UnsatisfiedLinkError(e.getMessage());
+        }
+        if (natives.isPresent()) {
+            loadNatives(natives.get(), cacheRoots());
+            return;
+        }
+        Path built = buildDirectoryLibrary();
+        if (built != null) {
+            load(built, "the build directory");
             return;
         }
         System.loadLibrary("ddim");
+        LOG.log(System.Logger.Level.DEBUG, "loaded libddim from java.library.path");
     }
 
-    /** The jar's libddim.so in the cache directory (extracted when missing), or null if the jar has none. */
-    private static Path extractBundled() {
-        byte[] library;
-        try (InputStream in = NativeLibrary.class.getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                return null;
-            }
-            library = in.readAllBytes();
-        } catch (IOException e) {
-            throw new UnsatisfiedLinkError("cannot read the bundled libddim.so: " + e.getMessage());
-        }
-        return cachedCopy(library, cacheRoots());
-    }
-
-    /** The library's copy under the first of {@code roots} that works (see {@link #cachedCopy(byte[], Path)}). */
-    static Path cachedCopy(byte[] library, List<Path> roots) {
-        List<String> failures = new ArrayList<>();
-        for (Path root : roots) {
-            try {
-                return cachedCopy(library, root);
-            } catch (IOException | UncheckedIOException e) {
-                failures.add(root + " (" + e.getMessage() + ")");
-            }
-        }
-        throw new UnsatisfiedLinkError("cannot extract the bundled libddim.so into " + String.join(" or ", failures));
+    private static void load(Path library, String from) {
+        System.load(library.toString());
+        LOG.log(System.Logger.Level.DEBUG, "loaded " + library + " (from " + from + ")");
     }
 
     /**
-     * Where extracted libraries are cached, in order of preference: {@code $XDG_CACHE_HOME/ddim4j} (or
-     * {@code ~/.cache/ddim4j}), then {@code java.io.tmpdir/ddim4j-<user>} for when the home cache is not writable.
+     * Extracts the natives under the first root that works and loads libddim from there. A root that
+     * cannot be written, or whose file system forbids executing code (mounted noexec: the dynamic linker
+     * cannot map the libraries), gives way to the next.
+     */
+    static void loadNatives(NativesCache.Bundle natives, List<Path> roots) {
+        List<String> failures = new ArrayList<>();
+        for (Path root : roots) {
+            Path directory;
+            try {
+                directory = NativesCache.extract(natives, root);
+            } catch (IOException | UncheckedIOException e) {
+                failures.add(root + " (" + e.getMessage() + ")");
+                continue;
+            }
+            try {
+                load(directory.resolve(NativesCache.LIBRARY), natives.origin());
+                return;
+            } catch (UnsatisfiedLinkError e) {
+                if (!String.valueOf(e.getMessage()).contains("failed to map segment")) {
+                    throw e;
+                }
+                failures.add(root + " (its file system does not allow executing code: mounted noexec)");
+            }
+        }
+        throw new UnsatisfiedLinkError("cannot use the ddim4j natives from " + natives.origin() + ": " + String.join(" or ", failures)
+                + ". Set -D" + CACHE_DIR + "=DIR to a directory this user can write to, on a file system that allows executing"
+                + " code (not mounted noexec), or -D" + PROPERTY + "=/path/to/libddim.so");
+    }
+
+    /**
+     * Where the natives are extracted, in order of preference: {@code -Dddim4j.cacheDir} alone when set; else
+     * {@code $XDG_CACHE_HOME/ddim4j} (or {@code ~/.cache/ddim4j}), then {@code java.io.tmpdir/ddim4j-<user>}.
      */
     static List<Path> cacheRoots() {
+        String chosen = System.getProperty(CACHE_DIR);
+        if (chosen != null && !chosen.isBlank()) {
+            return List.of(Path.of(chosen).toAbsolutePath());
+        }
         String xdgCache = System.getenv("XDG_CACHE_HOME");
         Path userCache = xdgCache != null && Path.of(xdgCache).isAbsolute() ? Path.of(xdgCache)
                 : Path.of(System.getProperty("user.home"), ".cache");
@@ -155,72 +171,24 @@ final class NativeLibrary {
     }
 
     /**
-     * {@code root/<sha-256 of library>/libddim.so}, written atomically when missing or not matching its
-     * hash, so that every run of one build shares one copy and concurrent JVMs never see half a file.
+     * {@code build/libddim.so} of the ddim4j source tree this code was built in (its jar or classes lie a few
+     * directories below the tree's root, which holds include/ddim.h), or null.
      */
-    static Path cachedCopy(byte[] library, Path root) throws IOException {
-        createPrivateDirectory(root);
-        String hash = sha256(library);
-        Path directory = root.resolve(hash);
-        Path cached = directory.resolve("libddim.so");
-        if (Files.isRegularFile(cached) && hash.equals(sha256(Files.readAllBytes(cached)))) {
-            return cached;
-        }
-        Files.createDirectories(directory);
-        AtomicFiles.write(cached, temp -> Files.write(temp, library));
-        return cached;
-    }
-
-    /**
-     * Creates {@code directory} (and its parents) accessible to this user only, and refuses an existing one
-     * that another user owns or can write to: in a shared temporary directory no one else may swap the
-     * library this JVM loads.
-     */
-    private static void createPrivateDirectory(Path directory) throws IOException {
-        boolean posix = directory.getFileSystem().supportedFileAttributeViews().contains("posix");
-        if (!Files.isDirectory(directory)) {
-            Files.createDirectories(directory.getParent());
-            try {
-                if (posix) {
-                    Files.createDirectory(directory, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-                } else {
-                    Files.createDirectory(directory);
-                }
-            } catch (FileAlreadyExistsException e) {
-                // another JVM made it first: checked below like any existing directory
-            }
-        }
-        if (posix) {
-            PosixFileAttributes attributes = Files.readAttributes(directory, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-            long owner = ((Number) Files.getAttribute(directory, "unix:uid", LinkOption.NOFOLLOW_LINKS)).longValue();
-            if (!attributes.isDirectory() || owner != new UnixSystem().getUid()
-                    || attributes.permissions().contains(PosixFilePermission.GROUP_WRITE)
-                    || attributes.permissions().contains(PosixFilePermission.OTHERS_WRITE)) {
-                throw new IOException(directory + " is not a directory of this user's that only this user can write to");
-            }
-        }
-    }
-
-    private static String sha256(byte[] bytes) {
+    static Path buildDirectoryLibrary() {
+        Path start;
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("every Java platform provides SHA-256", e);
-        }
-    }
-
-    /** The libtorch version the bundled libddim.so was built against, or null when the jar carries no library. */
-    static String bundledTorchVersion() {
-        try (InputStream in = NativeLibrary.class.getResourceAsStream(BUILD_INFO)) {
-            if (in == null) {
-                return null;
-            }
-            Properties info = new Properties();
-            info.load(in);
-            return info.getProperty("torch.version");
-        } catch (IOException e) {
+            start = Path.of(NativeLibrary.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        } catch (URISyntaxException | RuntimeException e) {
             return null;
         }
+        Path directory = start.getParent();
+        for (int depth = 0; directory != null && depth < 5; depth++, directory = directory.getParent()) {
+            Path library = directory.resolve("build").resolve(NativesCache.LIBRARY);
+            if (Files.isRegularFile(library) && Files.isRegularFile(directory.resolve("include").resolve("ddim.h"))) {
+                return library;
+            }
+        }
+        return null;
     }
 
     static String explain(UnsatisfiedLinkError e) {
@@ -228,16 +196,20 @@ final class NativeLibrary {
         if (message.contains("libtorch") || message.contains("libc10")) {
             String explicit = explicitLibrary();
             String needs = explicit != null ? "the libtorch " + explicit + " was built against"
-                    : "libtorch " + Objects.requireNonNullElse(bundledTorchVersion(), "1.13") + " (Debian's libtorch-dev, which the bundled"
-                            + " libddim.so was built against)";
-            return "libddim.so needs " + needs + ", and the dynamic linker cannot find it: install it (Debian: apt-get install"
-                    + " libtorch-dev), or add that libtorch's lib directory to LD_LIBRARY_PATH. For another libtorch version, build"
-                    + " libddim against it (CMAKE_PREFIX_PATH=/path/to/libtorch scripts/setup.sh) and point -D" + PROPERTY
+                    : "Debian's libtorch 1.13 (libtorch-dev), which a libddim.so of the source build links";
+            return "libddim.so needs " + needs + ", and the dynamic linker cannot find it. Add the natives jar"
+                    + " org.ddim4j:ddim4j-natives:linux-x86_64 (it brings its own libtorch), install that libtorch, or add its lib"
+                    + " directory to LD_LIBRARY_PATH. For another libtorch version, build libddim against it"
+                    + " (CMAKE_PREFIX_PATH=/path/to/libtorch scripts/setup.sh) and point -D" + PROPERTY
                     + "=/path/to/libddim.so or " + ENVIRONMENT + " at it. (" + message + ")";
         }
         if (message.contains("no ddim in java.library.path") || message.contains("not found at")) {
-            return "libddim.so not found: build it with scripts/setup.sh (which also bundles it into the ddim4j jar), "
-                    + "or point -D" + PROPERTY + "=/path/to/libddim.so or " + ENVIRONMENT + " at it. (" + message + ")";
+            return "libddim.so not found: add the natives jar org.ddim4j:ddim4j-natives:linux-x86_64 to the class path or module"
+                    + " path (a runtime dependency of org.ddim4j:ddim4j), build it with scripts/setup.sh, or point -D" + PROPERTY
+                    + "=/path/to/libddim.so or " + ENVIRONMENT + " at it. (" + message + ")";
+        }
+        if (message.startsWith("cannot use the ddim4j natives")) {
+            return message;
         }
         return "cannot load libddim.so: " + message;
     }
