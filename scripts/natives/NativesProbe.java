@@ -38,7 +38,7 @@ public final class NativesProbe {
         ModelConfig tiny = ModelConfig.builder().channels(1).imageSize(16).widths(8, 16).blockDepth(1).embeddingDim(8).build();
         List<String> losses = new ArrayList<>();
         try (Ddim ddim = Ddim.create(tiny, Device.cpu(), 7)) {
-            Trainer trainer = ddim.trainer(TrainOptions.builder().learningRate(1e-2).seed(7).build());
+            Trainer trainer = ddim.trainer(TrainOptions.builder().seed(7).build());
             float[] pixels = new float[8 * 16 * 16];
             for (int i = 0; i < pixels.length; i++) {
                 pixels[i] = ((i * 7919) % 256) / 255f;

@@ -1,15 +1,24 @@
 package org.ddim4j;
 
-/** A fresh JVM's first use of the library, for NativeLibraryTest: prints the native version, or why it did not load. */
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A fresh JVM's first use of the library, for NativeLibraryTest and NativesJarTest: prints the native version
+ * and the libddim.so file this process mapped, or why it did not load.
+ */
 public final class PrintVersion {
     private PrintVersion() {}
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws IOException {
         try {
             System.out.println("ddim4j " + Ddim.version() + " (libtorch " + Ddim.torchVersion() + ")");
         } catch (DdimException e) {
             System.out.println(e.getMessage());
             System.exit(1);
         }
+        Files.readAllLines(Path.of("/proc/self/maps")).stream().map(line -> line.substring(line.lastIndexOf(' ') + 1))
+                .filter(file -> file.endsWith("/libddim.so")).distinct().forEach(file -> System.out.println("libddim: " + file));
     }
 }
