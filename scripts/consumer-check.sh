@@ -3,7 +3,8 @@
 #  - a fresh project whose only dependency is org.ddim4j:ddim4j compiles the README's Java snippets
 #    (the code blocks marked <!-- consumer-check -->, taken verbatim) and runs them on the class path
 #    and on the module path, from a directory outside the repository;
-#  - the library brings only its own runtime dependencies;
+#  - the library brings only its own runtime dependencies, the natives jar among them, whose libddim the
+#    snippets load (on the module path too, where nothing requires it);
 #  - the jar is a named module that exports the API and not the generated bindings;
 #  - the CLI jar runs with `java -jar` from any directory.
 set -euo pipefail
@@ -61,32 +62,15 @@ cat > "$work/project/pom.xml" <<POM
   </build>
 </project>
 POM
-# Each marked README block becomes one method, its imports go to the top: the snippets compile as printed.
-/usr/bin/python3 - README.md "$work/project/src/main/java/example/ReadmeSnippets.java" <<'PY'
-import re, sys
-readme = open(sys.argv[1]).read()
-blocks = re.findall(r"<!-- consumer-check: (\w+) -->\s*```java\n(.*?)```", readme, re.S)
-if len(blocks) < 2:
-    sys.exit("README.md: expected the sampling and training blocks marked <!-- consumer-check: NAME -->")
-imports, methods = set(), []
-for name, code in blocks:
-    body = []
-    for line in code.splitlines():
-        (imports.add(line) if line.startswith("import ") else body.append("        " + line))
-    methods.append("    static void %s() throws Exception {\n%s\n    }\n" % (name, "\n".join(body)))
-calls = "".join('            case "%s" -> %s();\n' % (name, name) for name, _ in blocks)
-open(sys.argv[2], "w").write("package example;\n\n" + "\n".join(sorted(imports)) + "\n\npublic final class ReadmeSnippets {\n"
-    + "\n".join(methods) + "\n    public static void main(String[] args) throws Exception {\n        switch (args[0]) {\n" + calls
-    + '            default -> throw new IllegalArgumentException(args[0]);\n        }\n    }\n}\n')
-print("README snippets:", ", ".join(name for name, _ in blocks))
-PY
+# Each marked README block becomes one method of example.ReadmeSnippets: the snippets compile as printed.
+/usr/bin/python3 scripts/python/readme_snippets.py README.md "$work/project/src/main/java/example/ReadmeSnippets.java"
 (cd "$work/project" && mvn -B -q package) || fail "the README's snippets do not compile against org.ddim4j:ddim4j alone"
 
 lib="$work/project/target/lib"
 echo "runtime dependencies: $(ls "$lib" | tr '\n' ' ')"
 for jar in "$lib"/*.jar; do
   case "$(basename "$jar")" in
-    ddim4j-$version.jar|jackson-jr-objects-*.jar|jackson-core-*.jar) ;;
+    ddim4j-$version.jar|ddim4j-natives-$version-linux-x86_64.jar|jackson-jr-objects-*.jar|jackson-core-*.jar) ;;
     *) fail "the library drags in $(basename "$jar")" ;;
   esac
 done
@@ -102,6 +86,8 @@ run_dir="$work/run"
 mkdir -p "$run_dir"
 cp models/fashion-mnist-32.safetensors "$run_dir/model.safetensors"
 classes="$work/project/target/classes"
+# A cache of its own: that the snippets extract the natives into it shows that they loaded them.
+export XDG_CACHE_HOME="$work/cache"
 output() { case "$1" in sampling) echo grid.png ;; training) echo run/model.safetensors ;; esac; }
 for snippet in sampling training; do
   echo "== README $snippet snippet, class path"
@@ -114,6 +100,9 @@ for snippet in sampling training; do
      example.ReadmeSnippets "$snippet")
   [[ -s "$run_dir/$(output $snippet)" ]] || fail "the $snippet snippet wrote no $(output $snippet) (module path)"
 done
+
+compgen -G "$XDG_CACHE_HOME/ddim4j/*/libddim.so" >/dev/null || fail "the snippets did not load the natives jar's libddim"
+echo "the natives jar was extracted into $(echo "$XDG_CACHE_HOME"/ddim4j/*/)"
 
 echo "== java -jar on the CLI jar, from another directory"
 cli="$DDIM_ROOT/java/ddim4j-cli/target/ddim4j-cli-$version.jar"
