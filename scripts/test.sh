@@ -2,7 +2,8 @@
 # The test command: setup, then the native tests (ctest), a one-iteration JMH smoke run (it only
 # checks that the benchmarks run), the Java tests (mvn verify, with a headless-browser test of `ddim serve`),
 # a bounded load test of `ddim serve`, a consumer project built against the
-# installed library (scripts/consumer-check.sh), and the native tests again under
+# installed library (scripts/consumer-check.sh), the natives jar and the CLI download on bare Debian systems
+# (scripts/natives-check.sh, as root), and the native tests again under
 # ASan+UBSan with the model-loader fuzz target (scripts/sanitize.sh; SANITIZE=0 skips it locally).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -29,6 +30,9 @@ ROUNDS=1 REQUESTS=200 CLIENTS=16 STEPS=2 OUT=build/serve-load.jsonl benchmarks/s
 
 echo "== the library as a Maven user gets it (scripts/consumer-check.sh)"
 scripts/consumer-check.sh
+
+echo "== the natives on bare systems: bookworm and trixie with only a JDK, and the CLI download (scripts/natives-check.sh)"
+scripts/natives-check.sh
 
 if [[ "${SANITIZE:-1}" != 0 ]]; then
   echo "== sanitizers and fuzzing (scripts/sanitize.sh)"
