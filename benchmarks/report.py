@@ -22,6 +22,7 @@ native_python, variants, flops = lines("native-python.jsonl"), lines("variants.j
 interleaved = lines("interleaved.jsonl")
 distributed = lines("distributed.jsonl")
 serve = lines("serve.jsonl")
+natives_load = lines("natives-load.jsonl")
 peers, peer_checks = lines("peers.jsonl"), lines("peers-check.jsonl")
 measured_peak = next((row["gflops"] for row in lines("peak.jsonl")), None)
 with open(os.path.join(results, "jmh.json")) as f:
@@ -358,6 +359,23 @@ w("")
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "optimisations.md")) as f:
     w(f.read().rstrip())
 w("")
+if natives_load:
+    row = natives_load[-1]
+    w("## Start-up with the natives jar")
+    w("")
+    w(f"`NativesLoad`, run on its own ({row['cpu']}): the first use of the library (`Ddim.version()`) in a fresh JVM, and "
+      f"the whole JVM, in {len(row['cold']['first_use_ms'])} interleaved rounds of three sides: **cold** = the natives jar "
+      f"({row['natives_jar_bytes'] / 1e6:.0f} MB) with an empty cache, extracted (every file hashed as it is written); "
+      "**warm** = the same JVM again on that cache (the copy's fingerprint, taken when its hashes were checked, still holds: no file is read); "
+      "**source build** = `-Dddim4j.library=build/libddim.so` on Debian's libtorch, nothing extracted or checked: what "
+      "loading libtorch itself costs.")
+    w("")
+    w("| side | first use, ms: median | min - max | whole JVM, ms: median |")
+    w("|---|---|---|---|")
+    for side in ("cold", "warm", "source build"):
+        values = row[side]["first_use_ms"]
+        w(f"| {side} | {row[side]['median_first_use_ms']:.0f} | {min(values):.0f} - {max(values):.0f} | {row[side]['median_jvm_ms']:.0f} |")
+    w("")
 w("## Commands")
 w("")
 w("```sh")
@@ -369,6 +387,8 @@ w("build/ddim_bench --mode sample|train --config reference|fashion [--network fu
 w("/usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion --threads N")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead --rounds 10 --seconds 6")
+w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.NativesLoad --natives-jar "
+  "java/ddim4j-natives/target/ddim4j-natives-0.1.0-linux-x86_64.jar --rounds 5")
 w("java -jar benchmarks/target/benchmarks.jar CallOverheadBenchmark   # or TransferBenchmark, SamplingBenchmark, TrainingBenchmark")
 w("```")
 print("\n".join(out))

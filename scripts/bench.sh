@@ -18,6 +18,7 @@
 #   accuracy.txt, flops.jsonl       errors of the faster options; FLOPs per forward pass
 #   peak.jsonl                      the float32 FMA peak code reaches here (build/ddim_fma_peak)
 #   distributed.jsonl               training: one process against one rank per processor (benchmarks/distributed.sh)
+#   natives-load.jsonl              start-up: the natives jar extracted (cold), from the cache (warm), the source build
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$DDIM_ROOT"
@@ -89,6 +90,10 @@ echo "== Java API against bare downcalls, interleaved in one process"
 echo "== FFM against JNI (JMH)"
 java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar 'CallOverheadBenchmark|TransferBenchmark' -f 1 -wi 1 -w 5 -i 3 -r 5 \
   -jvmArgsAppend "-Dddim4j.threads=$THREADS -Dddim4j.jniShim=$PWD/build/libddim_jni_shim.so" -rf json -rff "$results/jmh.json"
+
+echo "== start-up with the natives jar: cold, warm, source build ($ROUNDS rounds)"
+"${java[@]}" org.ddim4j.benchmarks.NativesLoad --natives-jar java/ddim4j-natives/target/ddim4j-natives-0.1.0-linux-x86_64.jar \
+  --rounds "$ROUNDS" | tee "$results/natives-load.jsonl"
 
 echo "== accuracy of the faster options"
 "${java[@]}" org.ddim4j.benchmarks.SamplerAccuracy | tee "$results/accuracy.txt"

@@ -81,6 +81,7 @@ class NativesCacheTest {
         assertEquals(manifest(FILES), Files.readString(copy.resolve(NativesCache.MANIFEST)));
         assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(root)));
         assertEquals(List.of(copy), list(root), "no temporary directory left");
+        assertTrue(Files.isRegularFile(copy.resolve(NativesCache.VERIFIED)), "fingerprinted");
 
         Object inode = Files.readAttributes(copy.resolve("libddim.so"), "unix:ino").get("ino");
         assertEquals(copy, NativesCache.extract(bundle, root));
@@ -105,6 +106,27 @@ class NativesCacheTest {
         assertEquals(copy, NativesCache.extract(bundle, root));
         assertNull(NativesCache.damage(copy, bundle.entries()));
         assertEquals(List.of(copy), list(root), "the damaged copy is gone");
+    }
+
+    @Test
+    void theFingerprintSparesTheHashingButNotAChangedFileWhoseTimesWereSetBack() throws Exception {
+        NativesCache.Bundle bundle = bundle();
+        Path root = dir.resolve("cache");
+        Path copy = NativesCache.extract(bundle, root);
+        Path library = copy.resolve("libddim4j_c10.so");
+        java.nio.file.attribute.FileTime modified = Files.getLastModifiedTime(library);
+        byte[] flipped = FILES.get("libddim4j_c10.so").clone();
+        flipped[7] ^= 1;
+        Thread.sleep(50);  // a status-change time the write below moves
+        Files.write(library, flipped);
+        Files.setLastModifiedTime(library, modified);  // same size, same modification time: only ctime tells
+        assertEquals(copy, NativesCache.extract(bundle, root));
+        assertArrayEquals(FILES.get("libddim4j_c10.so"), Files.readAllBytes(library), "hashed again and replaced");
+
+        Files.writeString(copy.resolve(NativesCache.VERIFIED), "garbage\n");
+        assertEquals(copy, NativesCache.extract(bundle, root));
+        assertNull(NativesCache.damage(copy, bundle.entries()));
+        assertTrue(Files.readString(copy.resolve(NativesCache.VERIFIED)).startsWith("libddim.so "), "fingerprinted again");
     }
 
     @Test
