@@ -76,3 +76,53 @@ for pair in sys.argv[1:]:
     row[key] = int(value) if value.isdigit() else value
 print(json.dumps(row))' "$@"
 }
+
+# write_consumer_pom DIR ARTIFACT_ID VERSION: DIR/pom.xml of a project whose only dependency is
+# org.ddim4j:ddim4j:VERSION; `mvn package` compiles its sources and copies the runtime dependencies
+# (what a Maven user's build resolves) into DIR/target/lib.
+write_consumer_pom() {
+  mkdir -p "$1"
+  cat > "$1/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>example</groupId>
+  <artifactId>$2</artifactId>
+  <version>1</version>
+  <properties>
+    <maven.compiler.release>$(required_java_release)</maven.compiler.release>
+    <project.build.sourceEncoding>UTF-8</project.build.sourceEncoding>
+  </properties>
+  <dependencies>
+    <dependency>
+      <groupId>org.ddim4j</groupId>
+      <artifactId>ddim4j</artifactId>
+      <version>$3</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-compiler-plugin</artifactId>
+        <version>3.14.0</version>
+      </plugin>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>3.8.1</version>
+        <executions>
+          <execution>
+            <phase>package</phase>
+            <goals><goal>copy-dependencies</goal></goals>
+            <configuration>
+              <includeScope>runtime</includeScope>
+              <outputDirectory>\${project.build.directory}/lib</outputDirectory>
+            </configuration>
+          </execution>
+        </executions>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+POM
+}

@@ -19,49 +19,7 @@ fail() { echo "consumer-check: FAILED: $*" >&2; exit 1; }
 
 echo "== a consumer project with only org.ddim4j:ddim4j:$version"
 mkdir -p "$work/project/src/main/java/example"
-cat > "$work/project/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>example</groupId>
-  <artifactId>consumer</artifactId>
-  <version>1</version>
-  <properties>
-    <maven.compiler.release>$(required_java_release)</maven.compiler.release>
-    <project.build.sourceEncoding>UTF-8</project.build.sourceEncoding>
-  </properties>
-  <dependencies>
-    <dependency>
-      <groupId>org.ddim4j</groupId>
-      <artifactId>ddim4j</artifactId>
-      <version>$version</version>
-    </dependency>
-  </dependencies>
-  <build>
-    <plugins>
-      <plugin>
-        <groupId>org.apache.maven.plugins</groupId>
-        <artifactId>maven-compiler-plugin</artifactId>
-        <version>3.14.0</version>
-      </plugin>
-      <plugin>
-        <groupId>org.apache.maven.plugins</groupId>
-        <artifactId>maven-dependency-plugin</artifactId>
-        <version>3.8.1</version>
-        <executions>
-          <execution>
-            <phase>package</phase>
-            <goals><goal>copy-dependencies</goal></goals>
-            <configuration>
-              <includeScope>runtime</includeScope>
-              <outputDirectory>\${project.build.directory}/lib</outputDirectory>
-            </configuration>
-          </execution>
-        </executions>
-      </plugin>
-    </plugins>
-  </build>
-</project>
-POM
+write_consumer_pom "$work/project" consumer "$version"
 # Each marked README block becomes one method of example.ReadmeSnippets: the snippets compile as printed.
 /usr/bin/python3 scripts/python/readme_snippets.py README.md "$work/project/src/main/java/example/ReadmeSnippets.java"
 (cd "$work/project" && mvn -B -q package) || fail "the README's snippets do not compile against org.ddim4j:ddim4j alone"

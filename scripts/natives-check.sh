@@ -47,23 +47,10 @@ at_most GLIBCXX 3.4.29
 
 echo "== what a Maven user's build resolves for org.ddim4j:ddim4j:$version"
 app=$work/app
-mkdir -p "$app/project" "$app/classes"
-cat > "$app/project/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>example</groupId>
-  <artifactId>natives-check</artifactId>
-  <version>1</version>
-  <dependencies>
-    <dependency>
-      <groupId>org.ddim4j</groupId>
-      <artifactId>ddim4j</artifactId>
-      <version>$version</version>
-    </dependency>
-  </dependencies>
-</project>
-POM
-(cd "$app/project" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$app/lib")
+mkdir -p "$app/classes"
+write_consumer_pom "$app/project" natives-check "$version"
+(cd "$app/project" && mvn -B -q package)
+mv "$app/project/target/lib" "$app/lib"
 ls "$app/lib"
 /usr/bin/python3 scripts/python/readme_snippets.py README.md "$app/ReadmeSnippets.java"
 javac -d "$app/classes" -cp "$app/lib/*" "$app/ReadmeSnippets.java"
