@@ -106,9 +106,13 @@ final class NativeLibrary {
         } catch (UncheckedIOException e) {
             throw new UnsatisfiedLinkError(e.getMessage());
         }
-        if (natives.isPresent()) {
+        if (natives.isPresent() && isNativesPlatform()) {
             loadNatives(natives.get(), cacheRoots());
             return;
+        }
+        if (natives.isPresent()) {
+            LOG.log(System.Logger.Level.DEBUG, "the natives jar is for Linux x86-64, not " + System.getProperty("os.name") + " "
+                    + System.getProperty("os.arch") + ": not used");
         }
         Path built = buildDirectoryLibrary();
         if (built != null) {
@@ -117,6 +121,12 @@ final class NativeLibrary {
         }
         System.loadLibrary("ddim");
         LOG.log(System.Logger.Level.DEBUG, "loaded libddim from java.library.path");
+    }
+
+    /** The one platform the natives jar is built for (its classifier, linux-x86_64). */
+    static boolean isNativesPlatform() {
+        String arch = System.getProperty("os.arch");
+        return System.getProperty("os.name").equals("Linux") && (arch.equals("amd64") || arch.equals("x86_64"));
     }
 
     private static void load(Path library, String from) {
@@ -201,6 +211,11 @@ final class NativeLibrary {
                     + " org.ddim4j:ddim4j-natives:linux-x86_64 (it brings its own libtorch), install that libtorch, or add its lib"
                     + " directory to LD_LIBRARY_PATH. For another libtorch version, build libddim against it"
                     + " (CMAKE_PREFIX_PATH=/path/to/libtorch scripts/setup.sh) and point -D" + PROPERTY
+                    + "=/path/to/libddim.so or " + ENVIRONMENT + " at it. (" + message + ")";
+        }
+        if ((message.contains("no ddim in java.library.path") || message.contains("not found at")) && !isNativesPlatform()) {
+            return "libddim.so not found: the natives jar serves Linux x86-64 only; on " + System.getProperty("os.name") + " "
+                    + System.getProperty("os.arch") + ", build libddim (scripts/setup.sh) and point -D" + PROPERTY
                     + "=/path/to/libddim.so or " + ENVIRONMENT + " at it. (" + message + ")";
         }
         if (message.contains("no ddim in java.library.path") || message.contains("not found at")) {

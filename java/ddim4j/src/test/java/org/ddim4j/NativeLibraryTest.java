@@ -2,6 +2,7 @@ package org.ddim4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -90,5 +91,20 @@ class NativeLibraryTest {
         assertTrue(message.contains("org.ddim4j:ddim4j-natives:linux-x86_64") && message.contains("-D" + NativeLibrary.PROPERTY), message);
         message = NativeLibrary.explain(new UnsatisfiedLinkError("no ddim in java.library.path: /usr/lib"));
         assertTrue(message.contains("org.ddim4j:ddim4j-natives:linux-x86_64") && message.contains("scripts/setup.sh"), message);
+    }
+
+    @Test
+    void onAnotherPlatformTheNativesJarIsNotUsedAndTheErrorSaysSo() {
+        assertTrue(NativeLibrary.isNativesPlatform(), "the tests run on Linux x86-64");
+        String arch = System.getProperty("os.arch");
+        try {
+            System.setProperty("os.arch", "aarch64");
+            assertFalse(NativeLibrary.isNativesPlatform());
+            String message = NativeLibrary.explain(new UnsatisfiedLinkError("no ddim in java.library.path: /usr/lib"));
+            assertTrue(message.contains("Linux x86-64 only") && message.contains("aarch64") && message.contains("-D" + NativeLibrary.PROPERTY),
+                    message);
+        } finally {
+            System.setProperty("os.arch", arch);
+        }
     }
 }
