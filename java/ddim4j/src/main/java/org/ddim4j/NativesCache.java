@@ -95,7 +95,8 @@ final class NativesCache {
             ClassLoader loader = NativesCache.class.getClassLoader();
             URL manifest = loader == null ? null : loader.getResource(DIRECTORY + MANIFEST);
             if (manifest != null) {
-                return Optional.of(fromLocation(locationOf(manifest), manifest.toString()));
+                Path location = locationOf(manifest);
+                return Optional.of(fromLocation(location, location.toString()));
             }
             for (ResolvedModule module : ModuleLayer.boot().configuration().modules()) {
                 Optional<Path> location = module.reference().location().filter(uri -> uri.getScheme().equals("file")).map(Path::of);

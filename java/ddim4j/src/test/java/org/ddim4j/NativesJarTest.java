@@ -114,6 +114,24 @@ class NativesJarTest {
     }
 
     @Test
+    void whatWasLoadedFromWhereIsLoggedAtDebugLevel() throws Exception {
+        Path cache = dir.resolve("xdg-cache");
+        Path logging = Files.writeString(dir.resolve("logging.properties"), String.join("\n",
+                "handlers=java.util.logging.ConsoleHandler", "java.util.logging.ConsoleHandler.level=ALL", "org.ddim4j.level=ALL", ""));
+        ChildJvm debug = ChildJvm.withNatives("-Djava.util.logging.config.file=" + logging).environment("XDG_CACHE_HOME", cache.toString());
+        ChildJvm.Result first = debug.run(PrintVersion.class.getName());
+        assertEquals(0, first.exitCode(), first.output());
+        Path entry = list(cache.resolve("ddim4j")).getFirst();
+        assertTrue(first.output().contains("extracted the ddim4j natives from " + ChildJvm.NATIVES_JAR + " into " + entry), first.output());
+        assertTrue(first.output().contains("loaded " + entry.resolve("libddim.so") + " (from " + ChildJvm.NATIVES_JAR + ")"), first.output());
+
+        ChildJvm.Result explicit = ChildJvm.withNatives("-Djava.util.logging.config.file=" + logging, "-D" + NativeLibrary.PROPERTY + "=" + SOURCE_BUILD)
+                .run(PrintVersion.class.getName());
+        assertEquals(0, explicit.exitCode(), explicit.output());
+        assertTrue(explicit.output().contains("loaded " + SOURCE_BUILD + " (from -D" + NativeLibrary.PROPERTY), explicit.output());
+    }
+
+    @Test
     void anExplicitLibraryComesBeforeTheNativesJar() throws Exception {
         Path cache = dir.resolve("xdg-cache");
         ChildJvm.Result result = ChildJvm.withNatives("-D" + NativeLibrary.PROPERTY + "=" + SOURCE_BUILD)
