@@ -35,7 +35,9 @@ seconds=${FUZZ_SECONDS:-60}
 echo "== fuzzing the model loader for ${seconds} s"
 work="$build/fuzz-work"
 mkdir -p "$work"
-# New inputs go to $work (first directory); the committed corpus seeds it. A crash leaves its input
-# as $build/fuzz-crash-*: minimise it and add it to native/fuzz/corpus.
+# New inputs go to $work (first directory); the committed corpus (a valid model, class model, half-precision
+# export and checkpoint, and every input that once failed) seeds it, and the dictionary gives the header's tokens.
+# A crash leaves its input as $build/fuzz-crash-*: minimise it and add it to native/fuzz/corpus.
 "$build/ddim_fuzz_model_file" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+  -dict=native/fuzz/model_file.dict \
   -artifact_prefix="$build/fuzz-crash-" "$work" native/fuzz/corpus

@@ -1,8 +1,10 @@
 #include "config.h"
 
 #include <cmath>
+#include <limits>
 
 #include "error.h"
+#include "json_fields.h"
 #include "library_limits.h"
 #include "unet.h"
 
@@ -96,11 +98,13 @@ nlohmann::json ModelConfig::to_json() const {
 ModelConfig ModelConfig::from_json(const nlohmann::json& json) {
   ModelConfig config;
   try {
-    config.channels = json.at("channels").get<int64_t>();
-    config.image_size = json.at("image_size").get<int64_t>();
-    config.widths = json.at("widths").get<std::vector<int64_t>>();
-    config.block_depth = json.at("block_depth").get<int64_t>();
-    config.embedding_dim = json.at("embedding_dim").get<int64_t>();
+    config.channels = json_integer_field(json, "channels");
+    config.image_size = json_integer_field(json, "image_size");
+    // More than kMaxWidths is refused here, before the list is copied; validate() says the same for callers.
+    config.widths = json_integer_array_field(json, "widths", static_cast<size_t>(kMaxWidths),
+                                             std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+    config.block_depth = json_integer_field(json, "block_depth");
+    config.embedding_dim = json_integer_field(json, "embedding_dim");
     const auto& schedule = json.at("schedule");
     const auto kind = schedule.at("kind").get<std::string>();
     if (kind == "cosine") {
@@ -120,12 +124,14 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json) {
     } else {
       fail(Status::Format, "model config: unknown target '" + target + "'");
     }
-    config.classes = json.value("classes", int64_t{0});
+    config.classes = json_integer_field_or(json, "classes", 0);
     // Bounded before the names are copied: the header's size bounds them too, but this is cheaper.
     if (config.classes < 0 || config.classes > kMaxClasses)
       fail(Status::Format, "model config: classes must be 0.." + std::to_string(kMaxClasses));
     if (json.contains("class_names")) config.class_names = json.at("class_names").get<std::vector<std::string>>();
   } catch (const nlohmann::json::exception& e) {
+    fail(Status::Format, std::string("model config: ") + e.what());
+  } catch (const Error& e) {
     fail(Status::Format, std::string("model config: ") + e.what());
   }
   try {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "error.h"
+#include "json_fields.h"
 
 namespace ddim {
 
@@ -37,8 +38,12 @@ ExtractorSpec ExtractorSpec::read(const std::string& path) {
   try {
     const auto json = nlohmann::json::parse(in);
     require(json.is_object(), Status::Format, path + ": expected a JSON object");
-    if (json.contains("input_size")) spec.input_size = json.at("input_size").get<int64_t>();
-    if (json.contains("input_channels")) spec.input_channels = json.at("input_channels").get<int64_t>();
+    try {
+      spec.input_size = json_integer_field_or(json, "input_size", spec.input_size);
+      spec.input_channels = json_integer_field_or(json, "input_channels", spec.input_channels);
+    } catch (const Error& e) {
+      fail(Status::Format, path + ": " + e.what());
+    }
     if (json.contains("mean")) spec.mean = finite_list<double>(json, "mean", path);
     if (json.contains("std")) spec.std = finite_list<double>(json, "std", path);
     if (json.contains("feature_mean")) spec.feature_mean = finite_list<float>(json, "feature_mean", path);

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error.h"
+#include "json_fields.h"
 #include "library_limits.h"
 #include "unet.h"
 #include "version.h"
@@ -365,7 +366,7 @@ CheckpointState parse_training(const std::string& path, const std::string& text)
   CheckpointState training;
   try {
     training.config = TrainConfig::from_json(parsed.at("config"));
-    training.steps = parsed.at("steps").get<int64_t>();
+    training.steps = json_integer_field(parsed, "steps");
   } catch (const json::exception& e) {
     bad_file(path, std::string("training state is malformed (") + e.what() + ")");
   } catch (const Error& e) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "error.h"
+#include "json_fields.h"
 #include "sampling.h"
 #include "schedule.h"
 
@@ -120,10 +121,12 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& json) {
     const auto loss = json.at("loss").get<std::string>();
     if (loss != "mae" && loss != "mse") fail(Status::Format, "training config: unknown loss '" + loss + "'");
     config.loss = loss == "mae" ? Loss::Mae : Loss::Mse;
-    config.seed = json.at("seed").get<uint64_t>();
-    config.accumulate = json.value("accumulate", int64_t{1});  // absent before accumulation existed
+    config.seed = json_unsigned_field(json, "seed");
+    config.accumulate = json_integer_field_or(json, "accumulate", 1);  // absent before accumulation existed
     config.label_dropout = json.value("label_dropout", 0.1);  // absent before class models existed
   } catch (const nlohmann::json::exception& e) {
+    fail(Status::Format, std::string("training config: ") + e.what());
+  } catch (const Error& e) {
     fail(Status::Format, std::string("training config: ") + e.what());
   }
   return config;

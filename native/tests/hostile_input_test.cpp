@@ -18,8 +18,10 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,8 @@
 #include "c_test_util.h"
 #include "ddim.h"
 #include "model.h"
+#include "error.h"
+#include "feature_extractor.h"
 #include "model_file.h"
 #include "test_util.h"
 #include "unet.h"
@@ -322,6 +326,50 @@ TEST_F(HostileFiles, CheckpointTrainingStateIsValidatedAtLoad) {
   }
   EXPECT_EQ(load_status(write(join(parts)), &message), DDIM_ERR_FORMAT);
   EXPECT_NE(message.find("optimizer state are incomplete"), std::string::npos) << message;
+}
+
+// Integer fields read with nlohmann's get<int64_t>() took 2.5 as 2, and 1e300 was undefined behaviour
+// (UBSan: float-cast-overflow). Every integer field must now be a JSON integer in range, named when not.
+TEST_F(HostileFiles, IntegerFieldsMustBeJsonIntegersInRange) {
+  const auto refused = [&](json config, const std::string& field, const json& value, const std::string& named) {
+    if (field == "widths") {
+      config["widths"][1] = value;
+    } else {
+      config[field] = value;
+    }
+    std::string message;
+    EXPECT_EQ(load_status(write(header_only_file(config)), &message), DDIM_ERR_FORMAT) << field << " = " << value.dump();
+    EXPECT_NE(message.find(named), std::string::npos) << message;
+  };
+  for (const std::string field : {"channels", "image_size", "block_depth", "embedding_dim", "classes", "widths"}) {
+    const std::string named = field == "widths" ? "widths[1]" : field;
+    refused(tiny_config_json(), field, 2.5, named + " must be an integer, got 2.5");
+    refused(tiny_config_json(), field, 1e300, named + " must be an integer");
+    refused(tiny_config_json(), field, std::numeric_limits<uint64_t>::max(), named + " must lie in");
+    refused(tiny_config_json(), field, "2", named + " must be an integer");
+  }
+
+  const auto bytes = checkpoint_bytes(dir);
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{
+           {"steps", 1e300}, {"steps", 3.5}, {"seed", -1}, {"seed", 2.5}, {"accumulate", 2.5}, {"accumulate", 1e300}}) {
+    auto parts = split(bytes);
+    auto training = json::parse(parts.header["__metadata__"]["training"].get<std::string>());
+    (field == "steps" ? training["steps"] : training["config"][field]) = value;
+    parts.header["__metadata__"]["training"] = training.dump();
+    std::string message;
+    EXPECT_EQ(load_status(write(join(parts)), &message), DDIM_ERR_FORMAT) << field << " = " << value.dump();
+    EXPECT_NE(message.find(field + " must be an integer"), std::string::npos) << message;
+  }
+
+  const auto spec = dir.file("extractor.json");
+  std::ofstream(spec) << R"({"input_size": 28.5, "input_channels": 1})";
+  try {
+    ExtractorSpec::read(spec);
+    ADD_FAILURE() << "input_size 28.5 was accepted";
+  } catch (const ddim::Error& e) {
+    EXPECT_EQ(e.status(), Status::Format);
+    EXPECT_NE(std::string(e.what()).find("input_size must be an integer"), std::string::npos) << e.what();
+  }
 }
 
 // ---- arguments ----
