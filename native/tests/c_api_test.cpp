@@ -459,19 +459,25 @@ TEST(CApi, ThreadsCanShareAHandle) {
   ModelHandle handle;
   const auto config = tiny_c_config();
   ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &handle.model), DDIM_OK);
+  const auto sample = [&](std::vector<float>& pixels) {
+    ddim_sample_params params;
+    ddim_sample_params_init(&params);
+    params.count = 1;
+    params.steps = 2;
+    return ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), static_cast<int64_t>(pixels.size()));
+  };
+  std::vector<float> alone(256);
+  ASSERT_EQ(sample(alone), DDIM_OK);
   std::vector<std::thread> threads;
   std::vector<ddim_status> results(4, DDIM_ERR_INTERNAL);
-  for (int i = 0; i < 4; ++i)
-    threads.emplace_back([&, i] {
-      ddim_sample_params params;
-      ddim_sample_params_init(&params);
-      params.count = 1;
-      params.steps = 2;
-      std::vector<float> pixels(256);
-      results[i] = ddim_sample(handle.model, &params, nullptr, 0, pixels.data(), 256);
-    });
+  std::vector<std::vector<float>> pixels(4, std::vector<float>(256, -1.0f));
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { results[i] = sample(pixels[i]); });
   for (auto& t : threads) t.join();
-  for (auto status : results) EXPECT_EQ(status, DDIM_OK);
+  // Calls take turns on a handle: each thread computes exactly what one call alone computes.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(results[i], DDIM_OK);
+    EXPECT_EQ(pixels[i], alone) << "thread " << i;
+  }
 }
 
 TEST(CApi, ThreadCountIsSettable) {
