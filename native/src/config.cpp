@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <cmath>
-#include <limits>
 
 #include "error.h"
 #include "json_fields.h"
@@ -101,8 +100,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json) {
     config.channels = json_integer_field(json, "channels");
     config.image_size = json_integer_field(json, "image_size");
     // More than kMaxWidths is refused here, before the list is copied; validate() says the same for callers.
-    config.widths = json_integer_array_field(json, "widths", static_cast<size_t>(kMaxWidths),
-                                             std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
+    config.widths = json_integer_array_field(json, "widths", static_cast<size_t>(kMaxWidths));
     config.block_depth = json_integer_field(json, "block_depth");
     config.embedding_dim = json_integer_field(json, "embedding_dim");
     const auto& schedule = json.at("schedule");

@@ -321,7 +321,6 @@ final class NativesCache {
         if (!Files.isDirectory(directory, LinkOption.NOFOLLOW_LINKS)) {
             return "not a directory";
         }
-        byte[] buffer = new byte[1 << 20];
         for (Entry entry : entries) {
             Path file = directory.resolve(entry.path());
             if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
@@ -331,10 +330,8 @@ final class NativesCache {
                 return entry.path() + " has " + Files.size(file) + " bytes, not " + entry.size();
             }
             MessageDigest digest = sha256();
-            try (InputStream in = Files.newInputStream(file)) {
-                for (int read; (read = in.read(buffer)) > 0; ) {
-                    digest.update(buffer, 0, read);
-                }
+            try (InputStream in = new DigestInputStream(Files.newInputStream(file), digest)) {
+                transfer(in, OutputStream.nullOutputStream(), entry.size());
             }
             if (!HexFormat.of().formatHex(digest.digest()).equals(entry.sha256())) {
                 return entry.path() + " does not match its SHA-256";

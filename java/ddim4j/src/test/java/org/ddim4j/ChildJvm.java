@@ -80,9 +80,9 @@ final class ChildJvm {
 
     static Result finish(Process process) throws IOException, InterruptedException {
         String output = new String(process.getInputStream().readAllBytes());
-        if (!process.waitFor(300, TimeUnit.SECONDS)) {
+        if (!process.waitFor(120, TimeUnit.SECONDS)) {
             process.destroyForcibly();
-            throw new AssertionError("the child JVM did not finish in 300 s:\n" + output);
+            throw new AssertionError("the child JVM did not finish in 120 s:\n" + output);
         }
         return new Result(process.exitValue(), output);
     }

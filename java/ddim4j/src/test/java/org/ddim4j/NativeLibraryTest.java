@@ -11,11 +11,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
-import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
@@ -53,19 +51,10 @@ class NativeLibraryTest {
      * classes, its dependencies and these tests); returns its exit code and output.
      */
     private static String[] versionWith(List<String> jvmOptions, Map<String, String> environment) throws Exception {
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED"));
-        command.addAll(jvmOptions);
-        String classPath = String.join(java.io.File.pathSeparator, System.getProperty("jdk.module.path", ""),
-                System.getProperty("java.class.path"), Path.of(System.getProperty("basedir"), "target", "test-classes").toString());
-        command.addAll(List.of("-cp", classPath, PrintVersion.class.getName()));
-        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
-        builder.environment().remove(NativeLibrary.ENVIRONMENT);
-        builder.environment().putAll(environment);
-        Process process = builder.start();
-        String output = new String(process.getInputStream().readAllBytes());
-        assertTrue(process.waitFor(120, TimeUnit.SECONDS));
-        return new String[] {Integer.toString(process.exitValue()), output};
+        ChildJvm child = ChildJvm.withoutNatives(jvmOptions.toArray(String[]::new));
+        environment.forEach(child::environment);
+        ChildJvm.Result result = child.run(PrintVersion.class.getName());
+        return new String[] {Integer.toString(result.exitCode()), result.output()};
     }
 
     @Test

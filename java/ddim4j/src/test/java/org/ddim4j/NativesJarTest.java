@@ -43,10 +43,6 @@ class NativesJarTest {
         }
     }
 
-    private static List<String> floats(Path lines) throws IOException {
-        return Files.readAllLines(lines);
-    }
-
     @Test
     void twoJvmsStartingOnAnEmptyCacheBothLoadTheNativesAndComputeWhatTheSourceBuildComputes() throws Exception {
         Path cache = dir.resolve("xdg-cache");
@@ -79,8 +75,8 @@ class NativesJarTest {
         for (String run : List.of("first", "second")) {
             double difference = ChildJvm.maxAbsDifference(expected, ChildJvm.readFloats(dir.resolve(run).resolve("samples.f32")));
             assertTrue(difference <= 1e-4, run + ": samples differ from the source build's by " + difference);
-            List<String> losses = floats(dir.resolve(run).resolve("losses.txt"));
-            List<String> expectedLosses = floats(dir.resolve("source/losses.txt"));
+            List<String> losses = Files.readAllLines(dir.resolve(run).resolve("losses.txt"));
+            List<String> expectedLosses = Files.readAllLines(dir.resolve("source/losses.txt"));
             assertEquals(20, losses.size());
             for (int step = 0; step < losses.size(); step++) {
                 double a = Double.parseDouble(losses.get(step)), b = Double.parseDouble(expectedLosses.get(step));
