@@ -368,7 +368,10 @@ if natives_load:
       f"({row['natives_jar_bytes'] / 1e6:.0f} MB) with an empty cache, extracted (every file hashed as it is written); "
       "**warm** = the same JVM again on that cache (the copy's fingerprint, taken when its hashes were checked, still holds: no file is read); "
       "**source build** = `-Dddim4j.library=build/libddim.so` on Debian's libtorch, nothing extracted or checked: what "
-      "loading libtorch itself costs.")
+      "loading libtorch itself costs (Debian's libtorch brings more shared libraries than PyTorch's own build, which links "
+      "MKL and oneDNN statically). Each child is a plain `java -cp benchmarks.jar:NATIVES_JAR` whose only setting is "
+      "`XDG_CACHE_HOME`, a fresh directory per round (the default cache location, moved so that every cold run starts "
+      "empty); the table gives times, no ratios.")
     w("")
     w("| side | first use, ms: median | min - max | whole JVM, ms: median |")
     w("|---|---|---|---|")
