@@ -7,7 +7,8 @@
 #   ROUNDS=2 SECONDS=10 THREADS=2 benchmarks/peers.sh    # SECONDS_PER_RUN works too, as in bench.sh
 #   ENGINES="ddim4j ort djl pytorch" benchmarks/peers.sh # a subset (bfloat16 is ~10x slower without AVX512-BF16)
 #
-# ddim4j runs with its defaults, with Network.FUSED (ddim4j-fused) and with bfloat16 (ddim4j-bf16).
+# ddim4j runs with its defaults (Network.AUTO: the fused network), with Network.EAGER (ddim4j-eager) and with
+# bfloat16 (ddim4j-bf16: the fused bfloat16 plan on AVX512-BF16 CPUs).
 # Work: 16 images x 20 deterministic DDIM steps, untrained reference U-Net (3x64x64), weights made once
 # by export.py and shared by all engines (the Python baseline builds its own; weights do not change the cost).
 # Writes benchmarks/results/peers.jsonl (a line per engine and round) and peers-check.jsonl (the exports,
@@ -29,8 +30,8 @@ results=benchmarks/results
 exports=benchmarks/target/peers
 classpath="benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*"
 java=(java --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$classpath")
-read -ra engines <<< "${ENGINES:-ddim4j ddim4j-fused ddim4j-bf16 ort djl pytorch}"
-checked=$(printf '%s\n' "${engines[@]}" | grep -vx 'ddim4j\|pytorch' | paste -sd, || true)  # PeerCheck's --engines
+read -ra engines <<< "${ENGINES:-ddim4j ddim4j-eager ddim4j-bf16 ort djl pytorch}"
+checked=$(printf '%s\n' "${engines[@]}" | grep -vx 'ddim4j-eager\|pytorch' | paste -sd, || true)  # PeerCheck's --engines
 
 if [[ ! -f benchmarks/target/benchmarks.jar || ! -d benchmarks/target/peer-libs ]]; then
   mvn -B -q -pl benchmarks -am package -DskipTests -Dmaven.javadoc.skip=true -Dmaven.source.skip=true

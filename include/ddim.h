@@ -322,20 +322,29 @@ typedef enum ddim_precision {
 
 /* Which implementation of the network sampling runs. */
 typedef enum ddim_network {
-    DDIM_NETWORK_EAGER = 0, /* the default: libtorch's modules, as training runs them; PyTorch computes the same
-                             * bits (scripts/python/ddim4j_torch.py) */
-    DDIM_NETWORK_FUSED = 1  /* CPU, float32: the U-Net as one oneDNN inference plan (activations kept in
-                             * oneDNN's blocked layout, SiLU and the residual add fused into the convolutions,
-                             * buffers reused across steps). Faster; rounds differently from the eager network
-                             * in the last bits (measured in benchmarks/RESULTS.md). Deterministic and batch
-                             * invariant like the eager network. DDIM_ERR_DEVICE for a CUDA model,
-                             * DDIM_ERR_INVALID_ARGUMENT with bfloat16 or in a build without oneDNN (see
-                             * ddim_has_fused_network). The plan (every activation of one micro-batch, allocated
-                             * once) is kept with the model for later calls and freed with it. */
+    DDIM_NETWORK_EAGER = 0, /* libtorch's modules, as training runs them; PyTorch computes the same bits
+                             * (scripts/python/ddim4j_torch.py) */
+    DDIM_NETWORK_FUSED = 1, /* CPU: the U-Net as one oneDNN inference plan (activations kept in oneDNN's
+                             * blocked layout, SiLU and the residual add fused into the convolutions,
+                             * concatenations written in place, Winograd 3x3 convolutions on AVX-512, buffers
+                             * reused across steps). 2-3x faster than the eager network on AVX-512; rounds
+                             * differently in the last bits (README: at most ~1e-4 in a pixel of [0, 1] over
+                             * 20 steps). Deterministic and batch invariant like the eager network. With
+                             * DDIM_PRECISION_BFLOAT16: bfloat16 convolutions accumulating in float32, on CPUs
+                             * with AVX512-BF16 or AMX only (ddim_has_fused_bfloat16). DDIM_ERR_DEVICE for a
+                             * CUDA model, DDIM_ERR_INVALID_ARGUMENT in a build without oneDNN (see
+                             * ddim_has_fused_network). The plans (every activation of one micro-batch, and
+                             * of two with guidance) are kept with the model for later calls and freed with it. */
+    DDIM_NETWORK_AUTO = 2   /* the default: FUSED on the CPU wherever this build has it (bfloat16 only where
+                             * the CPU has it natively, else float32: emulated bfloat16 is ~10x slower), EAGER
+                             * elsewhere (CUDA, builds without oneDNN) */
 } ddim_network;
 
 /* 1 when this build has the fused network (DDIM_NETWORK_FUSED), else 0. */
 DDIM_API int32_t ddim_has_fused_network(void);
+
+/* 1 when the fused network can compute in bfloat16 on this CPU (AVX512-BF16 or AMX), else 0. */
+DDIM_API int32_t ddim_has_fused_bfloat16(void);
 
 /* One image of a seed's sequence: the image that a call with this seed draws at this index
  * (first_index + i). See ddim_sample_params.images. */
@@ -361,7 +370,7 @@ typedef struct ddim_sample_params {
                           * image i independent of the request. Results depend on it; keep it fixed to
                           * reproduce them. A batch_size that is a multiple of it wastes nothing. */
     int32_t precision;   /* a ddim_precision (default DDIM_PRECISION_FLOAT32) */
-    int32_t network;     /* a ddim_network (default DDIM_NETWORK_EAGER) */
+    int32_t network;     /* a ddim_network (default DDIM_NETWORK_AUTO) */
     ddim_progress_callback progress; /* may be NULL (default) */
     void* progress_user_data;        /* passed to `progress` */
     /* Each image's own seed and index, for merging requests into one call (a server's dynamic

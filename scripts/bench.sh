@@ -54,9 +54,9 @@ driver() { build/ddim_bench --threads "$THREADS" --min-seconds "$SECONDS_PER_RUN
 baseline() { "$python" benchmarks/python/baseline.py --threads "$THREADS" --min-seconds "$SECONDS_PER_RUN" --iterations 1 --warmup 1 "$@"; }
 
 echo "== ddim4j against its Java peers and PyTorch (benchmarks/peers.sh)"
-engines="ddim4j ddim4j-fused ort djl pytorch"
+engines="ddim4j ddim4j-eager ort djl pytorch"
 # bfloat16 without AVX512-BF16 runs ~10x slower than float32 (emulated): measured only where it has hardware.
-[[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-fused ddim4j-bf16 ort djl pytorch"
+[[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-eager ddim4j-bf16 ort djl pytorch"
 ENGINES=$engines WARMUP=1 RUNS=2 benchmarks/peers.sh
 
 echo "== the native driver against PyTorch ($ROUNDS rounds)"

@@ -58,6 +58,7 @@ static_assert(static_cast<int32_t>(ddim::Precision::Float32) == DDIM_PRECISION_F
 static_assert(static_cast<int32_t>(ddim::Precision::BFloat16) == DDIM_PRECISION_BFLOAT16);
 static_assert(static_cast<int32_t>(ddim::NetworkKind::Eager) == DDIM_NETWORK_EAGER);
 static_assert(static_cast<int32_t>(ddim::NetworkKind::Fused) == DDIM_NETWORK_FUSED);
+static_assert(static_cast<int32_t>(ddim::NetworkKind::Auto) == DDIM_NETWORK_AUTO);
 static_assert(static_cast<int32_t>(ddim::Loss::Mae) == DDIM_LOSS_MAE);
 static_assert(static_cast<int32_t>(ddim::Loss::Mse) == DDIM_LOSS_MSE);
 
@@ -388,7 +389,8 @@ ddim::SampleRequest sample_request_from_c(const ddim_sample_params* params, cons
   request.micro_batch = params->micro_batch;
   request.precision =
       enum_from_c(params->precision, {ddim::Precision::Float32, ddim::Precision::BFloat16}, "unknown precision");
-  request.network = enum_from_c(params->network, {ddim::NetworkKind::Eager, ddim::NetworkKind::Fused}, "unknown network");
+  request.network = enum_from_c(params->network, {ddim::NetworkKind::Eager, ddim::NetworkKind::Fused, ddim::NetworkKind::Auto},
+                                "unknown network");
   if (params->progress != nullptr) {
     const auto callback = params->progress;
     void* user_data = params->progress_user_data;
@@ -533,6 +535,14 @@ ddim_status ddim_check_pixels(const float* pixels, int64_t count) {
 }
 
 int32_t ddim_has_fused_network(void) { return ddim::fused_network_available() ? 1 : 0; }
+
+int32_t ddim_has_fused_bfloat16(void) {
+  try {
+    return ddim::fused_bfloat16_native() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
 
 int32_t ddim_cuda_device_count(void) {
   try {

@@ -4,10 +4,14 @@
 
 #ifdef DDIM_HAVE_DNNL
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,20 +23,42 @@ namespace ddim {
 
 bool fused_network_available() { return false; }
 
-struct FusedUNet::Plan {};
+bool fused_bfloat16_native(std::string* reason) {
+  if (reason != nullptr) *reason = "this build of ddim4j has no fused network (it was built without oneDNN's headers)";
+  return false;
+}
 
-FusedUNet::FusedUNet(const ModelConfig&, int64_t) {
+struct FusedUNet::Plan {
+  FusedOptions options;
+};
+
+FusedUNet::FusedUNet(const ModelConfig&, int64_t, FusedOptions) {
   fail(Status::InvalidArgument, "this build of ddim4j has no fused network (it was built without oneDNN's headers)");
 }
 FusedUNet::~FusedUNet() = default;
 int64_t FusedUNet::batch() const { return 0; }
+const FusedOptions& FusedUNet::options() const { return plan_->options; }
 void FusedUNet::load_weights(UNetImpl&) {}
-torch::Tensor FusedUNet::forward(const torch::Tensor&, const torch::Tensor&) { return {}; }
+torch::Tensor FusedUNet::forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return {}; }
 const char* FusedUNet::activation_layout() const { return ""; }
+bool FusedUNet::joins_in_place() const { return false; }
+std::vector<FusedStepTiming> FusedUNet::profile(int) { return {}; }
 
 #else
 
 bool fused_network_available() { return true; }
+
+bool fused_bfloat16_native(std::string* reason) {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto needed = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);  // AMX includes it
+  if ((isa & needed) == needed) return true;
+  if (reason != nullptr) {
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    *reason = std::string("this CPU has no AVX512-BF16 or AMX (oneDNN runs it as ") +
+              ((isa & avx512) == avx512 ? "AVX-512" : "AVX2 or older") + ")";
+  }
+  return false;
+}
 
 namespace {
 
@@ -43,11 +69,11 @@ using Args = std::unordered_map<int, memory>;
 constexpr auto kF32 = memory::data_type::f32;
 constexpr auto kInference = dnnl::prop_kind::forward_inference;
 
-// A convolution's weights as the plan holds them: the module's name, and memories in the layout the
-// primitive chose.
+// A convolution's weights as the plan holds them: the layer's weight prefix, and memories in the
+// layout the primitive chose.
 struct ConvWeights {
-  std::string name;  // e.g. "down.0.blocks.1.conv_a"
-  memory::desc plain;  // OIHW, as libtorch stores it
+  std::string name;    // e.g. "down.0.blocks.1.conv_a"
+  memory::desc plain;  // OIHW float32, as libtorch stores it
   memory weights, bias;
 };
 
@@ -56,17 +82,33 @@ struct NormWeights {
   memory mean, variance, scale, shift;
 };
 
+struct Step {
+  dnnl::primitive primitive;
+  Args args;
+  std::string layer;
+  std::string implementation;
+  double flops = 0;
+};
+
+// oneDNN has no fast kernel for some layer's part of a shared buffer: build with copies instead.
+struct NoFastKernelInPlace : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace
 
 struct FusedUNet::Plan {
   ModelConfig config;
   int64_t batch = 0;
+  FusedOptions options;
+  memory::data_type dtype = kF32;
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   Tag layout = Tag::nChw8c;
   const char* layout_name = "nChw8c";
+  bool in_place = true;  // embeddings written into their part of the joined buffer (build() falls back to a copy)
 
-  std::vector<std::pair<dnnl::primitive, Args>> steps;  // executed in order
+  std::vector<Step> steps;  // executed in order
   std::vector<ConvWeights> convs;
   std::vector<NormWeights> norms;
   float norm_epsilon = 1e-5f;
@@ -75,15 +117,31 @@ struct FusedUNet::Plan {
   torch::Tensor normalized_buffer, hidden_buffer, scratchpad;
   std::vector<memory> normalized_uses, hidden_uses;  // views of the shared buffers, bound in finish()
   memory::desc scratchpad_desc;  // the largest any step asks for
-  memory input, output;          // the caller's tensors, plain NCHW: handles set per call
-  memory embedding;              // [batch, embedding_dim, S, S] in the blocked layout, filled per call
+  memory input, output;          // the caller's tensors, plain NCHW float32: handles set per call
+  memory embeddings;             // the buffer the embeddings are written into, per call
+  int64_t embedding_offset = 0;  // the channel of `embeddings` where they start
   SinusoidalEmbedding embedder{nullptr};
+  torch::Tensor class_vectors;  // [classes + 1, embedding_dim] float32: class models only
 
-  memory::desc activation(int64_t channels, int64_t size) const {
-    return memory::desc({batch, channels, size, size}, kF32, layout);
+  memory::desc activation(int64_t channels, int64_t size, memory::data_type type) const {
+    return memory::desc({batch, channels, size, size}, type, layout);
+  }
+  memory::desc activation(int64_t channels, int64_t size) const { return activation(channels, size, dtype); }
+
+  // A buffer of its own, zeroed once: oneDNN reads the channels that pad a blocked layout's last
+  // block (against zero weights), so they must never hold NaN.
+  memory new_activation(int64_t channels, int64_t size) const {
+    memory buffer(activation(channels, size), engine);
+    std::memset(buffer.get_data_handle(), 0, buffer.get_desc().get_size());
+    return buffer;
   }
 
-  memory new_activation(int64_t channels, int64_t size) const { return memory(activation(channels, size), engine); }
+  // Channels [offset, offset + channels) of `buffer`, sharing its memory.
+  memory part(const memory& buffer, int64_t offset, int64_t channels) const {
+    const auto dims = buffer.get_desc().dims();
+    return memory(buffer.get_desc().submemory_desc({dims[0], channels, dims[2], dims[3]}, {0, offset, 0, 0}), engine,
+                  buffer.get_data_handle());
+  }
 
   dnnl::primitive_attr attributes(const dnnl::post_ops& post_ops = {}) const {
     dnnl::primitive_attr attr;
@@ -92,29 +150,72 @@ struct FusedUNet::Plan {
     return attr;
   }
 
-  void add_step(dnnl::primitive primitive, Args args, const memory::desc& scratchpad_needed) {
-    if (scratchpad_needed.get_size() > scratchpad_desc.get_size()) scratchpad_desc = scratchpad_needed;
+  template <class PrimitiveDesc>
+  void add_step(dnnl::primitive primitive, const PrimitiveDesc& pd, Args args, std::string layer, double flops = 0) {
+    std::string implementation = pd.impl_info_str();
+    // A reference kernel is oneDNN saying it has no fast one for these memories: in place, that
+    // means for a part of a shared buffer, and copying is faster.
+    if (in_place && implementation.rfind("ref", 0) == 0)
+      throw NoFastKernelInPlace(layer + " would run oneDNN's reference kernel " + implementation);
+    const auto needed = pd.scratchpad_desc();
+    if (needed.get_size() > scratchpad_desc.get_size()) scratchpad_desc = needed;
     args[DNNL_ARG_SCRATCHPAD] = memory();  // bound to the shared scratchpad in finish()
-    steps.emplace_back(std::move(primitive), std::move(args));
+    steps.push_back({std::move(primitive), std::move(args), std::move(layer), std::move(implementation), flops});
   }
 
-  // dst = conv(src) (+ bias), with `post_ops` applied. `name` is the module's name.
-  void conv(const std::string& name, const memory& src, const memory& dst, int64_t kernel,
-            const dnnl::post_ops& post_ops = {}) {
+  // Whether a 3x3 convolution of `in` -> `out` channels at `size` x `size` uses Winograd.
+  // Fastest: everywhere oneDNN has it. Measured per layer on this U-Net's shapes (the reference
+  // at 64x64 down to 8x8, the shipped 32x32 models down to 4x4; benchmarks/RESULTS.md), Winograd
+  // F(4x4, 3x3) was the faster of the two at every shape on AVX-512; without AVX-512 oneDNN 2.6
+  // has no Winograd kernel and direct is the only choice.
+  bool winograd_for(int64_t /*in*/, int64_t /*out*/, int64_t /*size*/) const {
+    return options.convolutions != ConvAlgorithm::Direct && dtype == kF32;
+  }
+
+  // dst = conv(src) (+ bias), then SiLU if `swish`, then + dst's old value if `accumulate`.
+  void conv(const std::string& name, const memory& src, const memory& dst, int64_t kernel, bool swish = false,
+            bool accumulate = false) {
     const auto& src_desc = src.get_desc();
     const auto& dst_desc = dst.get_desc();
-    const int64_t in = src_desc.dims()[1], out = dst_desc.dims()[1], pad = kernel / 2;
-    const memory::desc weights_any({out, in, kernel, kernel}, kF32, Tag::any);
+    const int64_t in = src_desc.dims()[1], out = dst_desc.dims()[1], size = dst_desc.dims()[2], pad = kernel / 2;
+    const double flops = 2.0 * static_cast<double>(batch * out * in * kernel * kernel * size * size);
+    const memory::desc weights_any({out, in, kernel, kernel}, dtype, Tag::any);
     const memory::desc bias_desc({out}, kF32, Tag::a);
-    const dnnl::convolution_forward::desc desc(kInference, dnnl::algorithm::convolution_direct, src_desc, weights_any,
-                                               bias_desc, dst_desc, {1, 1}, {pad, pad}, {pad, pad});
-    const dnnl::convolution_forward::primitive_desc pd(desc, attributes(post_ops), engine);
+    const auto make = [&](dnnl::algorithm algorithm, bool with_swish) {
+      dnnl::post_ops post_ops;
+      // x * sigmoid(1 * x) = SiLU; then y = conv(...) + y, y holding the shortcut.
+      if (with_swish) post_ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
+      if (accumulate) post_ops.append_sum(1.0f);
+      const dnnl::convolution_forward::desc desc(kInference, algorithm, src_desc, weights_any, bias_desc, dst_desc,
+                                                 {1, 1}, {pad, pad}, {pad, pad});
+      return dnnl::convolution_forward::primitive_desc(desc, attributes(post_ops), engine);
+    };
+    dnnl::convolution_forward::primitive_desc pd;
+    bool separate_swish = false;
+    if (kernel == 3 && winograd_for(in, out, size)) {
+      // oneDNN's Winograd kernel fuses a sum but not SiLU: then SiLU is a pass of its own over dst.
+      try {
+        pd = make(dnnl::algorithm::convolution_winograd, swish);
+      } catch (const dnnl::error&) {
+        if (swish) try {
+            pd = make(dnnl::algorithm::convolution_winograd, false);
+            separate_swish = true;
+          } catch (const dnnl::error&) {
+          }
+      }
+    }
+    if (!pd) pd = make(dnnl::algorithm::convolution_direct, swish);
     ConvWeights weights{name, memory::desc({out, in, kernel, kernel}, kF32, Tag::oihw),
                         memory(pd.weights_desc(), engine), memory(bias_desc, engine)};
-    add_step(dnnl::convolution_forward(pd),
+    add_step(dnnl::convolution_forward(pd), pd,
              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, dst}},
-             pd.scratchpad_desc());
+             name, flops);
     convs.push_back(std::move(weights));
+    if (separate_swish) {
+      const dnnl::eltwise_forward::desc desc(kInference, dnnl::algorithm::eltwise_swish, dst_desc, 1.0f, 0.0f);
+      const dnnl::eltwise_forward::primitive_desc swish_pd(desc, attributes(), engine);
+      add_step(dnnl::eltwise_forward(swish_pd), swish_pd, {{DNNL_ARG_SRC, dst}, {DNNL_ARG_DST, dst}}, name + " swish");
+    }
   }
 
   // A view of one of the shared buffers; its handle is bound in finish(), once the largest size is known.
@@ -123,126 +224,155 @@ struct FusedUNet::Plan {
     return uses.back();
   }
 
-  // Residual(in, out) = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))), as in unet.cpp.
-  memory residual(const std::string& name, const memory& x, int64_t out_channels) {
-    const auto& x_desc = x.get_desc();
-    const int64_t in_channels = x_desc.dims()[1], size = x_desc.dims()[2];
-    auto normalized = shared(normalized_uses, x_desc);
+  // y = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))), as in unet.cpp.
+  void residual(const std::string& name, const memory& x, const memory& y) {
+    const int64_t in_channels = x.get_desc().dims()[1], out_channels = y.get_desc().dims()[1];
+    const int64_t size = x.get_desc().dims()[2];
+    auto normalized = shared(normalized_uses, activation(in_channels, size));
     auto hidden = shared(hidden_uses, activation(out_channels, size));
-    auto y = new_activation(out_channels, size);
 
     const auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
                        dnnl::normalization_flags::use_shift;
-    const dnnl::batch_normalization_forward::desc norm_desc(kInference, x_desc, norm_epsilon, flags);
+    const dnnl::batch_normalization_forward::desc norm_desc(kInference, x.get_desc(), norm_epsilon, flags);
     const dnnl::batch_normalization_forward::primitive_desc norm_pd(norm_desc, attributes(), engine);
     const memory::desc channel_desc({in_channels}, kF32, Tag::a);
     NormWeights norm{name + ".norm", memory(channel_desc, engine), memory(channel_desc, engine),
                      memory(channel_desc, engine), memory(channel_desc, engine)};
-    add_step(dnnl::batch_normalization_forward(norm_pd),
+    add_step(dnnl::batch_normalization_forward(norm_pd), norm_pd,
              {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, normalized}, {DNNL_ARG_MEAN, norm.mean},
               {DNNL_ARG_VARIANCE, norm.variance}, {DNNL_ARG_SCALE, norm.scale}, {DNNL_ARG_SHIFT, norm.shift}},
-             norm_pd.scratchpad_desc());
+             norm.name);
     norms.push_back(std::move(norm));
 
     conv(name + ".shortcut", x, y, 1);
-    dnnl::post_ops swish;
-    swish.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);  // x * sigmoid(1 * x) = SiLU
-    conv(name + ".conv_a", normalized, hidden, 3, swish);
-    dnnl::post_ops add_residual;
-    add_residual.append_sum(1.0f);  // y = conv_b(hidden) + y, y holding the shortcut
-    conv(name + ".conv_b", hidden, y, 3, add_residual);
-    return y;
+    conv(name + ".conv_a", normalized, hidden, 3, /*swish=*/true);
+    conv(name + ".conv_b", hidden, y, 3, /*swish=*/false, /*accumulate=*/true);
   }
 
-  memory pool(const memory& x) {
-    const auto dims = x.get_desc().dims();
-    auto y = new_activation(dims[1], dims[2] / 2);
+  void pool(const memory& x, const memory& y) {
     const dnnl::pooling_forward::desc desc(kInference, dnnl::algorithm::pooling_avg_exclude_padding, x.get_desc(),
                                            y.get_desc(), {2, 2}, {2, 2}, {0, 0}, {0, 0});
     const dnnl::pooling_forward::primitive_desc pd(desc, attributes(), engine);
-    add_step(dnnl::pooling_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}}, pd.scratchpad_desc());
-    return y;
+    add_step(dnnl::pooling_forward(pd), pd, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}}, "pool");
   }
 
   // Bilinear 2x, half-pixel centres: libtorch's align_corners = false.
-  memory upsample(const memory& x) {
-    const auto dims = x.get_desc().dims();
-    auto y = new_activation(dims[1], dims[2] * 2);
+  void upsample(const memory& x, const memory& y) {
     const dnnl::resampling_forward::desc desc(kInference, dnnl::algorithm::resampling_linear, x.get_desc(), y.get_desc());
     const dnnl::resampling_forward::primitive_desc pd(desc, attributes(), engine);
-    add_step(dnnl::resampling_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}}, pd.scratchpad_desc());
-    return y;
+    add_step(dnnl::resampling_forward(pd), pd, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}}, "upsample");
   }
 
-  memory concat(const memory& a, const memory& b) {
+  memory concat(const memory& a, const memory& b, const std::string& layer) {
     const auto a_dims = a.get_desc().dims();
     auto y = new_activation(a_dims[1] + b.get_desc().dims()[1], a_dims[2]);
     const dnnl::concat::primitive_desc pd(y.get_desc(), 1, {a.get_desc(), b.get_desc()}, engine, attributes());
-    add_step(dnnl::concat(pd), {{DNNL_ARG_MULTIPLE_SRC, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, y}},
-             pd.scratchpad_desc());
+    add_step(dnnl::concat(pd), pd, {{DNNL_ARG_MULTIPLE_SRC, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, y}},
+             layer + " join");
     return y;
   }
 
-  void reorder(const memory& from, const memory& to) {
+  void reorder(const memory& from, const memory& to, const std::string& layer) {
     const dnnl::reorder::primitive_desc pd(engine, from.get_desc(), engine, to.get_desc(), attributes());
-    add_step(dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, pd.scratchpad_desc());
+    add_step(dnnl::reorder(pd), pd, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, layer);
   }
 
-  // The layout oneDNN's convolutions prefer on this CPU, asked of a typical 3x3 convolution.
+  // The blocked layout for activations: nChw16c where the CPU has AVX-512 (oneDNN's Winograd
+  // kernel needs it, and its direct kernel on it was faster than on nhwc: 145 vs 160 ms per
+  // reference forward, benchmarks/RESULTS.md), else the layout oneDNN's direct 3x3 convolution
+  // prefers (nChw8c with AVX2).
   void choose_layout() {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    if ((isa & avx512) == avx512) {
+      layout = Tag::nChw16c;
+      layout_name = "nChw16c";
+      return;
+    }
     const int64_t width = config.widths[0], size = config.image_size;
-    const memory::desc any({batch, width, size, size}, kF32, Tag::any);
+    const memory::desc any({batch, width, size, size}, dtype, Tag::any);
     const dnnl::convolution_forward::desc desc(kInference, dnnl::algorithm::convolution_direct, any,
-                                               memory::desc({width, width, 3, 3}, kF32, Tag::any),
+                                               memory::desc({width, width, 3, 3}, dtype, Tag::any),
                                                memory::desc({width}, kF32, Tag::a), any, {1, 1}, {1, 1}, {1, 1});
     const auto chosen = dnnl::convolution_forward::primitive_desc(desc, engine).src_desc();
     const std::pair<Tag, const char*> candidates[] = {{Tag::nChw16c, "nChw16c"}, {Tag::nChw8c, "nChw8c"}};
     layout = Tag::nhwc;
     layout_name = "nhwc";
     for (const auto& [tag, name] : candidates)
-      if (chosen == memory::desc(chosen.dims(), kF32, tag)) {
+      if (chosen == memory::desc(chosen.dims(), dtype, tag)) {
         layout = tag;
         layout_name = name;
       }
   }
 
+  // Walks unet_layers(config) once, creating each layer's primitives and buffers.
   void build() {
-    choose_layout();
-    const auto& widths = config.widths;
-    const int64_t levels = static_cast<int64_t>(widths.size()), size = config.image_size;
-    embedder = SinusoidalEmbedding(config.embedding_dim);
-
+    const auto layers = unet_layers(config);
+    const int64_t size = config.image_size;
     input = memory(memory::desc({batch, config.channels, size, size}, kF32, Tag::nchw), engine, nullptr);
     auto image = new_activation(config.channels, size);
-    reorder(input, image);
-    auto features = new_activation(widths[0], size);
-    conv("input_conv", image, features, 1);
-    embedding = new_activation(config.embedding_dim, size);
-    auto x = concat(features, embedding);
-
+    reorder(input, image, "input");
+    memory x;
     std::vector<memory> skips;
-    for (int64_t level = 0; level < levels; ++level) {
-      for (int64_t i = 0; i < config.block_depth; ++i) {
-        x = residual("down." + std::to_string(level) + ".blocks." + std::to_string(i), x, widths[level]);
-        skips.push_back(x);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const auto& layer = layers[i];
+      switch (layer.kind) {
+        case LayerKind::InputConv: {
+          auto features = new_activation(layer.out_channels, size);
+          conv(layer.name, image, features, 1);
+          // The joined buffer: input_conv's output, then the embeddings. In place, forward() writes
+          // the embeddings straight into their part and only the features are copied.
+          const int64_t joined_channels = layers[i + 1].out_channels;
+          x = new_activation(joined_channels, size);
+          if (in_place) {
+            reorder(features, part(x, 0, layer.out_channels), "embeddings join");
+            embeddings = x;
+            embedding_offset = layer.out_channels;
+          } else {
+            embeddings = new_activation(joined_channels - layer.out_channels, size);
+            embedding_offset = 0;
+            x = concat(features, embeddings, "embeddings");
+          }
+          break;
+        }
+        case LayerKind::JoinEmbeddings:
+          break;  // done with InputConv
+        case LayerKind::Residual: {
+          // Skips are copied into the joined input: oneDNN 2.6's convolutions have only their
+          // reference kernel for a destination that is part of a wider buffer (measured: 2x slower
+          // in all), and the joins cost ~2.5% of a forward (benchmarks/RESULTS.md, per layer).
+          if (layer.takes_skip) {
+            x = concat(x, skips.back(), layer.name);
+            skips.pop_back();
+          }
+          auto y = new_activation(layer.out_channels, layer.size);
+          residual(layer.name, x, y);
+          if (layer.keeps_skip) skips.push_back(y);
+          x = y;
+          break;
+        }
+        case LayerKind::Pool: {
+          auto y = new_activation(layer.out_channels, layer.size / 2);
+          pool(x, y);
+          x = y;
+          break;
+        }
+        case LayerKind::Upsample: {
+          auto y = new_activation(layer.out_channels, layer.size * 2);
+          upsample(x, y);
+          x = y;
+          break;
+        }
+        case LayerKind::OutputConv: {
+          // float32 whatever the plan's dtype: the prediction keeps its precision.
+          memory result(activation(config.channels, size, kF32), engine);
+          conv(layer.name, x, result, 1);
+          output = memory(memory::desc({batch, config.channels, size, size}, kF32, Tag::nchw), engine, nullptr);
+          reorder(result, output, "output");
+          break;
+        }
       }
-      x = pool(x);
     }
-    const int64_t deepest = widths[levels - 1];
-    x = residual("middle_a", x, 2 * deepest);
-    x = residual("middle_b", x, deepest);
-    for (int64_t level = levels - 1, up = 0; level >= 0; --level, ++up) {
-      x = upsample(x);
-      for (int64_t i = 0; i < config.block_depth; ++i) {
-        x = residual("up." + std::to_string(up) + ".blocks." + std::to_string(i), concat(x, skips.back()),
-                     widths[level > 0 ? level - 1 : 0]);
-        skips.pop_back();
-      }
-    }
-    auto result = new_activation(config.channels, size);
-    conv("output_conv", x, result, 1);
-    output = memory(memory::desc({batch, config.channels, size, size}, kF32, Tag::nchw), engine, nullptr);
-    reorder(result, output);
     finish();
   }
 
@@ -250,7 +380,7 @@ struct FusedUNet::Plan {
   static torch::Tensor bind_shared(std::vector<memory>& uses) {
     size_t bytes = 1;
     for (const auto& view : uses) bytes = std::max(bytes, view.get_desc().get_size());
-    auto buffer = torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8);
+    auto buffer = torch::zeros({static_cast<int64_t>(bytes)}, torch::kUInt8);
     for (auto& view : uses) view.set_data_handle(buffer.data_ptr());
     return buffer;
   }
@@ -260,40 +390,89 @@ struct FusedUNet::Plan {
     hidden_buffer = bind_shared(hidden_uses);
     scratchpad = torch::empty({std::max<int64_t>(1, static_cast<int64_t>(scratchpad_desc.get_size()))}, torch::kUInt8);
     const memory scratch(scratchpad_desc, engine, scratchpad.data_ptr());
-    for (auto& [primitive, args] : steps) args[DNNL_ARG_SCRATCHPAD] = scratch;
+    for (auto& step : steps) step.args[DNNL_ARG_SCRATCHPAD] = scratch;
   }
 
-  // The embedding of each image's noise variance, repeated over H x W, written straight into the
-  // blocked layout (one pass, no NCHW intermediate).
-  void fill_embedding(const torch::Tensor& noise_variances) {
-    const auto values = embedder->forward(noise_variances.to(torch::kFloat)).reshape({batch, -1}).contiguous();
-    const int64_t dim = config.embedding_dim, plane = config.image_size * config.image_size;
+  void reset() {
+    steps.clear();
+    convs.clear();
+    norms.clear();
+    normalized_uses.clear();
+    hidden_uses.clear();
+    scratchpad_desc = memory::desc();
+  }
+
+  // Each image's noise embedding (and class vector), repeated over H x W, written straight into
+  // channels embedding_offset.. of `embeddings` in the plan's layout and dtype.
+  void fill_embeddings(const torch::Tensor& noise_variances, const torch::Tensor& labels) {
+    auto values = embedder->forward(noise_variances.to(torch::kFloat)).reshape({batch, -1});
+    if (config.classes > 0) {
+      const auto indices = labels.defined() ? labels.to(torch::kLong) : torch::full({batch}, config.classes, torch::kLong);
+      values = torch::cat({values, class_vectors.index_select(0, indices)}, 1);
+    }
+    values = values.contiguous();
+    const auto dims = embeddings.get_desc().dims();
+    const int64_t count = values.size(1), channels = dims[1], plane = config.image_size * config.image_size;
     const int64_t block = layout == Tag::nChw16c ? 16 : layout == Tag::nChw8c ? 8 : 0;
-    const int64_t padded = block > 0 ? (dim + block - 1) / block * block : dim;
+    const int64_t padded = block > 0 ? (channels + block - 1) / block * block : channels;
+    const int64_t first = embedding_offset;
     const float* source = values.data_ptr<float>();
-    auto* target = static_cast<float*>(embedding.get_data_handle());
+    const bool bfloat16 = dtype != kF32;
+    void* target = embeddings.get_data_handle();
     at::parallel_for(0, batch * plane, 1024, [&](int64_t begin, int64_t end) {
       for (int64_t index = begin; index < end; ++index) {
         const int64_t n = index / plane, pixel = index % plane;
-        const float* row = source + n * dim;
-        for (int64_t c = 0; c < padded; ++c) {
-          const float value = c < dim ? row[c] : 0.0f;  // blocked layouts pad channels with zeros
+        const float* row = source + n * count;
+        for (int64_t c = first; c < padded; ++c) {
+          const float value = c - first < count ? row[c - first] : 0.0f;  // blocked layouts pad channels with zeros
           const int64_t offset = block > 0 ? ((n * (padded / block) + c / block) * plane + pixel) * block + c % block
-                                           : (n * plane + pixel) * dim + c;
-          target[offset] = value;
+                                           : (n * plane + pixel) * channels + c;
+          if (bfloat16)
+            static_cast<c10::BFloat16*>(target)[offset] = c10::BFloat16(value);
+          else
+            static_cast<float*>(target)[offset] = value;
         }
       }
     });
   }
+
+  void execute(const torch::Tensor& input_tensor, const torch::Tensor& output_tensor,
+               const torch::Tensor& noise_variances, const torch::Tensor& labels) {
+    // oneDNN runs on OpenMP in the calling thread: give it libtorch's thread count, as libtorch's ops do.
+    at::internal::lazy_init_num_threads();
+    fill_embeddings(noise_variances, labels);
+    input.set_data_handle(input_tensor.data_ptr());
+    output.set_data_handle(output_tensor.data_ptr());
+    for (auto& step : steps) step.primitive.execute(stream, step.args);
+    stream.wait();
+  }
 };
 
-FusedUNet::FusedUNet(const ModelConfig& config, int64_t batch) : plan_(std::make_unique<Plan>()) {
+FusedUNet::FusedUNet(const ModelConfig& config, int64_t batch, FusedOptions options) : plan_(std::make_unique<Plan>()) {
   config.validate();
   require(batch >= 1, Status::InvalidArgument, "the fused network needs a batch >= 1");
-  plan_->config = config;
-  plan_->batch = batch;
+  require(options.dtype == torch::kFloat || options.dtype == torch::kBFloat16, Status::InvalidArgument,
+          "the fused network computes in float32 or bfloat16");
+  std::string reason;
+  require(options.dtype == torch::kFloat || fused_bfloat16_native(&reason), Status::InvalidArgument,
+          "the fused network runs bfloat16 only where oneDNN has bfloat16 kernels: " + reason);
+  auto& plan = *plan_;
+  plan.config = config;
+  plan.batch = batch;
+  plan.options = options;
+  plan.dtype = options.dtype == torch::kBFloat16 ? memory::data_type::bf16 : kF32;
+  plan.embedder = SinusoidalEmbedding(config.embedding_dim);
   try {
-    plan_->build();
+    plan.choose_layout();
+    try {
+      plan.build();
+    } catch (const std::exception&) {
+      // widths[0] not a multiple of the layout's block (no part of a blocked buffer starts there), or
+      // no fast kernel for the part: the same plan with the embeddings joined by a copy.
+      plan.reset();
+      plan.in_place = false;
+      plan.build();
+    }
   } catch (const dnnl::error& error) {
     fail(Status::Internal, std::string("oneDNN could not build the fused network: ") + error.what());
   }
@@ -303,7 +482,11 @@ FusedUNet::~FusedUNet() = default;
 
 int64_t FusedUNet::batch() const { return plan_->batch; }
 
+const FusedOptions& FusedUNet::options() const { return plan_->options; }
+
 const char* FusedUNet::activation_layout() const { return plan_->layout_name; }
+
+bool FusedUNet::joins_in_place() const { return plan_->in_place; }
 
 void FusedUNet::load_weights(UNetImpl& network) {
   torch::NoGradGuard no_grad;
@@ -324,7 +507,7 @@ void FusedUNet::load_weights(UNetImpl& network) {
   for (auto& conv : plan.convs) {
     const auto weights = tensor(conv.name + ".weight");
     memory plain(conv.plain, plan.engine, weights.data_ptr());
-    dnnl::reorder(plain, conv.weights).execute(plan.stream, plain, conv.weights);
+    dnnl::reorder(plain, conv.weights).execute(plan.stream, plain, conv.weights);  // and to bfloat16 if need be
     copy_into(conv.bias, tensor(conv.name + ".bias"));
   }
   for (auto& norm : plan.norms) {
@@ -333,30 +516,62 @@ void FusedUNet::load_weights(UNetImpl& network) {
     copy_into(norm.scale, tensor(norm.name + ".weight"));
     copy_into(norm.shift, tensor(norm.name + ".bias"));
   }
+  if (plan.config.classes > 0) {
+    // Rounded as the eager bfloat16 network rounds its embedding table.
+    auto vectors = tensor("class_embedding.weight");
+    if (plan.dtype != kF32) vectors = vectors.to(torch::kBFloat16).to(torch::kFloat);
+    plan.class_vectors = vectors;
+  }
   plan.stream.wait();
 }
 
-torch::Tensor FusedUNet::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances) {
+torch::Tensor FusedUNet::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                                 const torch::Tensor& labels) {
   auto& plan = *plan_;
   const int64_t size = plan.config.image_size;
   require(noisy.device().is_cpu() && noisy.scalar_type() == torch::kFloat && noisy.dim() == 4 &&
               noisy.size(0) == plan.batch && noisy.size(1) == plan.config.channels && noisy.size(2) == size &&
               noisy.size(3) == size && noise_variances.numel() == plan.batch,
           Status::Internal, "the fused network got a tensor of the wrong shape, type or device");
-  // oneDNN runs on OpenMP in the calling thread: give it libtorch's thread count, as libtorch's ops do.
-  at::internal::lazy_init_num_threads();
+  require(plan.config.classes > 0 || !labels.defined(), Status::Internal, "an unconditional network takes no class labels");
+  if (labels.defined()) {
+    require(labels.dim() == 1 && labels.size(0) == plan.batch, Status::Internal, "one class label per image");
+    require(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() <= plan.config.classes, Status::Internal,
+            "a class label is out of range");
+  }
+  require(plan.config.classes == 0 || plan.class_vectors.defined(), Status::Internal,
+          "the fused network's weights were never loaded");
   const auto input = noisy.contiguous();
   auto output = torch::empty_like(input);
-  plan.fill_embedding(noise_variances);
-  plan.input.set_data_handle(input.data_ptr());
-  plan.output.set_data_handle(output.data_ptr());
   try {
-    for (auto& [primitive, args] : plan.steps) primitive.execute(plan.stream, args);
-    plan.stream.wait();
+    plan.execute(input, output, noise_variances, labels);
   } catch (const dnnl::error& error) {
     fail(Status::Internal, std::string("oneDNN failed in the fused network: ") + error.what());
   }
   return output;
+}
+
+std::vector<FusedStepTiming> FusedUNet::profile(int runs) {
+  auto& plan = *plan_;
+  const int64_t size = plan.config.image_size;
+  const auto input = torch::randn({plan.batch, plan.config.channels, size, size});
+  const auto output = torch::empty_like(input);
+  const auto variances = torch::rand({plan.batch});
+  if (plan.config.classes > 0 && !plan.class_vectors.defined())
+    plan.class_vectors = torch::zeros({plan.config.classes + 1, plan.config.embedding_dim});
+  plan.execute(input, output, variances, {});
+  std::vector<FusedStepTiming> timings;
+  for (auto& step : plan.steps) {
+    double best = 1e300;
+    for (int run = 0; run < std::max(1, runs); ++run) {
+      const auto start = std::chrono::steady_clock::now();
+      step.primitive.execute(plan.stream, step.args);
+      plan.stream.wait();
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    timings.push_back({step.layer, step.implementation, step.flops, best});
+  }
+  return timings;
 }
 
 #endif  // DDIM_HAVE_DNNL

@@ -1,4 +1,5 @@
-// The U-Net of unet.h as one inference plan on oneDNN, for sampling on the CPU (the "fused" network).
+// The U-Net of unet_layers.h as one inference plan on oneDNN: the "fused" network, which sampling
+// uses on the CPU by default (NetworkKind::Auto).
 //
 // The eager network (libtorch modules) is what training uses and what PyTorch reproduces bit for
 // bit, but for inference it wastes time between the convolutions: every oneDNN convolution inside
@@ -9,18 +10,24 @@
 // output one, with
 //   - SiLU fused into conv_a (an eltwise post-op) and the residual add into conv_b (a sum post-op
 //     onto the shortcut's output),
+//   - the embeddings written straight into their part of the first block's input (the skips are
+//     joined by copies: see build()),
+//   - 3x3 convolutions by Winograd's F(4x4, 3x3) where oneDNN has it (AVX-512, float32): ~1.6-1.9x
+//     faster than direct convolution on this U-Net's shapes (benchmarks/RESULTS.md, per layer),
+//   - in bfloat16 (FusedOptions::dtype), bfloat16 activations and weights with float32 accumulation
+//     on CPUs with AVX512-BF16 or AMX,
 //   - weights reordered into the convolutions' layouts once per sampling call, not per step,
 //   - every buffer allocated when the plan is built and reused at every step.
-// The arithmetic is the same (float32, the same operations in the same order per convolution), but
-// BatchNorm, SiLU and the bilinear upsampling round differently from libtorch's kernels, so results
-// differ from the eager network's in the last bits (benchmarks/RESULTS.md reports by how much).
-// Hence it is an option (ddim_sample_params.network), not the default.
+// Results differ from the eager network's in the last bits (BatchNorm, SiLU, upsampling and
+// Winograd's transforms round differently; the README gives the difference in pixels).
 //
-// Only for float32 on the CPU, and only in builds with oneDNN's headers (DDIM_HAVE_DNNL).
+// CPU only, and only in builds with oneDNN's headers (DDIM_HAVE_DNNL).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -32,28 +39,62 @@ namespace ddim {
 // True when this build has the fused network.
 bool fused_network_available();
 
+// True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or AMX); otherwise
+// `reason` says why not.
+bool fused_bfloat16_native(std::string* reason = nullptr);
+
+// How the plan computes its 3x3 convolutions.
+enum class ConvAlgorithm {
+  Fastest,   // per layer, the faster of the two on this U-Net's shapes (fused_unet.cpp says which, and why)
+  Direct,    // oneDNN's direct convolution everywhere
+  Winograd,  // Winograd wherever oneDNN has it for the layer (AVX-512, float32), else direct
+};
+
+struct FusedOptions {
+  torch::ScalarType dtype = torch::kFloat;  // kFloat, or kBFloat16 (activations and weights; float32 accumulation)
+  ConvAlgorithm convolutions = ConvAlgorithm::Fastest;
+};
+
+// One step of the plan as profile() timed it.
+struct FusedStepTiming {
+  std::string layer;            // e.g. "down.0.blocks.1.conv_a", "pool", "join embeddings"
+  std::string implementation;   // oneDNN's name for the kernel, e.g. "jit_wino_4x3:avx512_core"
+  double flops = 0;             // multiply-adds x 2, convolutions only
+  double milliseconds = 0;      // the fastest of the runs
+};
+
 class FusedUNet {
  public:
   // Builds the plan for `batch` images of `config`: a few hundred milliseconds of primitive
   // creation, then each forward() only executes. Throws Status::InvalidArgument where the build
-  // lacks oneDNN.
-  FusedUNet(const ModelConfig& config, int64_t batch);
+  // lacks oneDNN, or for bfloat16 where the CPU cannot run it.
+  FusedUNet(const ModelConfig& config, int64_t batch, FusedOptions options = {});
   ~FusedUNet();
   FusedUNet(const FusedUNet&) = delete;
   FusedUNet& operator=(const FusedUNet&) = delete;
 
   int64_t batch() const;
+  const FusedOptions& options() const;
 
-  // Copies `network`'s current weights and BatchNorm statistics into the plan (reordered into the
-  // convolutions' layouts). Call again after the weights change.
+  // Copies `network`'s current weights, BatchNorm statistics and class embedding into the plan
+  // (reordered into the convolutions' layouts). Call again after the weights change.
   void load_weights(UNetImpl& network);
 
-  // noisy: [batch, C, S, S] float32 on the CPU; noise_variances: [batch]. Returns a new
-  // [batch, C, S, S] float32 tensor, as UNetImpl::forward does.
-  torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances);
+  // noisy: [batch, C, S, S] float32 on the CPU; noise_variances: [batch]; labels: [batch] int64 in
+  // 0 .. classes (classes: "no class"), or undefined (no class for all; unconditional models take
+  // none). Returns a new [batch, C, S, S] float32 tensor, as UNetImpl::forward does.
+  torch::Tensor forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                        const torch::Tensor& labels = {});
 
   // The blocked layout the plan keeps activations in ("nChw8c", "nChw16c" or "nhwc").
   const char* activation_layout() const;
+  // Whether the embeddings are written in place, into their part of the first block's input (not
+  // where widths[0] is no multiple of the layout's channel block: then a concat primitive joins them).
+  bool joins_in_place() const;
+
+  // Runs every step `runs` times on its own (after one forward with the current inputs) and
+  // returns each step's fastest time: the per-layer table of benchmarks/RESULTS.md.
+  std::vector<FusedStepTiming> profile(int runs);
 
  private:
   struct Plan;

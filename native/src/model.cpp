@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <algorithm>
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
@@ -132,17 +134,38 @@ NetworkFn network_fn(UNet network) {
   };
 }
 
-NetworkFn Model::fused_network(UNet& network, int64_t batch) {
-  require(config_.classes == 0, Status::InvalidArgument,
-          "the fused network has no class embedding; sample class-conditional models with the eager network");
-  if (!fused_ || fused_->batch() != batch) {
-    fused_.reset();  // frees the old plan's buffers before the new one allocates
-    fused_ = std::make_shared<FusedUNet>(config_, batch);
-  }
-  fused_->load_weights(*network);
-  return [plan = fused_](const torch::Tensor& noisy, const torch::Tensor& noise_variances, const torch::Tensor&) {
-    return plan->forward(noisy, noise_variances);
+NetworkFn Model::fused_network(UNet& network, FusedOptions options) {
+  // The plans this function has loaded the weights into (shared by its copies, and kept alive by
+  // them, so that an evicted plan's address is never mistaken for a new one's).
+  auto loaded = std::make_shared<std::vector<std::shared_ptr<FusedUNet>>>();
+  return [this, network, options, loaded](const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                                          const torch::Tensor& labels) mutable {
+    const int64_t batch = noisy.size(0);
+    auto found = std::find_if(fused_.begin(), fused_.end(), [&](const auto& plan) {
+      return plan->batch() == batch && plan->options().dtype == options.dtype &&
+             plan->options().convolutions == options.convolutions;
+    });
+    std::shared_ptr<FusedUNet> plan;
+    if (found != fused_.end()) {
+      plan = *found;
+      fused_.erase(found);
+    } else {
+      if (fused_.size() >= kFusedPlansKept) fused_.pop_back();  // frees its buffers before the new plan allocates
+      plan = std::make_shared<FusedUNet>(config_, batch, options);
+    }
+    fused_.insert(fused_.begin(), plan);
+    if (std::find(loaded->begin(), loaded->end(), plan) == loaded->end()) {
+      plan->load_weights(*network);
+      loaded->push_back(plan);
+    }
+    return plan->forward(noisy, noise_variances, labels);
   };
+}
+
+std::vector<int64_t> Model::fused_plan_batches() const {
+  std::vector<int64_t> batches;
+  for (const auto& plan : fused_) batches.push_back(plan->batch());
+  return batches;
 }
 
 Prediction Model::predict(const NetworkFn& network, const torch::Tensor& noisy, const torch::Tensor& signal_rates,

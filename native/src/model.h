@@ -80,10 +80,14 @@ class Model {
     return predict(network_fn(network), noisy, signal_rates, noise_rates, micro_batch, conditioning);
   }
 
-  // The fused inference plan (fused_unet.h) of `network` for batches of `batch` images, with its
-  // current weights. Built on first use and kept (its buffers belong to the model) for later calls
-  // with the same batch; the weights are copied in at every call, since training may change them.
-  NetworkFn fused_network(UNet& network, int64_t batch);
+  // `network` through the fused inference plan (fused_unet.h) with its current weights. Plans are
+  // built on first use for each batch size the network sees (the micro-batch, twice it with
+  // guidance) and kept with the model for later calls (at most kFusedPlansKept); the weights are
+  // copied into a plan once per returned function, on its first call, since training may change them.
+  NetworkFn fused_network(UNet& network, FusedOptions options = {});
+  static constexpr size_t kFusedPlansKept = 2;
+  // The batch sizes of the fused plans kept, most recently used first (for tests).
+  std::vector<int64_t> fused_plan_batches() const;
 
   // How many network evaluations predict() has run on this model (instrumentation for tests and benchmarks).
   int64_t evaluations() const { return evaluations_; }
@@ -101,7 +105,7 @@ class Model {
   std::optional<UNet> ema_;
   torch::Tensor mean_, std_;
   mutable int64_t evaluations_ = 0;
-  std::shared_ptr<FusedUNet> fused_;
+  std::vector<std::shared_ptr<FusedUNet>> fused_;  // most recently used first
 };
 
 }  // namespace ddim

@@ -35,10 +35,8 @@ void SampleRequest::validate() const {
   require(batch_size >= 1, Status::InvalidArgument, "batch_size must be >= 1, got " + std::to_string(batch_size));
   require(precision == Precision::Float32 || precision == Precision::BFloat16, Status::InvalidArgument,
           "unknown precision " + std::to_string(static_cast<int>(precision)));
-  require(network == NetworkKind::Eager || network == NetworkKind::Fused, Status::InvalidArgument,
-          "unknown network " + std::to_string(static_cast<int>(network)));
-  require(network != NetworkKind::Fused || precision == Precision::Float32, Status::InvalidArgument,
-          "the fused network computes in float32 only; bfloat16 runs on the eager network");
+  require(network == NetworkKind::Eager || network == NetworkKind::Fused || network == NetworkKind::Auto,
+          Status::InvalidArgument, "unknown network " + std::to_string(static_cast<int>(network)));
   require(micro_batch >= 1 && micro_batch <= kMaxMicroBatch, Status::InvalidArgument,
           "micro_batch must lie in [1, " + std::to_string(kMaxMicroBatch) + "], got " + std::to_string(micro_batch));
   require(preview_every >= 1, Status::InvalidArgument, "preview_every must be >= 1, got " + std::to_string(preview_every));
@@ -189,12 +187,23 @@ const torch::Tensor& require_finite_result(const torch::Tensor& result, const ch
 NetworkFn sampling_network(Model& model, const SampleRequest& request) {
   UNet& network = model.network(request.use_ema);
   network->eval();
+  const bool bfloat16 = request.precision == Precision::BFloat16;
+  std::string no_bfloat16;
   if (request.network == NetworkKind::Fused) {
+    require(fused_network_available(), Status::InvalidArgument,
+            "this build of ddim4j has no fused network (it was built without oneDNN's headers)");
     require(model.device().is_cpu(), Status::Device, "the fused network runs on the CPU only; this model is on " +
                                                          model.device().str());
-    return model.fused_network(network, request.micro_batch);
+    require(!bfloat16 || fused_bfloat16_native(&no_bfloat16), Status::InvalidArgument,
+            "the fused network runs bfloat16 only where the CPU has it: " + no_bfloat16);
+    return model.fused_network(network, {bfloat16 ? torch::kBFloat16 : torch::kFloat});
   }
-  if (request.precision == Precision::Float32) return network_fn(network);
+  if (request.network == NetworkKind::Auto && model.device().is_cpu() && fused_network_available()) {
+    // bfloat16 is only a speed option on the CPU: where it would be emulated (~10x slower), float32.
+    const bool native = bfloat16 && fused_bfloat16_native();
+    return model.fused_network(network, {native ? torch::kBFloat16 : torch::kFloat});
+  }
+  if (!bfloat16) return network_fn(network);
   auto copy = model.converted_copy(network, torch::kBFloat16);
   copy->eval();
   return network_fn(copy);

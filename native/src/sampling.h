@@ -40,9 +40,11 @@ struct ImageId {
 enum class Precision : int32_t { Float32 = 0, BFloat16 = 1 };
 
 // Which implementation of the network sampling runs: the eager libtorch modules (bit for bit what
-// PyTorch computes; training's own), or the fused oneDNN inference plan (fused_unet.h: CPU,
-// float32; faster, and different from the eager network in the last bits).
-enum class NetworkKind : int32_t { Eager = 0, Fused = 1 };
+// PyTorch computes; training's own), the fused oneDNN inference plan (fused_unet.h: CPU; faster,
+// and different from the eager network in the last bits), or Auto, the default: the fused plan on
+// the CPU wherever this build has it (float32, or bfloat16 where the CPU runs it natively, else
+// float32), the eager network elsewhere (CUDA, builds without oneDNN).
+enum class NetworkKind : int32_t { Eager = 0, Fused = 1, Auto = 2 };
 
 struct SampleRequest {
   int64_t count = 16;
@@ -55,7 +57,7 @@ struct SampleRequest {
   int64_t batch_size = 64;  // images per pass through the loop (a memory bound); never changes results
   int64_t micro_batch = 16; // images per network evaluation, short ones padded; results depend on it
   Precision precision = Precision::Float32;  // the network's arithmetic
-  NetworkKind network = NetworkKind::Eager;
+  NetworkKind network = NetworkKind::Auto;
   ProgressFn progress;      // may be empty
   // Each image's own (seed, index), to merge requests into one call: empty, or count entries that
   // replace (seed, first_index + i). Image i's pixels then equal those of its own request alone.

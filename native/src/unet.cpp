@@ -34,80 +34,127 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
   return shortcut_(x) + conv_b_(torch::silu(conv_a_(norm_(x))));
 }
 
-DownBlockImpl::DownBlockImpl(int64_t in_channels, int64_t width, int64_t depth) {
-  for (int64_t i = 0; i < depth; ++i) blocks_->push_back(ResidualBlock(i == 0 ? in_channels : width, width));
-  register_module("blocks", blocks_);
-}
-
-torch::Tensor DownBlockImpl::forward(torch::Tensor x, std::vector<torch::Tensor>& skips) {
-  for (auto& block : *blocks_) {
-    x = block->as<ResidualBlock>()->forward(x);
-    skips.push_back(x);
-  }
-  return F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
-}
-
-UpBlockImpl::UpBlockImpl(int64_t in_channels, int64_t out_channels, int64_t depth) {
-  for (int64_t i = 0; i < depth; ++i)
-    blocks_->push_back(ResidualBlock((i == 0 ? in_channels : out_channels) + in_channels, out_channels));
-  register_module("blocks", blocks_);
-}
-
-torch::Tensor UpBlockImpl::forward(torch::Tensor x, std::vector<torch::Tensor>& skips) {
-  x = F::interpolate(x, F::InterpolateFuncOptions()
-                            .scale_factor(std::vector<double>{2.0, 2.0})
-                            .mode(torch::kBilinear)
-                            .align_corners(false));
-  for (auto& block : *blocks_) {
-    x = block->as<ResidualBlock>()->forward(torch::cat({x, skips.back()}, 1));
-    skips.pop_back();
-  }
-  return x;
-}
-
-UNetImpl::UNetImpl(const ModelConfig& config) {
+std::vector<UNetLayer> unet_layers(const ModelConfig& config) {
   const auto& widths = config.widths;
   const int64_t levels = static_cast<int64_t>(widths.size());
-  embedding_ = register_module("embedding", SinusoidalEmbedding(config.embedding_dim));
-  input_conv_ = register_module("input_conv", nn::Conv2d(nn::Conv2dOptions(config.channels, widths[0], 1)));
-  classes_ = config.classes;
-  if (classes_ > 0)
-    class_embedding_ = register_module("class_embedding", nn::Embedding(classes_ + 1, config.embedding_dim));
-  int64_t channels = widths[0] + config.embedding_dim * (classes_ > 0 ? 2 : 1);
-  for (int64_t width : widths) {
-    down_->push_back(DownBlock(channels, width, config.block_depth));
-    channels = width;
+  int64_t size = config.image_size;
+  std::vector<UNetLayer> layers;
+  layers.push_back({LayerKind::InputConv, "input_conv", config.channels, widths[0], size});
+  const int64_t joined = widths[0] + config.embedding_dim * (config.classes > 0 ? 2 : 1);
+  layers.push_back({LayerKind::JoinEmbeddings, config.classes > 0 ? "class_embedding" : "", widths[0], joined, size});
+  int64_t channels = joined;
+  for (int64_t level = 0; level < levels; ++level) {
+    for (int64_t i = 0; i < config.block_depth; ++i) {
+      layers.push_back({LayerKind::Residual, "down." + std::to_string(level) + ".blocks." + std::to_string(i), channels,
+                        widths[level], size, /*keeps_skip=*/true});
+      channels = widths[level];
+    }
+    layers.push_back({LayerKind::Pool, "", channels, channels, size});
+    size /= 2;
   }
-  register_module("down", down_);
-  middle_a_ = register_module("middle_a", ResidualBlock(channels, 2 * channels));
-  middle_b_ = register_module("middle_b", ResidualBlock(2 * channels, channels));
-  for (int64_t level = levels - 1; level >= 0; --level)
-    up_->push_back(UpBlock(widths[level], widths[level > 0 ? level - 1 : 0], config.block_depth));
-  register_module("up", up_);
-  output_conv_ = register_module("output_conv", nn::Conv2d(nn::Conv2dOptions(widths[0], config.channels, 1)));
+  layers.push_back({LayerKind::Residual, "middle_a", channels, 2 * channels, size});
+  layers.push_back({LayerKind::Residual, "middle_b", 2 * channels, channels, size});
+  for (int64_t level = levels - 1, up = 0; level >= 0; --level, ++up) {
+    layers.push_back({LayerKind::Upsample, "", channels, channels, size});
+    size *= 2;
+    const int64_t out = widths[level > 0 ? level - 1 : 0];
+    for (int64_t i = 0; i < config.block_depth; ++i) {
+      // Joins the skip of the same level: widths[level] channels.
+      layers.push_back({LayerKind::Residual, "up." + std::to_string(up) + ".blocks." + std::to_string(i),
+                        channels + widths[level], out, size, false, /*takes_skip=*/true});
+      channels = out;
+    }
+  }
+  layers.push_back({LayerKind::OutputConv, "output_conv", channels, config.channels, size});
+  return layers;
+}
+
+UNetImpl::UNetImpl(const ModelConfig& config) : layers_(unet_layers(config)), classes_(config.classes) {
+  embedding_ = register_module("embedding", SinusoidalEmbedding(config.embedding_dim));
+  for (const auto& layer : layers_) {
+    switch (layer.kind) {
+      case LayerKind::InputConv:
+        input_conv_ = register_module(layer.name, nn::Conv2d(nn::Conv2dOptions(layer.in_channels, layer.out_channels, 1)));
+        break;
+      case LayerKind::JoinEmbeddings:
+        if (classes_ > 0)
+          class_embedding_ = register_module(layer.name, nn::Embedding(classes_ + 1, config.embedding_dim));
+        break;
+      case LayerKind::Residual:
+        residuals_.push_back(ResidualBlock(layer.in_channels, layer.out_channels));
+        register_layer(layer.name, residuals_.back().ptr());
+        break;
+      case LayerKind::OutputConv:
+        output_conv_ = register_module(layer.name, nn::Conv2d(nn::Conv2dOptions(layer.in_channels, layer.out_channels, 1)));
+        break;
+      case LayerKind::Pool:
+      case LayerKind::Upsample:
+        break;  // no weights
+    }
+  }
+}
+
+void UNetImpl::register_layer(const std::string& name, std::shared_ptr<nn::Module> module) {
+  nn::Module* parent = this;
+  size_t begin = 0;
+  for (size_t dot = name.find('.'); dot != std::string::npos; begin = dot + 1, dot = name.find('.', begin)) {
+    const auto part = name.substr(begin, dot - begin);
+    const auto children = parent->named_children();
+    const auto* found = children.find(part);
+    parent = found != nullptr ? found->get() : parent->register_module(part, std::make_shared<nn::Module>()).get();
+  }
+  parent->register_module(name.substr(begin), std::move(module));
 }
 
 torch::Tensor UNetImpl::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
                                 const torch::Tensor& labels) {
-  // The embedding is computed in float32 (its frequencies reach 1000) and then takes the network's dtype.
-  const auto embedding =
-      embedding_(noise_variances.to(torch::kFloat)).to(noisy.scalar_type()).expand({-1, -1, noisy.size(2), noisy.size(3)});
-  torch::Tensor x;
-  if (classes_ == 0) {
-    TORCH_CHECK(!labels.defined(), "an unconditional network takes no class labels");
-    x = torch::cat({input_conv_(noisy), embedding}, 1);
-  } else {
-    const auto indices = labels.defined() ? labels.to(noisy.device(), torch::kLong)
-                                          : torch::full({noisy.size(0)}, classes_, noisy.options().dtype(torch::kLong));
-    TORCH_CHECK(indices.dim() == 1 && indices.size(0) == noisy.size(0), "one class label per image");
-    const auto class_vectors = class_embedding_(indices).to(noisy.scalar_type()).unsqueeze(-1).unsqueeze(-1);
-    x = torch::cat({input_conv_(noisy), embedding, class_vectors.expand({-1, -1, noisy.size(2), noisy.size(3)})}, 1);
-  }
+  TORCH_CHECK(classes_ > 0 || !labels.defined(), "an unconditional network takes no class labels");
   std::vector<torch::Tensor> skips;
-  for (auto& block : *down_) x = block->as<DownBlock>()->forward(x, skips);
-  x = middle_b_(middle_a_(x));
-  for (auto& block : *up_) x = block->as<UpBlock>()->forward(x, skips);
-  return output_conv_(x);
+  auto residual = residuals_.begin();
+  torch::Tensor x;
+  for (const auto& layer : layers_) {
+    switch (layer.kind) {
+      case LayerKind::InputConv:
+        x = input_conv_(noisy);
+        break;
+      case LayerKind::JoinEmbeddings: {
+        // The embedding is computed in float32 (its frequencies reach 1000) and then takes the network's dtype.
+        const std::vector<int64_t> spread{-1, -1, noisy.size(2), noisy.size(3)};
+        const auto embedding = embedding_(noise_variances.to(torch::kFloat)).to(noisy.scalar_type()).expand(spread);
+        if (classes_ == 0) {
+          x = torch::cat({x, embedding}, 1);
+          break;
+        }
+        const auto indices = labels.defined() ? labels.to(noisy.device(), torch::kLong)
+                                              : torch::full({noisy.size(0)}, classes_, noisy.options().dtype(torch::kLong));
+        TORCH_CHECK(indices.dim() == 1 && indices.size(0) == noisy.size(0), "one class label per image");
+        const auto class_vectors = class_embedding_(indices).to(noisy.scalar_type()).unsqueeze(-1).unsqueeze(-1);
+        x = torch::cat({x, embedding, class_vectors.expand(spread)}, 1);
+        break;
+      }
+      case LayerKind::Residual:
+        if (layer.takes_skip) {
+          x = torch::cat({x, skips.back()}, 1);
+          skips.pop_back();
+        }
+        x = (*residual++)->forward(x);
+        if (layer.keeps_skip) skips.push_back(x);
+        break;
+      case LayerKind::Pool:
+        x = F::avg_pool2d(x, F::AvgPool2dFuncOptions(2));
+        break;
+      case LayerKind::Upsample:
+        x = F::interpolate(x, F::InterpolateFuncOptions()
+                                  .scale_factor(std::vector<double>{2.0, 2.0})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false));
+        break;
+      case LayerKind::OutputConv:
+        x = output_conv_(x);
+        break;
+    }
+  }
+  return x;
 }
 
 namespace {
@@ -130,28 +177,26 @@ void add_residual(std::map<std::string, TensorSpec>& specs, const std::string& n
 
 }  // namespace
 
-// Mirrors the constructors above: UNetImpl, DownBlockImpl, UpBlockImpl and ResidualBlockImpl.
+// The weights of unet_layers(config), without building the modules.
 std::map<std::string, TensorSpec> unet_tensor_specs(const ModelConfig& config) {
-  const auto& widths = config.widths;
-  const int64_t levels = static_cast<int64_t>(widths.size());
   std::map<std::string, TensorSpec> specs;
-  add_conv(specs, "input_conv", config.channels, widths[0], 1);
-  if (config.classes > 0) specs["class_embedding.weight"] = {{config.classes + 1, config.embedding_dim}};
-  int64_t channels = widths[0] + config.embedding_dim * (config.classes > 0 ? 2 : 1);
-  for (int64_t level = 0; level < levels; ++level) {
-    for (int64_t i = 0; i < config.block_depth; ++i)
-      add_residual(specs, "down." + std::to_string(level) + ".blocks." + std::to_string(i),
-                   i == 0 ? channels : widths[level], widths[level]);
-    channels = widths[level];
+  for (const auto& layer : unet_layers(config)) {
+    switch (layer.kind) {
+      case LayerKind::InputConv:
+      case LayerKind::OutputConv:
+        add_conv(specs, layer.name, layer.in_channels, layer.out_channels, 1);
+        break;
+      case LayerKind::JoinEmbeddings:
+        if (config.classes > 0) specs[layer.name + ".weight"] = {{config.classes + 1, config.embedding_dim}};
+        break;
+      case LayerKind::Residual:
+        add_residual(specs, layer.name, layer.in_channels, layer.out_channels);
+        break;
+      case LayerKind::Pool:
+      case LayerKind::Upsample:
+        break;  // no weights
+    }
   }
-  add_residual(specs, "middle_a", channels, 2 * channels);
-  add_residual(specs, "middle_b", 2 * channels, channels);
-  for (int64_t level = levels - 1, up = 0; level >= 0; --level, ++up) {
-    const int64_t in = widths[level], out = widths[level > 0 ? level - 1 : 0];
-    for (int64_t i = 0; i < config.block_depth; ++i)
-      add_residual(specs, "up." + std::to_string(up) + ".blocks." + std::to_string(i), (i == 0 ? in : out) + in, out);
-  }
-  add_conv(specs, "output_conv", widths[0], config.channels, 1);
   return specs;
 }
 

@@ -28,6 +28,7 @@
 #include <torch/torch.h>
 
 #include "config.h"
+#include "unet_layers.h"
 
 namespace ddim {
 
@@ -54,29 +55,6 @@ class ResidualBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ResidualBlock);
 
-class DownBlockImpl : public torch::nn::Module {
- public:
-  DownBlockImpl(int64_t in_channels, int64_t width, int64_t depth);
-  // Pushes each residual block's output onto `skips`.
-  torch::Tensor forward(torch::Tensor x, std::vector<torch::Tensor>& skips);
-
- private:
-  torch::nn::ModuleList blocks_;
-};
-TORCH_MODULE(DownBlock);
-
-class UpBlockImpl : public torch::nn::Module {
- public:
-  // `in_channels` is the width of the incoming tensor and of this level's skips.
-  UpBlockImpl(int64_t in_channels, int64_t out_channels, int64_t depth);
-  // Pops one skip per residual block, the last one stored first.
-  torch::Tensor forward(torch::Tensor x, std::vector<torch::Tensor>& skips);
-
- private:
-  torch::nn::ModuleList blocks_;
-};
-TORCH_MODULE(UpBlock);
-
 class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(const ModelConfig& config);
@@ -89,12 +67,15 @@ class UNetImpl : public torch::nn::Module {
   torch::ScalarType dtype() const { return input_conv_->weight.scalar_type(); }
 
  private:
+  // Registers `module` under its dotted layer name ("down.0.blocks.1"), making the containers on the way.
+  void register_layer(const std::string& name, std::shared_ptr<torch::nn::Module> module);
+
+  std::vector<UNetLayer> layers_;
   SinusoidalEmbedding embedding_{nullptr};
   torch::nn::Embedding class_embedding_{nullptr};  // class models only
   int64_t classes_ = 0;
   torch::nn::Conv2d input_conv_{nullptr}, output_conv_{nullptr};
-  torch::nn::ModuleList down_, up_;
-  ResidualBlock middle_a_{nullptr}, middle_b_{nullptr};
+  std::vector<ResidualBlock> residuals_;  // one per Residual layer, in layer order
 };
 TORCH_MODULE(UNet);
 

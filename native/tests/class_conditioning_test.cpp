@@ -176,8 +176,6 @@ TEST(ClassConditioning, BadClassesAndGuidanceAreRefusedByName) {
     EXPECT_EQ(status_of([&] { sample(model, request); }), Status::InvalidArgument) << w;
   }
   request.guidance = 1;
-  request.network = NetworkKind::Fused;
-  EXPECT_EQ(status_of([&] { sample(model, request); }), Status::InvalidArgument);
   Model unconditional(testing::tiny_config(), torch::kCPU, 1);
   request.network = NetworkKind::Eager;
   EXPECT_EQ(status_of([&] { sample(unconditional, request); }), Status::InvalidArgument);

@@ -21,18 +21,18 @@ import org.ddim4j.Noise;
  * engine makes (a) one network evaluation, ddim4j through {@code Ddim.predict}, and (b) a 20-step
  * deterministic DDIM run from the same starting noise (the check's noisy images), ddim4j through
  * {@code Ddim.sample}, the peers through {@link Peers#sample}. Prints one JSON line per engine: the
- * largest and mean absolute difference from ddim4j float32 of the network's output (the predicted
+ * largest and mean absolute difference from ddim4j's eager float32 network of the network's output (the predicted
  * noise; the image for target "image") and of the pixels.
  * Eager PyTorch's prediction (written by export.py) is compared too: it shows the inputs agree.
  *
  * <pre>java --enable-native-access=ALL-UNNAMED -cp 'benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*' \
- *     org.ddim4j.benchmarks.PeerCheck --model EXPORT_DIR [--threads N] [--steps 20] [--engines ddim4j-fused,ddim4j-bf16,ort,djl]</pre>
+ *     org.ddim4j.benchmarks.PeerCheck --model EXPORT_DIR [--threads N] [--steps 20] [--engines ddim4j,ddim4j-bf16,ort,djl]</pre>
  *
  * Each engine runs in a child JVM of its own (libtorch 1.13 and DJL's 2.7.1 must not share a process).
  */
 public final class PeerCheck {
-    /** Compared with ddim4j float32, which always runs. */
-    private static final List<String> ENGINES = List.of("ddim4j-fused", "ddim4j-bf16", "ort", "djl");
+    /** Compared with ddim4j's eager float32 network (what PyTorch computes), which always runs. */
+    private static final List<String> ENGINES = List.of("ddim4j", "ddim4j-bf16", "ort", "djl");
 
     private PeerCheck() {
     }
@@ -78,12 +78,12 @@ public final class PeerCheck {
                     throw new IllegalArgumentException("unknown engine " + engine + "; known: " + ENGINES);
                 }
             }
-            spawn("ddim4j", export, threads, steps, work.resolve("ddim4j"));
+            spawn("ddim4j-eager", export, threads, steps, work.resolve("ddim4j-eager"));
             for (String engine : engines) {
                 versions.put(engine, spawn(engine, export, threads, steps, work.resolve(engine)));
             }
-            float[] output = Peers.readFloats(work.resolve("ddim4j-output.f32"));
-            float[] pixels = Peers.readFloats(work.resolve("ddim4j-pixels.f32"));
+            float[] output = Peers.readFloats(work.resolve("ddim4j-eager-output.f32"));
+            float[] pixels = Peers.readFloats(work.resolve("ddim4j-eager-pixels.f32"));
             List<String> compared = new ArrayList<>(List.of("pytorch-eager"));
             compared.addAll(engines);
             for (String engine : compared) {
@@ -91,7 +91,7 @@ public final class PeerCheck {
                 row.put("tool", "peer-check");
                 row.put("model", export.dir().toString());
                 row.put("engine", engine);
-                row.put("against", "ddim4j");
+                row.put("against", "ddim4j-eager");
                 row.put("threads", threads);
                 row.put("output", export.predictsNoise() ? "noise" : "image");
                 if (engine.equals("pytorch-eager")) {

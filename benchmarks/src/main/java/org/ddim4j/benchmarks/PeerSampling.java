@@ -16,12 +16,12 @@ import org.ddim4j.SampleOptions;
 /**
  * ddim4j against its Java peers on the same work: full deterministic DDIM sampling runs (batch 16,
  * 20 network evaluations), timed the same way for every engine. ddim4j samples through
- * {@code Ddim.sample} (defaults; ddim4j-fused: {@code Network.FUSED}; ddim4j-bf16: {@code Precision.BFLOAT16}); ONNX Runtime and DJL evaluate the exported network and do the DDIM update in
+ * {@code Ddim.sample} (defaults; ddim4j-eager: {@code Network.EAGER}; ddim4j-bf16: {@code Precision.BFLOAT16}); ONNX Runtime and DJL evaluate the exported network and do the DDIM update in
  * plain Java arrays with ddim4j's schedule ({@link Peers#sample}). One engine per JVM (DJL's
  * libtorch 2.7.1 and ddim4j's 1.13 must not share a process); {@code benchmarks/peers.sh} interleaves them.
  *
  * <pre>java --enable-native-access=ALL-UNNAMED -cp 'benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*' \
- *     org.ddim4j.benchmarks.PeerSampling --engine ddim4j|ddim4j-fused|ddim4j-bf16|ort|djl --model EXPORT_DIR \
+ *     org.ddim4j.benchmarks.PeerSampling --engine ddim4j|ddim4j-eager|ddim4j-bf16|ort|djl --model EXPORT_DIR \
  *     [--threads 2] [--batch 16] [--steps 20] [--seconds 20] [--warmup 2] [--runs 3]</pre>
  *
  * EXPORT_DIR is what {@code benchmarks/python/export.py} writes (ddim4j reads its model.safetensors).
@@ -57,7 +57,7 @@ public final class PeerSampling {
             }
         }
         if (engine == null || dir == null) {
-            throw new IllegalArgumentException("--engine ddim4j|ddim4j-fused|ddim4j-bf16|ort|djl and --model EXPORT_DIR are required");
+            throw new IllegalArgumentException("--engine ddim4j|ddim4j-eager|ddim4j-bf16|ort|djl and --model EXPORT_DIR are required");
         }
         Peers.Export export = Peers.Export.read(dir);
         Map<String, Object> result = new LinkedHashMap<>();
@@ -65,7 +65,7 @@ public final class PeerSampling {
         result.put("engine", engine);
         Timing timing = new Timing(seconds, warmup, runs);
         List<Double> ms = switch (engine) {
-            case "ddim4j", "ddim4j-fused", "ddim4j-bf16" -> timeDdim4j(export, engine, threads, batch, steps, timing, result);
+            case "ddim4j", "ddim4j-eager", "ddim4j-bf16" -> timeDdim4j(export, engine, threads, batch, steps, timing, result);
             case "ort" -> timePeer(new OrtNetwork(export, threads), export, batch, steps, timing, result);
             case "djl" -> timePeer(new DjlNetwork(export, threads), export, batch, steps, timing, result);
             default -> throw new IllegalArgumentException("unknown engine " + engine);
@@ -85,12 +85,16 @@ public final class PeerSampling {
         System.out.println(new ObjectMapper().writeValueAsString(result));
     }
 
-    /** The options of a ddim4j engine: ddim4j (the defaults: eager network, float32), ddim4j-fused, ddim4j-bf16. */
+    /**
+     * The options of a ddim4j engine: ddim4j (the defaults: Network.AUTO, the fused network in float32
+     * on the CPU), ddim4j-eager (Network.EAGER), ddim4j-bf16 (Precision.BFLOAT16 with the default
+     * network: the fused bfloat16 plan where the CPU has AVX512-BF16, float32 elsewhere).
+     */
     static SampleOptions.Builder ddim4jOptions(String engine) {
         SampleOptions.Builder options = SampleOptions.builder();
         return switch (engine) {
             case "ddim4j" -> options;
-            case "ddim4j-fused" -> options.network(Network.FUSED);
+            case "ddim4j-eager" -> options.network(Network.EAGER);
             case "ddim4j-bf16" -> options.precision(Precision.BFLOAT16);
             default -> throw new IllegalArgumentException("unknown ddim4j engine " + engine);
         };
@@ -100,7 +104,8 @@ public final class PeerSampling {
                                            Map<String, Object> result) {
         System.setProperty("ddim4j.threads", Integer.toString(threads));
         result.put("version", "ddim4j " + Ddim.version() + ", libtorch " + Ddim.torchVersion() + ", threads " + Ddim.threads());
-        SampleOptions options = ddim4jOptions(engine).count(batch).steps(steps).seed(SEED).build();
+        // The network sees the whole batch, as the peers' networks do (the default micro-batch is 16).
+        SampleOptions options = ddim4jOptions(engine).count(batch).microBatch(batch).steps(steps).seed(SEED).build();
         try (Ddim ddim = Ddim.open(export.modelFile(), Device.cpu())) {
             return timing.time(() -> ddim.sample(options));
         }

@@ -606,6 +606,27 @@ public final class Ddim implements AutoCloseable {
         return ddim_h.ddim_has_fused_network() != 0;
     }
 
+    /**
+     * Whether the {@link Network#FUSED} network computes {@link Precision#BFLOAT16} on this CPU: it
+     * needs AVX512-BF16 or AMX (elsewhere {@link Network#AUTO} computes such requests in float32).
+     */
+    public static boolean hasFusedBfloat16() {
+        NativeLibrary.load();
+        return ddim_h.ddim_has_fused_bfloat16() != 0;
+    }
+
+    private static final java.util.concurrent.atomic.AtomicBoolean BFLOAT16_FALLBACK_LOGGED =
+            new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Says once per process why a BFLOAT16 request on {@link Network#AUTO} computes in float32 here. */
+    static void noteBfloat16Fallback() {
+        if (hasFusedNetwork() && !hasFusedBfloat16() && BFLOAT16_FALLBACK_LOGGED.compareAndSet(false, true)) {
+            LOG.log(System.Logger.Level.INFO, "BFLOAT16 with Network.AUTO: this CPU has no AVX512-BF16 or AMX, so the "
+                    + "fused network computes in FLOAT32 on CPU models (emulated bfloat16 is ~10x slower); "
+                    + "Network.EAGER forces bfloat16");
+        }
+    }
+
     /** Whether this build of the native library can train across processes on the CPU ({@link Distributed}: c10d with Gloo). */
     public static boolean hasDistributed() {
         NativeLibrary.load();

@@ -137,14 +137,28 @@ public final class ImageBatch {
 
     /** Mean absolute pixel difference to {@code other}, which must have the same shape. */
     public double meanAbsoluteDifference(ImageBatch other) {
-        if (other.count != count || other.channels != channels || other.height != height || other.width != width) {
-            throw new IllegalArgumentException("batches of different shapes cannot be compared");
-        }
+        requireSameShape(other);
         double sum = 0;
         for (int i = 0; i < pixels.length; i++) {
             sum += Math.abs(pixels[i] - other.pixels[i]);
         }
         return sum / pixels.length;
+    }
+
+    /** Largest absolute pixel difference to {@code other}, which must have the same shape. */
+    public double maxAbsoluteDifference(ImageBatch other) {
+        requireSameShape(other);
+        double largest = 0;
+        for (int i = 0; i < pixels.length; i++) {
+            largest = Math.max(largest, Math.abs(pixels[i] - other.pixels[i]));
+        }
+        return largest;
+    }
+
+    private void requireSameShape(ImageBatch other) {
+        if (other.count != count || other.channels != channels || other.height != height || other.width != width) {
+            throw new IllegalArgumentException("batches of different shapes cannot be compared");
+        }
     }
 
     public int count() {

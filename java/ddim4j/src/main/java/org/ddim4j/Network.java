@@ -3,17 +3,25 @@ package org.ddim4j;
 /** Which implementation of the network sampling runs ({@link SampleOptions.Builder#network}). */
 public enum Network {
     /**
-     * The default: libtorch's modules, as training runs them. PyTorch computes the same bits from
-     * the same weights ({@code scripts/python/ddim4j_torch.py}).
+     * libtorch's modules, as training runs them. PyTorch computes the same bits from the same
+     * weights ({@code scripts/python/ddim4j_torch.py}); the parity tests use it.
      */
     EAGER,
     /**
-     * CPU, float32: the U-Net as one oneDNN inference plan (activations kept in oneDNN's blocked
-     * layout, SiLU and the residual add fused into the convolutions, buffers reused across steps).
-     * Faster than {@link #EAGER} (benchmarks/RESULTS.md gives both and the difference in pixels,
-     * float32 rounding); deterministic and batch invariant like it. Not with {@link Precision#BFLOAT16}
-     * or a CUDA model, and only where {@link Ddim#hasFusedNetwork()}. The plan, built on the first
-     * call, stays with the model for later calls.
+     * CPU: the U-Net as one oneDNN inference plan (activations kept in oneDNN's blocked layout, SiLU
+     * and the residual add fused into the convolutions, Winograd 3x3 convolutions on AVX-512, buffers
+     * reused across steps). Faster than {@link #EAGER} (benchmarks/RESULTS.md); pixels differ from it
+     * in float32 rounding (the README gives by how much). Deterministic and batch invariant like it.
+     * With {@link Precision#BFLOAT16}: bfloat16 convolutions accumulating in float32, on CPUs with
+     * AVX512-BF16 or AMX only ({@link Ddim#hasFusedBfloat16()}). Not for a CUDA model, and only where
+     * {@link Ddim#hasFusedNetwork()}. The plans, built on the first call, stay with the model.
      */
-    FUSED
+    FUSED,
+    /**
+     * The default: {@link #FUSED} for a CPU model wherever {@link Ddim#hasFusedNetwork()}, else
+     * {@link #EAGER} (CUDA, builds without oneDNN). With {@link Precision#BFLOAT16} on a CPU without
+     * AVX512-BF16 or AMX it computes in float32 (emulated bfloat16 is ~10x slower) and logs why once;
+     * choose {@link #EAGER} to force bfloat16 there.
+     */
+    AUTO
 }

@@ -29,7 +29,7 @@ import org.ddim4j.ffi.ddim_h;
  * @param batchSize images per pass through the sampling loop, a memory bound that never changes results, >= 1
  * @param microBatch images per network evaluation (short ones padded); results depend on it, 1 .. {@link #MAX_MICRO_BATCH}
  * @param precision the network's arithmetic (FLOAT32, or BFLOAT16 for speed)
- * @param network which implementation of the network runs (EAGER, or FUSED for speed on the CPU)
+ * @param network which implementation of the network runs (AUTO: FUSED on the CPU, EAGER elsewhere)
  * @param noise starting noise (count images), or null to draw it from the seed
  * @param images each image's own (seed, index) instead of (seed, firstIndex + i), to sample several requests in one
  *        call with the pixels each gets alone (count ids), or null
@@ -89,9 +89,6 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         }
         if (network == null) {
             throw new IllegalArgumentException("network must not be null");
-        }
-        if (network == Network.FUSED && precision != Precision.FLOAT32) {
-            throw new IllegalArgumentException("the FUSED network computes in FLOAT32 only; BFLOAT16 runs on the EAGER network");
         }
         if (noise != null && noise.count() != count) {
             throw new IllegalArgumentException("the noise holds " + noise.count() + " image(s) but count is " + count);
@@ -164,7 +161,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
         private int batchSize = DEFAULT_BATCH_SIZE;
         private int microBatch = DEFAULT_MICRO_BATCH;
         private Precision precision = Precision.FLOAT32;
-        private Network network = Network.EAGER;
+        private Network network = Network.AUTO;
         private Noise noise;
         private List<ImageId> images;
         private SampleListener listener;
@@ -238,7 +235,7 @@ public record SampleOptions(int count, int steps, long seed, boolean useEma, Sam
             return this;
         }
 
-        /** Which implementation of the network runs (default EAGER; FUSED is faster on the CPU, see {@link Network}). */
+        /** Which implementation of the network runs (default AUTO: the fused network on the CPU, see {@link Network}). */
         public Builder network(Network network) {
             this.network = network;
             return this;

@@ -125,8 +125,14 @@ final class SamplingCalls {
         ddim_sample_params.micro_batch(params, options.microBatch());
         ddim_sample_params.precision(params, options.precision() == Precision.BFLOAT16
                 ? ddim_h.DDIM_PRECISION_BFLOAT16() : ddim_h.DDIM_PRECISION_FLOAT32());
-        ddim_sample_params.network(params, options.network() == Network.FUSED
-                ? ddim_h.DDIM_NETWORK_FUSED() : ddim_h.DDIM_NETWORK_EAGER());
+        ddim_sample_params.network(params, switch (options.network()) {
+            case EAGER -> ddim_h.DDIM_NETWORK_EAGER();
+            case FUSED -> ddim_h.DDIM_NETWORK_FUSED();
+            case AUTO -> ddim_h.DDIM_NETWORK_AUTO();
+        });
+        if (options.network() == Network.AUTO && options.precision() == Precision.BFLOAT16) {
+            Ddim.noteBfloat16Fallback();
+        }
         ddim_sample_params.progress(params, progress.callback(arena));
         ddim_sample_params.guidance(params, options.guidance());
         if (options.images() != null) {

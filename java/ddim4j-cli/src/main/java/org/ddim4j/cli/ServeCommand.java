@@ -74,7 +74,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--precision", defaultValue = "FLOAT32", description = "FLOAT32 or BFLOAT16 (default: ${DEFAULT-VALUE})")
     Precision precision;
 
-    @Option(names = "--network", defaultValue = "EAGER", description = "EAGER or FUSED (default: ${DEFAULT-VALUE})")
+    @Option(names = "--network", defaultValue = "AUTO",
+            description = "AUTO (FUSED on the CPU, EAGER elsewhere), FUSED or EAGER (default: ${DEFAULT-VALUE})")
     Network network;
 
     @Option(names = "--grace", defaultValue = "" + ServeSettings.DEFAULT_SHUTDOWN_GRACE_SECONDS, paramLabel = "SECONDS",

@@ -57,7 +57,7 @@ public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int m
     public static ServeSettings defaults() {
         return new ServeSettings(DEFAULT_MAX_COUNT, DEFAULT_MAX_STEPS, DEFAULT_QUEUE_CAPACITY, DEFAULT_MAX_BATCH_IMAGES,
                 Duration.ofMillis(DEFAULT_BATCH_WINDOW_MILLIS), Duration.ofSeconds(DEFAULT_REQUEST_TIMEOUT_SECONDS),
-                DEFAULT_MAX_BODY_BYTES, DEFAULT_PREVIEW_EVERY, SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.EAGER,
+                DEFAULT_MAX_BODY_BYTES, DEFAULT_PREVIEW_EVERY, SampleOptions.DEFAULT_MICRO_BATCH, Precision.FLOAT32, Network.AUTO,
                 Duration.ofSeconds(DEFAULT_SHUTDOWN_GRACE_SECONDS));
     }
 

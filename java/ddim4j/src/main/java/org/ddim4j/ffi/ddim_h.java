@@ -2110,6 +2110,15 @@ public class ddim_h extends ddim_h$shared {
     public static int DDIM_NETWORK_FUSED() {
         return DDIM_NETWORK_FUSED;
     }
+    private static final int DDIM_NETWORK_AUTO = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum ddim_network.DDIM_NETWORK_AUTO = 2
+     * }
+     */
+    public static int DDIM_NETWORK_AUTO() {
+        return DDIM_NETWORK_AUTO;
+    }
 
     private static class ddim_has_fused_network {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
@@ -2160,6 +2169,64 @@ public class ddim_h extends ddim_h$shared {
         try {
             if (TRACE_DOWNCALLS) {
                 traceDowncall("ddim_has_fused_network");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ddim_has_fused_bfloat16 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_has_fused_bfloat16");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_bfloat16()
+     * }
+     */
+    public static FunctionDescriptor ddim_has_fused_bfloat16$descriptor() {
+        return ddim_has_fused_bfloat16.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_bfloat16()
+     * }
+     */
+    public static MethodHandle ddim_has_fused_bfloat16$handle() {
+        return ddim_has_fused_bfloat16.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_bfloat16()
+     * }
+     */
+    public static MemorySegment ddim_has_fused_bfloat16$address() {
+        return ddim_has_fused_bfloat16.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t ddim_has_fused_bfloat16()
+     * }
+     */
+    public static int ddim_has_fused_bfloat16() {
+        var mh$ = ddim_has_fused_bfloat16.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_has_fused_bfloat16");
             }
             return (int)mh$.invokeExact();
         } catch (Error | RuntimeException ex) {
