@@ -6,6 +6,9 @@
 #   benchmarks/peers.sh                      # ROUNDS=5, 20 s of timed sampling per engine and round
 #   ROUNDS=2 SECONDS=10 THREADS=2 benchmarks/peers.sh    # SECONDS_PER_RUN works too, as in bench.sh
 #   ENGINES="ddim4j ort djl pytorch" benchmarks/peers.sh # a subset (bfloat16 is ~10x slower without AVX512-BF16)
+#   BATCHES="1 4 16 64" ENGINES="ddim4j ort pytorch" benchmarks/peers.sh   # batch-size scaling instead: every engine
+#                                            # at each batch (the network sees the whole batch), rounds interleaved as
+#                                            # above; writes benchmarks/results/peers-batches.jsonl, no checks
 #
 # ddim4j runs with its defaults (Network.AUTO: the fused network), with Network.EAGER (ddim4j-eager) and with
 # bfloat16 (ddim4j-bf16: the fused bfloat16 plan on AVX512-BF16 CPUs).
@@ -51,6 +54,30 @@ if row.get("tool") == "python":
            "ms_all": [s * 1000 for s in row["seconds"]], "images_per_second": row["images_per_second"]}
 print(json.dumps(row))' | json_tag "$@"
 }
+
+if [[ -n ${BATCHES:-} ]]; then
+  "$python" benchmarks/python/export.py --reference --out "$exports/reference" > /dev/null
+  echo "== batch scaling: batches $BATCHES, $rounds rounds x ${#engines[@]} engines (benchmarks/results/peers-batches.jsonl)"
+  : > "$results/peers-batches.jsonl"
+  for ((round = 1; round <= rounds; round++)); do
+    for batch in $BATCHES; do
+      for ((i = 0; i < ${#engines[@]}; i++)); do
+        engine=${engines[$(((i + round - 1) % ${#engines[@]}))]}
+        if [[ $engine == pytorch ]]; then
+          command=("$python" benchmarks/python/baseline.py --mode sample --config reference --batch "$batch" --steps 20
+            --threads "$threads" --min-seconds "$seconds" --warmup "$warmup" --iterations "$runs")
+        else
+          command=("${java[@]}" org.ddim4j.benchmarks.PeerSampling --engine "$engine" --model "$exports/reference" --batch "$batch"
+            --steps 20 --threads "$threads" --seconds "$seconds" --warmup "$warmup" --runs "$runs")
+        fi
+        line=$("${command[@]}") || { echo "peers: $engine failed at batch $batch in round $round (exit $?)" >&2; exit 1; }
+        annotate round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" \
+          | tee -a "$results/peers-batches.jsonl"
+      done
+    done
+  done
+  exit 0
+fi
 
 echo "== export and check (benchmarks/results/peers-check.jsonl)"
 : > "$results/peers-check.jsonl"

@@ -3,7 +3,7 @@
 // benchmarks/python/baseline.py, the speed of ddim4j against eager PyTorch.
 //
 //   ddim_bench --mode sample|train --config reference|fashion [--batch 16] [--steps 20]
-//              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--network eager|fused] [--device cpu|cuda|N]
+//              [--iterations 3] [--min-seconds 20] [--warmup 2] [--threads 0] [--precision fp32|bf16] [--network auto|eager|fused] [--device cpu|cuda|N]
 //              [--cpu-cache on|off]
 //
 // Training across processes: start one driver per rank with torchrun's variables (RANK, WORLD_SIZE,
@@ -35,14 +35,14 @@ struct Settings {
   int warmup = 2;
   int threads = 0;
   std::string precision = "fp32";
-  std::string network = "eager";
+  std::string network = "auto";  // the library's default
   std::string device = "cpu";  // cpu, cuda (device 0) or a CUDA index
   bool cpu_cache = true;  // the library's default
 };
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "ddim_bench: %s\nusage: ddim_bench --mode sample|train --config reference|fashion [--batch N] "
-                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--network eager|fused] [--device cpu|cuda|N] [--cpu-cache on|off]\n", problem);
+                       "[--steps N] [--iterations N] [--min-seconds S] [--warmup N] [--threads N] [--precision fp32|bf16] [--network auto|eager|fused] [--device cpu|cuda|N] [--cpu-cache on|off]\n", problem);
   std::exit(2);
 }
 
@@ -69,7 +69,7 @@ Settings parse(int argc, char** argv) {
   if (s.mode != "sample" && s.mode != "train") usage("--mode must be sample or train");
   if (s.config != "reference" && s.config != "fashion") usage("--config must be reference or fashion");
   if (s.precision != "fp32" && s.precision != "bf16") usage("--precision must be fp32 or bf16");
-  if (s.network != "eager" && s.network != "fused") usage("--network must be eager or fused");
+  if (s.network != "auto" && s.network != "eager" && s.network != "fused") usage("--network must be auto, eager or fused");
   if (s.batch < 1 || s.steps < 1 || s.iterations < 1 || s.warmup < 0) usage("counts must be positive");
   return s;
 }
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   sample.steps = s.steps;
   sample.seed = 1;
   sample.precision = s.precision == "bf16" ? DDIM_PRECISION_BFLOAT16 : DDIM_PRECISION_FLOAT32;
-  sample.network = s.network == "fused" ? DDIM_NETWORK_FUSED : DDIM_NETWORK_EAGER;
+  sample.network = s.network == "fused" ? DDIM_NETWORK_FUSED : s.network == "eager" ? DDIM_NETWORK_EAGER : DDIM_NETWORK_AUTO;
   int32_t world_size = 1;
   int64_t per_rank = s.batch;
   if (s.mode == "train") {

@@ -4,7 +4,6 @@
 
 #ifdef DDIM_HAVE_DNNL
 #include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -39,6 +38,7 @@ FusedUNet::~FusedUNet() = default;
 int64_t FusedUNet::batch() const { return 0; }
 const FusedOptions& FusedUNet::options() const { return plan_->options; }
 void FusedUNet::load_weights(UNetImpl&) {}
+void FusedUNet::load_weights_if_changed(UNetImpl&) {}
 torch::Tensor FusedUNet::forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) { return {}; }
 const char* FusedUNet::activation_layout() const { return ""; }
 bool FusedUNet::joins_in_place() const { return false; }
@@ -122,6 +122,9 @@ struct FusedUNet::Plan {
   int64_t embedding_offset = 0;  // the channel of `embeddings` where they start
   SinusoidalEmbedding embedder{nullptr};
   torch::Tensor class_vectors;  // [classes + 1, embedding_dim] float32: class models only
+  // What load_weights() copied: the network's instance_id(), then each tensor's storage and version
+  // (parameters, then buffers).
+  std::vector<std::pair<const void*, uint64_t>> loaded;
 
   memory::desc activation(int64_t channels, int64_t size, memory::data_type type) const {
     return memory::desc({batch, channels, size, size}, type, layout);
@@ -135,6 +138,9 @@ struct FusedUNet::Plan {
     std::memset(buffer.get_data_handle(), 0, buffer.get_desc().get_size());
     return buffer;
   }
+
+  // Channels per block of the layout (0: nhwc, not blocked).
+  int64_t channel_block() const { return layout == Tag::nChw16c ? 16 : layout == Tag::nChw8c ? 8 : 0; }
 
   // Channels [offset, offset + channels) of `buffer`, sharing its memory.
   memory part(const memory& buffer, int64_t offset, int64_t channels) const {
@@ -324,6 +330,8 @@ struct FusedUNet::Plan {
           // the embeddings straight into their part and only the features are copied.
           const int64_t joined_channels = layers[i + 1].out_channels;
           x = new_activation(joined_channels, size);
+          if (in_place && channel_block() > 0 && layer.out_channels % channel_block() != 0)
+            throw NoFastKernelInPlace("the embeddings would start inside a block of channels");
           if (in_place) {
             reorder(features, part(x, 0, layer.out_channels), "embeddings join");
             embeddings = x;
@@ -403,35 +411,39 @@ struct FusedUNet::Plan {
   }
 
   // Each image's noise embedding (and class vector), repeated over H x W, written straight into
-  // channels embedding_offset.. of `embeddings` in the plan's layout and dtype.
+  // channels embedding_offset.. of `embeddings` in the plan's layout and dtype: per image, the
+  // channels as one pattern in the dtype, then copied to every pixel (a memcpy per pixel and block).
   void fill_embeddings(const torch::Tensor& noise_variances, const torch::Tensor& labels) {
     auto values = embedder->forward(noise_variances.to(torch::kFloat)).reshape({batch, -1});
     if (config.classes > 0) {
       const auto indices = labels.defined() ? labels.to(torch::kLong) : torch::full({batch}, config.classes, torch::kLong);
       values = torch::cat({values, class_vectors.index_select(0, indices)}, 1);
     }
-    values = values.contiguous();
-    const auto dims = embeddings.get_desc().dims();
-    const int64_t count = values.size(1), channels = dims[1], plane = config.image_size * config.image_size;
-    const int64_t block = layout == Tag::nChw16c ? 16 : layout == Tag::nChw8c ? 8 : 0;
+    const int64_t channels = embeddings.get_desc().dims()[1], first = embedding_offset;
+    const int64_t plane = config.image_size * config.image_size;
+    const int64_t block = channel_block();
     const int64_t padded = block > 0 ? (channels + block - 1) / block * block : channels;
-    const int64_t first = embedding_offset;
-    const float* source = values.data_ptr<float>();
-    const bool bfloat16 = dtype != kF32;
-    void* target = embeddings.get_data_handle();
-    at::parallel_for(0, batch * plane, 1024, [&](int64_t begin, int64_t end) {
-      for (int64_t index = begin; index < end; ++index) {
-        const int64_t n = index / plane, pixel = index % plane;
-        const float* row = source + n * count;
-        for (int64_t c = first; c < padded; ++c) {
-          const float value = c - first < count ? row[c - first] : 0.0f;  // blocked layouts pad channels with zeros
-          const int64_t offset = block > 0 ? ((n * (padded / block) + c / block) * plane + pixel) * block + c % block
-                                           : (n * plane + pixel) * channels + c;
-          if (bfloat16)
-            static_cast<c10::BFloat16*>(target)[offset] = c10::BFloat16(value);
-          else
-            static_cast<float*>(target)[offset] = value;
-        }
+    // [batch, padded - first] in the dtype; blocked layouts pad channels with zeros.
+    const auto patterns =
+        torch::constant_pad_nd(values, {0, padded - first - values.size(1)}).to(dtype == kF32 ? torch::kFloat : torch::kBFloat16).contiguous();
+    const int64_t width = padded - first, element = patterns.element_size();
+    const auto* source = static_cast<const char*>(patterns.data_ptr());
+    auto* target = static_cast<char*>(embeddings.get_data_handle());
+    if (block == 0) {  // nhwc: each pixel's channels first.. are contiguous
+      at::parallel_for(0, batch * plane, 1024, [&](int64_t begin, int64_t end) {
+        for (int64_t index = begin; index < end; ++index)
+          std::memcpy(target + (index * channels + first) * element, source + (index / plane) * width * element, width * element);
+      });
+      return;
+    }
+    // Blocked: first is a multiple of the block (build() makes it so), so the embeddings own whole blocks.
+    const int64_t blocks = padded / block, own = width / block;
+    at::parallel_for(0, batch * own, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / own, b = task % own;
+        const char* pattern = source + (n * width + b * block) * element;
+        char* destination = target + ((n * blocks + first / block + b) * plane) * block * element;
+        for (int64_t pixel = 0; pixel < plane; ++pixel) std::memcpy(destination + pixel * block * element, pattern, block * element);
       }
     });
   }
@@ -464,17 +476,24 @@ FusedUNet::FusedUNet(const ModelConfig& config, int64_t batch, FusedOptions opti
   plan.embedder = SinusoidalEmbedding(config.embedding_dim);
   try {
     plan.choose_layout();
-    try {
-      plan.build();
-    } catch (const std::exception&) {
-      // widths[0] not a multiple of the layout's block (no part of a blocked buffer starts there), or
-      // no fast kernel for the part: the same plan with the embeddings joined by a copy.
+    // widths[0] not a multiple of the layout's block (no part of a blocked buffer starts there), or
+    // no fast kernel for the part: the same plan with the embeddings joined by a copy.
+    const auto without_parts = [&] {
       plan.reset();
       plan.in_place = false;
       plan.build();
+    };
+    try {
+      plan.build();
+    } catch (const NoFastKernelInPlace&) {
+      without_parts();
+    } catch (const dnnl::error& error) {
+      if (error.status == dnnl_out_of_memory) throw;
+      without_parts();
     }
   } catch (const dnnl::error& error) {
-    fail(Status::Internal, std::string("oneDNN could not build the fused network: ") + error.what());
+    fail(error.status == dnnl_out_of_memory ? Status::OutOfMemory : Status::Internal,
+         std::string("oneDNN could not build the fused network: ") + error.what());
   }
 }
 
@@ -487,6 +506,21 @@ const FusedOptions& FusedUNet::options() const { return plan_->options; }
 const char* FusedUNet::activation_layout() const { return plan_->layout_name; }
 
 bool FusedUNet::joins_in_place() const { return plan_->in_place; }
+
+namespace {
+
+std::vector<std::pair<const void*, uint64_t>> weights_signature(UNetImpl& network) {
+  std::vector<std::pair<const void*, uint64_t>> signature{{nullptr, network.instance_id()}};
+  for (const auto& tensor : network.parameters()) signature.emplace_back(tensor.data_ptr(), tensor._version());
+  for (const auto& tensor : network.buffers()) signature.emplace_back(tensor.data_ptr(), tensor._version());
+  return signature;
+}
+
+}  // namespace
+
+void FusedUNet::load_weights_if_changed(UNetImpl& network) {
+  if (plan_->loaded.empty() || plan_->loaded != weights_signature(network)) load_weights(network);
+}
 
 void FusedUNet::load_weights(UNetImpl& network) {
   torch::NoGradGuard no_grad;
@@ -523,6 +557,7 @@ void FusedUNet::load_weights(UNetImpl& network) {
     plan.class_vectors = vectors;
   }
   plan.stream.wait();
+  plan.loaded = weights_signature(network);
 }
 
 torch::Tensor FusedUNet::forward(const torch::Tensor& noisy, const torch::Tensor& noise_variances,
@@ -546,7 +581,8 @@ torch::Tensor FusedUNet::forward(const torch::Tensor& noisy, const torch::Tensor
   try {
     plan.execute(input, output, noise_variances, labels);
   } catch (const dnnl::error& error) {
-    fail(Status::Internal, std::string("oneDNN failed in the fused network: ") + error.what());
+    fail(error.status == dnnl_out_of_memory ? Status::OutOfMemory : Status::Internal,
+         std::string("oneDNN failed in the fused network: ") + error.what());
   }
   return output;
 }

@@ -135,11 +135,8 @@ NetworkFn network_fn(UNet network) {
 }
 
 NetworkFn Model::fused_network(UNet& network, FusedOptions options) {
-  // The plans this function has loaded the weights into (shared by its copies, and kept alive by
-  // them, so that an evicted plan's address is never mistaken for a new one's).
-  auto loaded = std::make_shared<std::vector<std::shared_ptr<FusedUNet>>>();
-  return [this, network, options, loaded](const torch::Tensor& noisy, const torch::Tensor& noise_variances,
-                                          const torch::Tensor& labels) mutable {
+  return [this, network, options](const torch::Tensor& noisy, const torch::Tensor& noise_variances,
+                                  const torch::Tensor& labels) mutable {
     const int64_t batch = noisy.size(0);
     auto found = std::find_if(fused_.begin(), fused_.end(), [&](const auto& plan) {
       return plan->batch() == batch && plan->options().dtype == options.dtype &&
@@ -154,10 +151,7 @@ NetworkFn Model::fused_network(UNet& network, FusedOptions options) {
       plan = std::make_shared<FusedUNet>(config_, batch, options);
     }
     fused_.insert(fused_.begin(), plan);
-    if (std::find(loaded->begin(), loaded->end(), plan) == loaded->end()) {
-      plan->load_weights(*network);
-      loaded->push_back(plan);
-    }
+    plan->load_weights_if_changed(*network);
     return plan->forward(noisy, noise_variances, labels);
   };
 }

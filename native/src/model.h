@@ -82,8 +82,8 @@ class Model {
 
   // `network` through the fused inference plan (fused_unet.h) with its current weights. Plans are
   // built on first use for each batch size the network sees (the micro-batch, twice it with
-  // guidance) and kept with the model for later calls (at most kFusedPlansKept); the weights are
-  // copied into a plan once per returned function, on its first call, since training may change them.
+  // guidance) and kept with the model for later calls (at most kFusedPlansKept); a plan copies the
+  // weights again whenever they changed since (FusedUNet::load_weights_if_changed).
   NetworkFn fused_network(UNet& network, FusedOptions options = {});
   static constexpr size_t kFusedPlansKept = 2;
   // The batch sizes of the fused plans kept, most recently used first (for tests).

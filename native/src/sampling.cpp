@@ -196,12 +196,12 @@ NetworkFn sampling_network(Model& model, const SampleRequest& request) {
                                                          model.device().str());
     require(!bfloat16 || fused_bfloat16_native(&no_bfloat16), Status::InvalidArgument,
             "the fused network runs bfloat16 only where the CPU has it: " + no_bfloat16);
-    return model.fused_network(network, {bfloat16 ? torch::kBFloat16 : torch::kFloat});
+    return model.fused_network(network, {bfloat16 ? torch::kBFloat16 : torch::kFloat, request.convolutions});
   }
   if (request.network == NetworkKind::Auto && model.device().is_cpu() && fused_network_available()) {
     // bfloat16 is only a speed option on the CPU: where it would be emulated (~10x slower), float32.
     const bool native = bfloat16 && fused_bfloat16_native();
-    return model.fused_network(network, {native ? torch::kBFloat16 : torch::kFloat});
+    return model.fused_network(network, {native ? torch::kBFloat16 : torch::kFloat, request.convolutions});
   }
   if (!bfloat16) return network_fn(network);
   auto copy = model.converted_copy(network, torch::kBFloat16);

@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "fused_unet.h"
 #include "model.h"
 #include "samplers/sampler.h"
 
@@ -58,6 +59,8 @@ struct SampleRequest {
   int64_t micro_batch = 16; // images per network evaluation, short ones padded; results depend on it
   Precision precision = Precision::Float32;  // the network's arithmetic
   NetworkKind network = NetworkKind::Auto;
+  // How the fused plan computes its 3x3 convolutions (C++ only: benchmarks compare the two).
+  ConvAlgorithm convolutions = ConvAlgorithm::Fastest;
   ProgressFn progress;      // may be empty
   // Each image's own (seed, index), to merge requests into one call: empty, or count entries that
   // replace (seed, first_index + i). Image i's pixels then equal those of its own request alone.

@@ -1,5 +1,6 @@
 #include "unet.h"
 
+#include <atomic>
 #include <cmath>
 
 #ifdef DDIM_CUDA
@@ -70,6 +71,8 @@ std::vector<UNetLayer> unet_layers(const ModelConfig& config) {
 }
 
 UNetImpl::UNetImpl(const ModelConfig& config) : layers_(unet_layers(config)), classes_(config.classes) {
+  static std::atomic<uint64_t> instances{0};
+  instance_id_ = ++instances;
   embedding_ = register_module("embedding", SinusoidalEmbedding(config.embedding_dim));
   for (const auto& layer : layers_) {
     switch (layer.kind) {

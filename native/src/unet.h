@@ -65,12 +65,16 @@ class UNetImpl : public torch::nn::Module {
                         const torch::Tensor& labels = {});
   // The dtype of the weights (float32, or bfloat16 for a reduced-precision copy); inputs must match it.
   torch::ScalarType dtype() const { return input_conv_->weight.scalar_type(); }
+  // Unique in the process: tells a network apart from an earlier one whose tensors sat at the same
+  // addresses (the fused plan's weight cache relies on it).
+  uint64_t instance_id() const { return instance_id_; }
 
  private:
   // Registers `module` under its dotted layer name ("down.0.blocks.1"), making the containers on the way.
   void register_layer(const std::string& name, std::shared_ptr<torch::nn::Module> module);
 
   std::vector<UNetLayer> layers_;
+  uint64_t instance_id_;
   SinusoidalEmbedding embedding_{nullptr};
   torch::nn::Embedding class_embedding_{nullptr};  // class models only
   int64_t classes_ = 0;

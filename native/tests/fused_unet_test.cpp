@@ -118,6 +118,15 @@ TEST_F(FusedNetwork, FollowsTheWeightsAsTheyChange) {
   const auto eager = sample(model, eager_request);
   EXPECT_LT((second - eager).abs().mean().item<float>(), 1e-4f);
   EXPECT_GT((first - eager).abs().mean().item<float>(), 1e-2f);
+  // A network replaced by another (as training's first step makes an EMA copy) is loaded again,
+  // even where its tensors reuse the old one's memory at the same versions.
+  model.ema().emplace(model.make_network());
+  randomise(*model.ema(), 7);
+  const auto third = sample(model, request);
+  EXPECT_LT((third - sample(model, eager_request)).abs().mean().item<float>(), 1e-4f);
+  model.ema().emplace(model.make_network());
+  randomise(*model.ema(), 8);
+  EXPECT_GT((sample(model, request) - third).abs().mean().item<float>(), 1e-2f);
 }
 
 TEST_F(FusedNetwork, RunsTheSharedModelFile) {

@@ -117,7 +117,9 @@ TEST(Sampling, EverySamplerIsReproducibleFromItsSeed) {
 
 TEST(Sampling, DeterministicDdimIsTheReferenceLoop) {
   auto model = trained_looking_model();
-  const auto images = sample(model, with_sampler(request(2, 5, 8), SamplerKind::Ddim, 0.0));
+  auto eager = with_sampler(request(2, 5, 8), SamplerKind::Ddim, 0.0);
+  eager.network = NetworkKind::Eager;  // the loop below runs the eager network
+  const auto images = sample(model, eager);
   // The reference's loop, written out: predict (with sampling's micro-batch shape), then re-mix at the next time.
   torch::InferenceMode inference;
   model.net()->eval();
