@@ -23,6 +23,12 @@ interleaved = lines("interleaved.jsonl")
 distributed = lines("distributed.jsonl")
 serve = lines("serve.jsonl")
 natives_load = lines("natives-load.jsonl")
+fused_layers, fused_pixels = lines("fused-layers.jsonl"), lines("fused-pixels.jsonl")
+guidance_cost, peer_batches = lines("guidance-cost.jsonl"), lines("peers-batches.jsonl")
+fused_quality = None
+if os.path.exists(os.path.join(results, "fused-quality.json")):
+    with open(os.path.join(results, "fused-quality.json")) as f:
+        fused_quality = json.load(f)
 peers, peer_checks = lines("peers.jsonl"), lines("peers-check.jsonl")
 measured_peak = next((row["gflops"] for row in lines("peak.jsonl")), None)
 with open(os.path.join(results, "jmh.json")) as f:
@@ -130,7 +136,7 @@ if peers:
       "deterministic DDIM steps (one network evaluation per step, batch 16) from fresh noise, untrained reference U-Net "
       f"(3x64x64), {first['threads']} threads for every engine; per engine and round, {first.get('warmup', 2)} warm-up run(s), "
       f"then the median of runs over at least {first.get('runs', 3)} runs and {first.get('seconds', '?')} s. ddim4j samples through `Ddim.sample` (plain `java`, no environment "
-      "tuning; its defaults, `Network.FUSED`, or `Precision.BFLOAT16`); ONNX Runtime and DJL run the network exported by `benchmarks/python/export.py` from the same model file "
+      "tuning; its defaults (`Network.AUTO`: the fused network), `Network.EAGER`, or `Precision.BFLOAT16` (the fused bfloat16 plan)); ONNX Runtime and DJL run the network exported by `benchmarks/python/export.py` from the same model file "
       "(same weights) and do the DDIM update in Java arrays with ddim4j's schedule; PyTorch is `baseline.py` (its own "
       "untrained weights: weights do not change the cost).")
     w("")
@@ -159,7 +165,7 @@ if peers:
     checks = [row for row in peer_checks if row.get("tool") == "peer-check"]
     if checks:
         w("Do they compute the same? `PeerCheck` on the check input `export.py` writes (16 noisy images at t = 1/16 ... 1, "
-          "and the noise variances ddim4j derives from t): largest absolute difference from ddim4j float32 of one network "
+          "and the noise variances ddim4j derives from t): largest absolute difference from ddim4j's eager float32 network of one network "
           "evaluation (`Ddim.predict`), and of the pixels (in [0, 1]) after 20 DDIM steps from the same noise. "
           "`reference` is the benchmarked model (its output convolution not zeroed, so that the output is not 0 everywhere); "
           "`fashion` the trained `models/fashion-mnist-32.safetensors`.")
@@ -172,6 +178,113 @@ if peers:
             w(f"| {os.path.basename(row['model'])} | {PEER_NAMES.get(row['engine'], row['engine'])} | "
               f"{row['output_max_abs_diff']:.1e} | {row['output_mean_abs_diff']:.1e} | {row['output_max_abs']:.2f} | {pixels} |")
         w("")
+if peer_batches:
+    w("## Batch-size scaling, interleaved")
+    w("")
+    rounds = sorted({row["round"] for row in peer_batches})
+    batches = sorted({row["batch"] for row in peer_batches})
+    engines = [engine for engine in PEER_NAMES if engine in {row["engine"] for row in peer_batches}]
+    ms = {(row["engine"], row["batch"], row["round"]): row["ms_median"] for row in peer_batches}
+    w(f"`BATCHES=\"{' '.join(map(str, batches))}\" benchmarks/peers.sh`: {len(rounds)} rounds; in each round every batch size "
+      "and every engine once, engines in an order rotated every round. 20 deterministic DDIM steps of the reference U-Net "
+      "(3x64x64); the network sees the whole batch (ddim4j's micro-batch = the batch). Images/s: median over rounds; "
+      "ratio: ORT's time / ddim4j's in the same round, median and range.")
+    w("")
+    w("| batch | " + " | ".join(f"{PEER_NAMES[e]} (images/s)" for e in engines) + " | speed ratio to ONNX Runtime: median | min - max |")
+    w("|---|" + "---|" * len(engines) + "---|---|")
+    for batch in batches:
+        cells = []
+        for engine in engines:
+            values = [ms[(engine, batch, r)] for r in rounds if (engine, batch, r) in ms]
+            cells.append(f"{batch * 1000 / statistics.median(values):.2f}" if values else "-")
+        ratios = sorted(ms[("ort", batch, r)] / ms[("ddim4j", batch, r)] for r in rounds
+                        if ("ort", batch, r) in ms and ("ddim4j", batch, r) in ms)
+        w(f"| {batch} | " + " | ".join(cells) + f" | {ratio_cells(ratios) if ratios else '- | -'} |")
+    w("")
+if fused_layers:
+    w("## The fused network, layer by layer")
+    w("")
+    w(f"`build/ddim_fused_layers` times every step of the fused plan on its own (the fastest of 5 runs, batch 16, "
+      f"{threads} threads), for each "
+      "convolution algorithm. GFLOP/s count a convolution's direct FLOPs (2 x multiply-adds): Winograd F(4x4, 3x3) does "
+      "~4x fewer multiplications, so its effective figure can pass the FMA peak. Without AVX-512 oneDNN 2.6 has no "
+      "Winograd kernel and both columns run direct convolutions. `swish` rows: SiLU as a pass of its own after a Winograd "
+      "conv_a (oneDNN's Winograd kernel fuses sums, not SiLU).")
+    w("")
+    totals = [row for row in fused_layers if row["layer"] == "total"]
+    w("| config | precision | 3x3 convolutions | layout | steps, ms | whole forward, ms | effective GFLOP/s | % of peak |")
+    w("|---|---|---|---|---|---|---|---|")
+    for row in totals:
+        w(f"| {row['config']} | {row['precision']} | {row['algorithm']} | {row['layout']} | {row['ms']:.1f} | "
+          f"{row['forward_ms']:.1f} | {row['gflops']:.0f} | {row['gflops'] / best_peak * 100:.0f}% |")
+    w("")
+    steps = {}
+    for row in fused_layers:
+        if row["layer"] != "total" and row["config"] == "reference" and row["precision"] == "fp32":
+            steps.setdefault(row["layer"], {})[row["algorithm"]] = row
+    w("Reference U-Net, float32, every convolution (other steps summed in the last row):")
+    w("")
+    w("| layer | direct: ms | GFLOP/s | % of peak | Winograd: ms | GFLOP/s | % of peak | kernel |")
+    w("|---|---|---|---|---|---|---|---|")
+    other = {"direct": 0.0, "winograd": 0.0}
+    for layer, by in steps.items():
+        if not all(a in by for a in ("direct", "winograd")):
+            continue
+        if by["direct"]["flops"] == 0:
+            for a in other:
+                other[a] += by[a]["ms"]
+            continue
+        d, g = by["direct"], by["winograd"]
+        w(f"| {layer} | {d['ms']:.2f} | {d['gflops']:.0f} | {d['gflops'] / best_peak * 100:.0f}% | {g['ms']:.2f} | "
+          f"{g['gflops']:.0f} | {g['gflops'] / best_peak * 100:.0f}% | {g['implementation']} |")
+    for layer, by in steps.items():  # SiLU passes only exist on the Winograd side
+        if "winograd" in by and "direct" not in by:
+            other["winograd"] += by["winograd"]["ms"]
+    w(f"| other steps (BatchNorm, joins, pooling, upsampling, SiLU passes, conversions) | {other['direct']:.2f} | | | "
+      f"{other['winograd']:.2f} | | | |")
+    w("")
+if fused_pixels:
+    w("## Pixels: the fused network against the eager one")
+    w("")
+    w("`build/ddim_fused_layers --pixels MODEL`: the same 64 images x 20 deterministic DDIM steps (seed 2026; the class model "
+      "with classes 0..9 in turn and guidance 3) through each network; largest and mean absolute difference of the pixels "
+      "(in [0, 1]).")
+    w("")
+    w("| model | network | against | max abs | mean abs |")
+    w("|---|---|---|---|---|")
+    for row in fused_pixels:
+        w(f"| {os.path.basename(row['model'])} | {row['network']} | {row['against']} | {row['max_abs']:.2g} | {row['mean_abs']:.2g} |")
+    w("")
+if fused_quality:
+    w("## bfloat16 fused: quality")
+    w("")
+    kid = fused_quality["kid"]
+    w(f"`FusedQuality`: {fused_quality['count']} samples ({fused_quality['steps']} DDIM steps, one seed) of "
+      f"`{os.path.basename(fused_quality['model'])}` per network; KID with the shipped extractor against Fashion-MNIST's "
+      "10,000 test images (100 subsets). The bar: bfloat16 within 0.01 of float32.")
+    w("")
+    w("| network | KID | std over subsets | sampling, s |")
+    w("|---|---|---|---|")
+    for name, row in kid.items():
+        w(f"| {name} | {row['kid']:.4f} | {row['std']:.4f} | {row['sample_seconds']:.1f} |")
+    w("")
+    if "kid_difference_bf16_minus_f32" in fused_quality:
+        w(f"KID bfloat16 - float32: {fused_quality['kid_difference_bf16_minus_f32']:+.4f} "
+          f"({'within' if fused_quality['within_0_01'] else 'outside'} 0.01).")
+    else:
+        w(fused_quality.get("note", ""))
+    w("")
+if guidance_cost:
+    row = guidance_cost[-1]
+    w("## Classifier-free guidance: cost per image")
+    w("")
+    ratios = sorted(row["guided_over_unconditional_all"])
+    w(f"`GuidanceCost`: {row['count']} images x {row['steps']} steps, default network, {len(ratios)} interleaved rounds in one "
+      "process. Guided sampling of the shipped class model (guidance 3: both halves in one plan call of twice the micro-batch) "
+      f"takes **{row['guided_over_unconditional_median']:.2f}x** the time of the shipped unconditional model "
+      f"(range {ratios[0]:.2f}x - {ratios[-1]:.2f}x), and {row['guided_over_no_class_median']:.2f}x the class model "
+      "without classes (the bar: 2.1x).")
+    w("")
 w("## Java overhead, interleaved in one process")
 w("")
 w("`JavaOverhead` (benchmarks module) runs the same work round after round in one JVM, alternately through the Java API "
@@ -386,7 +499,13 @@ w("scripts/bench.sh                           # all of the above; ROUNDS=N SECON
 w("ROUNDS=5 SECONDS=20 benchmarks/peers.sh    # the Java peers alone; PeerSampling, PeerCheck: see their javadoc")
 w("ROUNDS=3 SECONDS_PER_RUN=15 benchmarks/distributed.sh   # 1 process x N threads against N ranks x 1 thread")
 w("ROUNDS=2 REQUESTS=200 CLIENTS=16 STEPS=5 benchmarks/serve-load.sh   # ddim serve, dynamic batching on and off")
-w("build/ddim_bench --mode sample|train --config reference|fashion [--network fused] [--precision bf16] [--cpu-cache off]")
+w("build/ddim_bench --mode sample|train --config reference|fashion [--network auto|eager|fused] [--precision bf16] [--cpu-cache off]")
+w("build/ddim_fused_layers --config reference|fashion [--precision bf16]   # the fused plan, layer by layer")
+w("build/ddim_fused_layers --pixels models/fashion-mnist-32.safetensors    # fused against eager, in pixels")
+w("BATCHES=\"1 4 16 64\" ENGINES=\"ddim4j ort pytorch\" benchmarks/peers.sh   # batch-size scaling")
+w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.GuidanceCost models/fashion-mnist-32-classes.safetensors "
+  "models/fashion-mnist-32.safetensors")
+w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.FusedQuality models/fashion-mnist-32.safetensors OUT.json 1000")
 w("/usr/bin/python3 benchmarks/python/baseline.py --mode sample|train --config reference|fashion --threads N")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.SamplerAccuracy")
 w("java -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.JavaOverhead --rounds 10 --seconds 6")

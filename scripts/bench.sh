@@ -17,6 +17,11 @@
 #   jmh.json                        FFM against JNI: a trivial call, handing over an image batch
 #   accuracy.txt, flops.jsonl       errors of the faster options; FLOPs per forward pass
 #   peak.jsonl                      the float32 FMA peak code reaches here (build/ddim_fma_peak)
+#   peers-batches.jsonl             batch-size scaling: ddim4j, ONNX Runtime, PyTorch at batch 1, 4, 16, 64
+#   fused-layers.jsonl              the fused plan step by step, direct and Winograd (build/ddim_fused_layers)
+#   fused-pixels.jsonl              fused against eager (and Winograd against direct, bfloat16) in pixels
+#   fused-quality.json              KID of 1,000 samples: fused bfloat16 against float32 (FusedQuality)
+#   guidance-cost.jsonl             guided class sampling against unconditional, per image (GuidanceCost)
 #   distributed.jsonl               training: one process against one rank per processor (benchmarks/distributed.sh)
 #   natives-load.jsonl              start-up: the natives jar extracted (cold), from the cache (warm), the source build
 set -euo pipefail
@@ -59,6 +64,23 @@ engines="ddim4j ddim4j-eager ort djl pytorch"
 [[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-eager ddim4j-bf16 ort djl pytorch"
 ENGINES=$engines WARMUP=1 RUNS=2 benchmarks/peers.sh
 
+echo "== batch-size scaling: ddim4j, ONNX Runtime, PyTorch at batch 1, 4, 16, 64 (benchmarks/peers.sh)"
+BATCHES="1 4 16 64" ENGINES="ddim4j ort pytorch" WARMUP=1 RUNS=2 benchmarks/peers.sh
+
+echo "== the fused network: layer by layer, in pixels, bfloat16 quality, the cost of guidance"
+for config in reference fashion; do
+  build/ddim_fused_layers --config "$config" --threads "$THREADS" --algorithms direct,winograd | tee -a "$results/fused-layers.jsonl"
+  if [[ $has_bf16 == yes ]]; then
+    build/ddim_fused_layers --config "$config" --threads "$THREADS" --precision bf16 --algorithms fastest | tee -a "$results/fused-layers.jsonl"
+  fi
+done
+for model in fashion-mnist-32 fashion-mnist-32-classes; do
+  build/ddim_fused_layers --pixels "models/$model.safetensors" --threads "$THREADS" | tee -a "$results/fused-pixels.jsonl"
+done
+"${java[@]}" org.ddim4j.benchmarks.GuidanceCost models/fashion-mnist-32-classes.safetensors models/fashion-mnist-32.safetensors \
+  "$ROUNDS" 64 20 | tee "$results/guidance-cost.jsonl"
+"${java[@]}" org.ddim4j.benchmarks.FusedQuality models/fashion-mnist-32.safetensors "$results/fused-quality.json" 1000 20
+
 echo "== the native driver against PyTorch ($ROUNDS rounds)"
 for work in "train fashion" "train reference" "sample fashion"; do
   set -- $work
@@ -67,7 +89,8 @@ done
 
 echo "== ddim4j's options, A/B ($ROUNDS rounds)"
 sample_java() {
-  "${java[0]}" "$@" "${java[@]:1}" org.ddim4j.benchmarks.PeerSampling --engine ddim4j --model benchmarks/target/peers/reference \
+  # The eager network: the cache serves libtorch's allocations (the fused plan allocates once).
+  "${java[0]}" "$@" "${java[@]:1}" org.ddim4j.benchmarks.PeerSampling --engine ddim4j-eager --model benchmarks/target/peers/reference \
     --threads "$THREADS" --seconds "$SECONDS_PER_RUN" --warmup 1 --runs 2
 }
 ab "$results/variants.jsonl" cpu-cache-sample "sample_java -Dddim4j.cpuCache=0" "sample_java"

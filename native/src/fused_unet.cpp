@@ -346,9 +346,9 @@ struct FusedUNet::Plan {
         case LayerKind::JoinEmbeddings:
           break;  // done with InputConv
         case LayerKind::Residual: {
-          // Skips are copied into the joined input: oneDNN 2.6's convolutions have only their
-          // reference kernel for a destination that is part of a wider buffer (measured: 2x slower
-          // in all), and the joins cost ~2.5% of a forward (benchmarks/RESULTS.md, per layer).
+          // Skips are copied into the joined input: oneDNN 2.6 offers only its reference kernel
+          // ("ref:any", orders of magnitude slower) for a convolution whose destination is part of a
+          // wider buffer, and the joins cost ~2.5% of a forward (benchmarks/RESULTS.md, per layer).
           if (layer.takes_skip) {
             x = concat(x, skips.back(), layer.name);
             skips.pop_back();

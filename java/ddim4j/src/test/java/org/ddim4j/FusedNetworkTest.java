@@ -50,6 +50,24 @@ class FusedNetworkTest {
     }
 
     @Test
+    void theShippedClassModelSamplesWithGuidanceOnTheFusedNetworkAsOnTheEagerOne() {
+        Path classModel = MODEL.resolveSibling("fashion-mnist-32-classes.safetensors");
+        try (Ddim classes = Ddim.open(classModel, Device.cpu())) {
+            SampleOptions.Builder options = SampleOptions.builder().count(6).steps(20).seed(9)
+                    .classes(0, 1, 5, 7, 9, 3).guidance(3);
+            ImageBatch byDefault = classes.sample(options.build());
+            ImageBatch eager = classes.sample(options.network(Network.EAGER).build());
+            double largest = byDefault.maxAbsoluteDifference(eager);
+            assertTrue(largest > 0 && largest < 2e-3, "max absolute pixel difference fused vs eager: " + largest);
+            options.network(Network.AUTO);
+            assertArrayEquals(byDefault.pixels(), classes.sample(options.build()).pixels());
+            // Images 4 and 5 alone, with their classes: the same bits as in the batch of six.
+            ImageBatch lastTwo = classes.sample(options.count(2).firstIndex(4).classes(9, 3).build());
+            assertArrayEquals(byDefault.slice(4, 6).pixels(), lastTwo.pixels());
+        }
+    }
+
+    @Test
     void fusedBfloat16RunsWhereTheCpuHasItAndIsRefusedClearlyElsewhere() {
         SampleOptions.Builder options = SampleOptions.builder().count(4).steps(10).seed(2).network(Network.FUSED);
         ImageBatch float32 = ddim.sample(options.build());
