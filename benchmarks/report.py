@@ -151,6 +151,9 @@ if peers:
           f"{first['batch'] * 1000 / median:.2f} | {f'{gflops:.0f}' if gflops else '?'} | "
           f"{f'{gflops / best_peak * 100:.0f}%' if gflops else '?'} |")
     w("")
+    w("GFLOP/s count the direct convolutions' FLOPs for every engine; the fused network's Winograd convolutions do ~4x fewer "
+      "multiplications, so its effective figure passes the FMA peak.")
+    w("")
     w("Speed ratio = the peer's time / ddim4j's time in the same round (above 1: ddim4j is faster); median and range over rounds.")
     w("")
     w("| ddim4j | against | speed ratio: median | min - max |")

@@ -16,6 +16,9 @@ echo "== native tests (ctest)"
 # One test at a time: each uses every core, and parallel tests on 2 cores oversubscribe libtorch's threads.
 ctest --test-dir build --output-on-failure
 
+echo "== the fused network as a CPU without AVX-512 runs it (oneDNN capped at AVX2: nChw8c, direct convolutions, no bfloat16)"
+DNNL_MAX_CPU_ISA=AVX2 build/ddim_tests --gtest_filter='FusedNetwork*:ClassConditioning*' --gtest_brief=1
+
 echo "== JMH smoke run (one short iteration; not a measurement)"
 java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar SamplingBenchmark \
   -f 0 -wi 0 -i 1 -r 1s -p config=fashion -p count=1 -p steps=1 -foe true

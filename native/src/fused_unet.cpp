@@ -465,9 +465,9 @@ FusedUNet::FusedUNet(const ModelConfig& config, int64_t batch, FusedOptions opti
   require(batch >= 1, Status::InvalidArgument, "the fused network needs a batch >= 1");
   require(options.dtype == torch::kFloat || options.dtype == torch::kBFloat16, Status::InvalidArgument,
           "the fused network computes in float32 or bfloat16");
-  std::string reason;
-  require(options.dtype == torch::kFloat || fused_bfloat16_native(&reason), Status::InvalidArgument,
-          "the fused network runs bfloat16 only where oneDNN has bfloat16 kernels: " + reason);
+  std::string reason;  // filled before the message is built: arguments have no evaluation order
+  const bool runs = options.dtype == torch::kFloat || fused_bfloat16_native(&reason);
+  require(runs, Status::InvalidArgument, "the fused network runs bfloat16 only where oneDNN has bfloat16 kernels: " + reason);
   auto& plan = *plan_;
   plan.config = config;
   plan.batch = batch;

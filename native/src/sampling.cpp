@@ -188,14 +188,14 @@ NetworkFn sampling_network(Model& model, const SampleRequest& request) {
   UNet& network = model.network(request.use_ema);
   network->eval();
   const bool bfloat16 = request.precision == Precision::BFloat16;
-  std::string no_bfloat16;
   if (request.network == NetworkKind::Fused) {
     require(fused_network_available(), Status::InvalidArgument,
             "this build of ddim4j has no fused network (it was built without oneDNN's headers)");
     require(model.device().is_cpu(), Status::Device, "the fused network runs on the CPU only; this model is on " +
                                                          model.device().str());
-    require(!bfloat16 || fused_bfloat16_native(&no_bfloat16), Status::InvalidArgument,
-            "the fused network runs bfloat16 only where the CPU has it: " + no_bfloat16);
+    std::string no_bfloat16;  // filled before the message is built: arguments have no evaluation order
+    const bool runs_bfloat16 = !bfloat16 || fused_bfloat16_native(&no_bfloat16);
+    require(runs_bfloat16, Status::InvalidArgument, "the fused network runs bfloat16 only where the CPU has it: " + no_bfloat16);
     return model.fused_network(network, {bfloat16 ? torch::kBFloat16 : torch::kFloat, request.convolutions});
   }
   if (request.network == NetworkKind::Auto && model.device().is_cpu() && fused_network_available()) {

@@ -1,6 +1,7 @@
 package org.ddim4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -73,7 +74,8 @@ class FusedNetworkTest {
         ImageBatch float32 = ddim.sample(options.build());
         options.precision(Precision.BFLOAT16);
         if (!Ddim.hasFusedBfloat16()) {
-            IllegalArgumentException error = assertThrows(IllegalArgumentException.class, () -> ddim.sample(options.build()));
+            DdimException error = assertThrows(DdimException.class, () -> ddim.sample(options.build()));
+            assertEquals(Status.INVALID_ARGUMENT, error.status());
             assertTrue(error.getMessage().contains("AVX512-BF16"), error.getMessage());
             // AUTO computes such a request in float32 here: the fused float32 pixels.
             assertArrayEquals(float32.pixels(), ddim.sample(options.network(Network.AUTO).build()).pixels());
@@ -84,6 +86,21 @@ class FusedNetworkTest {
         assertTrue(mean > 0 && mean < 2e-2, "mean absolute pixel difference bfloat16 vs float32: " + mean);
         assertArrayEquals(bfloat16.pixels(), ddim.sample(options.network(Network.AUTO).build()).pixels(),
                 "AUTO is the fused bfloat16 network where the CPU has it");
+    }
+
+    @Test
+    void onACpuWithoutAvx512AutoComputesBfloat16RequestsInFloat32AndSaysWhy() throws Exception {
+        // oneDNN capped at AVX2 in a child JVM: what a Zen 3 or any AVX2-only CPU runs.
+        ChildJvm.Result result = ChildJvm.withoutNatives().environment("DNNL_MAX_CPU_ISA", "AVX2")
+                .run(Avx2Probe.class.getName(), MODEL.toString());
+        assertEquals(0, result.exitCode(), result.output());
+        assertTrue(result.output().contains("hasFusedBfloat16=false"), result.output());
+        assertTrue(result.output().contains("autoBfloat16IsFusedFloat32=true"), result.output());
+        String refusal = result.output().lines().filter(line -> line.startsWith("fusedBfloat16=")).findFirst().orElse("");
+        assertTrue(refusal.startsWith("fusedBfloat16=refused: INVALID_ARGUMENT") && refusal.contains("no AVX512-BF16 or AMX"),
+                result.output());
+        // Logged once, with the way out.
+        assertEquals(1, result.output().split("Network.EAGER forces bfloat16", -1).length - 1, result.output());
     }
 
     @Test
