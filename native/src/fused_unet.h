@@ -60,7 +60,8 @@ struct FusedStepTiming {
   std::string layer;            // e.g. "down.0.blocks.1.conv_a", "pool", "join embeddings"
   std::string implementation;   // oneDNN's name for the kernel, e.g. "jit_wino_4x3:avx512_core"
   double flops = 0;             // multiply-adds x 2, convolutions only
-  double milliseconds = 0;      // the fastest of the runs
+  double milliseconds = 0;      // the fastest of the runs, the step repeated on its own (caches warm)
+  double milliseconds_in_forward = 0;  // the fastest of the runs, each step once in a whole forward pass
 };
 
 class FusedUNet {
@@ -97,8 +98,8 @@ class FusedUNet {
   // where widths[0] is no multiple of the layout's channel block: then a concat primitive joins them).
   bool joins_in_place() const;
 
-  // Runs every step `runs` times on its own (after one forward with the current inputs) and
-  // returns each step's fastest time: the per-layer table of benchmarks/RESULTS.md.
+  // Times every step `runs` times within whole forward passes and `runs` times repeated on its
+  // own, and returns each step's fastest of both: the per-layer table of benchmarks/RESULTS.md.
   std::vector<FusedStepTiming> profile(int runs);
 
  private:
