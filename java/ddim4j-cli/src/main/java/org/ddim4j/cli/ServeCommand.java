@@ -98,36 +98,39 @@ final class ServeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         CountDownLatch stopped = new CountDownLatch(1);
         CountDownLatch closed = new CountDownLatch(1);
-        try (Ddim ddim = Ddim.open(model, runtime.device())) {
-            SampleServer server;
-            try {
-                server = SampleServer.start(ddim, settings, host, port);
-            } catch (java.net.BindException e) {
-                throw new java.io.UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage()
-                        + " (another server? try --port)", e);
-            }
-            Thread hook = new Thread(() -> {
-                out.println("stopping: finishing the running batch (at most " + graceSeconds + " s)");
-                out.flush();
-                server.close();
-                stopped.countDown();
-                try { // the JVM halts when the hooks end: let the model be freed first
-                    closed.await(10, java.util.concurrent.TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
+        // "stopped" is printed before the shutdown hook is released: once the hook returns, the JVM halts.
+        try {
+            try (Ddim ddim = Ddim.open(model, runtime.device())) {
+                SampleServer server;
+                try {
+                    server = SampleServer.start(ddim, settings, host, port);
+                } catch (java.net.BindException e) {
+                    throw new java.io.UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage()
+                            + " (another server? try --port)", e);
                 }
-            }, "ddim-serve-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
-            out.printf("serving %s (%s, %,d parameters) on %s%n", model, ddim.device(), ddim.parameterCount(), server.uri());
-            out.printf("  page:  %s%n  API:   curl -X POST %sv1/samples -H 'Content-Type: application/json' -d '{\"count\": 4}'%n",
-                    server.uri(), server.uri());
+                Thread hook = new Thread(() -> {
+                    out.println("stopping: finishing the running batch (at most " + graceSeconds + " s)");
+                    out.flush();
+                    server.close();
+                    stopped.countDown();
+                    try { // the JVM halts when the hooks end: let the model be freed first
+                        closed.await(10, java.util.concurrent.TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }, "ddim-serve-shutdown");
+                Runtime.getRuntime().addShutdownHook(hook);
+                out.printf("serving %s (%s, %,d parameters) on %s%n", model, ddim.device(), ddim.parameterCount(), server.uri());
+                out.printf("  page:  %s%n  API:   curl -X POST %sv1/samples -H 'Content-Type: application/json' -d '{\"count\": 4}'%n",
+                        server.uri(), server.uri());
+                out.flush();
+                stopped.await(); // until SIGTERM or Ctrl-C
+            }
+            out.println("stopped");
             out.flush();
-            stopped.await(); // until SIGTERM or Ctrl-C
         } finally {
             closed.countDown();
         }
-        out.println("stopped");
-        out.flush();
         return 0;
     }
 }
