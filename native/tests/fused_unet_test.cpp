@@ -37,6 +37,13 @@ void randomise(UNet& network, uint64_t seed) {
   }
 }
 
+// Noisy images of `config` and their noise variances, drawn from `seed`.
+std::pair<torch::Tensor, torch::Tensor> random_inputs(const ModelConfig& config, int64_t batch, uint64_t seed) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto noisy = torch::randn({batch, config.channels, config.image_size, config.image_size}, generator);
+  return {noisy, torch::rand({batch}, generator)};
+}
+
 // The reference architecture (3x64x64, widths 32-64-96-128, depth 2) and the tiny test one (whose
 // 8-channel widths are not a multiple of AVX-512's 16-channel blocks).
 std::vector<ModelConfig> configs() {
@@ -188,9 +195,7 @@ TEST_F(FusedNetwork, CoversEveryArchitectureTheConfigAllows) {
     model.net()->eval();
     torch::InferenceMode inference;
     const int64_t batch = 6;
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(4);
-    const auto noisy = torch::randn({batch, config.channels, config.image_size, config.image_size}, generator);
-    const auto variances = torch::rand({batch}, generator);
+    const auto [noisy, variances] = random_inputs(config, batch, 4);
     const auto labels = config.classes > 0 ? torch::tensor({0, 1, 2, 3, 4, 1}, torch::kLong) : torch::Tensor();
     const auto eager = model.net()->forward(noisy, variances, labels);
     for (const auto algorithm : {ConvAlgorithm::Fastest, ConvAlgorithm::Direct}) {
@@ -287,9 +292,7 @@ TEST_F(FusedNetwork, ComputesInBfloat16WhereTheCpuHasIt) {
   model.net()->eval();
   torch::InferenceMode inference;
   const int64_t batch = 2;
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(7);
-  const auto noisy = torch::randn({batch, config.channels, config.image_size, config.image_size}, generator);
-  const auto variances = torch::rand({batch}, generator);
+  const auto [noisy, variances] = random_inputs(config, batch, 7);
   const auto eager = model.net()->forward(noisy, variances);
   FusedUNet fused(config, batch, {torch::kBFloat16});
   fused.load_weights(*model.net());
