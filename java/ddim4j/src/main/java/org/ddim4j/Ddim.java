@@ -400,7 +400,7 @@ public final class Ddim implements AutoCloseable {
         Objects.requireNonNull(path, "path");
         ensureOpen();
         Path target = createParent(path);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofConfined(); ProcessExit.Call tracked = ProcessExit.begin()) {
             Native.check(ddim_h.ddim_model_save(model, arena.allocateFrom(target.toString())));
         }
     }
@@ -489,7 +489,7 @@ public final class Ddim implements AutoCloseable {
         ensureOpen();
         Path target = createParent(path);
         int flags = (emaWeights ? ddim_h.DDIM_EXPORT_EMA_WEIGHTS() : 0) | (halfPrecision ? ddim_h.DDIM_EXPORT_HALF() : 0);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofConfined(); ProcessExit.Call tracked = ProcessExit.begin()) {
             Native.check(ddim_h.ddim_model_export(model, arena.allocateFrom(target.toString()), flags));
         }
     }
@@ -513,7 +513,7 @@ public final class Ddim implements AutoCloseable {
         if (labels != null) {
             TrainingCalls.requireLabels(config, labels, count);
         }
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofConfined(); ProcessExit.Call tracked = ProcessExit.begin()) {
             MemorySegment noiseLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
             MemorySegment imageLoss = arena.allocate(ValueLayout.JAVA_FLOAT);
             MemorySegment images = arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels);
@@ -531,7 +531,9 @@ public final class Ddim implements AutoCloseable {
      */
     synchronized <T> T withModel(Function<MemorySegment, T> body) {
         ensureOpen();
-        return body.apply(model);
+        try (ProcessExit.Call tracked = ProcessExit.begin()) {
+            return body.apply(model);
+        }
     }
 
     /** Optimisation steps this model has taken (0 when it never trained). */
@@ -598,6 +600,18 @@ public final class Ddim implements AutoCloseable {
     public static int threads() {
         NativeLibrary.load();
         return ddim_h.ddim_get_num_threads();
+    }
+
+    /**
+     * Whether the JVM's exit (System.exit, SIGTERM) cancels running ddim4j calls; default true. When it does,
+     * sampling ends at its next step with a {@link CancellationException} and {@link Trainer#fit} stops after the
+     * current step (writing its checkpoint when configured). Either way the exit waits for running calls, at most
+     * 10 s, so that no native call computes while the process's static destructors run. An application that ends
+     * its calls from a shutdown hook of its own (a server finishing its running batch) turns this off; the JVM
+     * then waits for that hook as for every hook.
+     */
+    public static void setCancelOnExit(boolean cancel) {
+        ProcessExit.setCancelOnExit(cancel);
     }
 
     /** Whether this build of the native library has the {@link Network#FUSED} network (it needs oneDNN's headers at build time). */

@@ -98,7 +98,7 @@ public final class FeatureExtractor implements AutoCloseable {
                     + " images, got " + pixels.length + " floats");
         }
         int count = pixels.length / perImage;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofConfined(); ProcessExit.Call tracked = ProcessExit.begin()) {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, (long) count * dimension);
             Native.check(ddim_h.ddim_extractor_features(handle.pointer(), arena.allocateFrom(ValueLayout.JAVA_FLOAT, pixels), count, channels,
                     size, size, pixels.length, out, (long) count * dimension));

@@ -80,6 +80,7 @@ final class NativeLibrary {
                 Native.check(ddim_h.ddim_set_cpu_cache_limit(bytes));
                 LOG.log(System.Logger.Level.DEBUG, "CPU memory cache limit: " + bytes + " bytes");
             }
+            ProcessExit.install();
             loaded = true;
         }
     }

@@ -57,7 +57,7 @@ final class SamplingCalls {
             MemorySegment out = arena.allocate(ValueLayout.JAVA_FLOAT, outputFloats);
             int status;
             callbackThread = Thread.currentThread();
-            try {
+            try (ProcessExit.Call tracked = ProcessExit.begin()) {
                 status = call.run(arena, params, out, outputFloats);
             } finally {
                 callbackThread = null;
@@ -186,7 +186,7 @@ final class SamplingCalls {
         }
 
         private int onStep(MemorySegment userData, int step, int stepsPerChunk, long firstImage, int images) {
-            if (closing.getAsBoolean()) {
+            if (closing.getAsBoolean() || ProcessExit.exiting()) {
                 return 1;
             }
             if (listener == null) {
@@ -228,6 +228,9 @@ final class SamplingCalls {
                 if (closing.getAsBoolean()) {
                     throw new CancellationException("cancelled: the Ddim was closed while sampling ("
                             + ddim_h.ddim_last_error().getString(0) + ")");
+                }
+                if (ProcessExit.exiting()) {
+                    throw new CancellationException("cancelled: the JVM is exiting (" + ddim_h.ddim_last_error().getString(0) + ")");
                 }
                 throw new CancellationException(ddim_h.ddim_last_error().getString(0));
             }

@@ -169,7 +169,7 @@ public final class Trainer {
                 lossSum += loss;
                 stepsThisEpoch++;
                 listener.onStep(new TrainListener.StepEvent(step, epoch, batch, batchesPerEpoch, totalSteps, loss));
-                cancelled = Thread.currentThread().isInterrupted() || listener.stopRequested();
+                cancelled = Thread.currentThread().isInterrupted() || listener.stopRequested() || ProcessExit.exiting();
                 if (options.distributed() != null) {
                     boolean stop = cancelled;
                     // One rank asked to stop (Ctrl-C reaches them at different steps): all stop after this step.

@@ -120,6 +120,7 @@ final class ServeCommand implements Callable<Integer> {
                     }
                 }, "ddim-serve-shutdown");
                 Runtime.getRuntime().addShutdownHook(hook);
+                Ddim.setCancelOnExit(false); // the hook finishes the running batch within the grace, then cancels it itself
                 out.printf("serving %s (%s, %,d parameters) on %s%n", model, ddim.device(), ddim.parameterCount(), server.uri());
                 out.printf("  page:  %s%n  API:   curl -X POST %sv1/samples -H 'Content-Type: application/json' -d '{\"count\": 4}'%n",
                         server.uri(), server.uri());

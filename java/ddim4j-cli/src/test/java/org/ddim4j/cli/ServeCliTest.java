@@ -11,6 +11,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,8 +19,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** `ddim serve` as a user runs it: a real process on a free port, answering, then stopped by SIGTERM. */
 class ServeCliTest {
@@ -37,27 +40,17 @@ class ServeCliTest {
 
     @Test
     void serveAnswersAndStopsGracefullyOnSigterm() throws Exception {
-        List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
-        command.addAll(List.of("serve", "--model", MODEL.toString(), "--port", "0", "--threads", "1"));
-        Process server = new ProcessBuilder(command).redirectErrorStream(true).start();
+        Process server = start(Path.of("."));
         try {
             BufferedReader out = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
-            String first = out.readLine();
-            Matcher address = Pattern.compile("serving .* on (http://127\\.0\\.0\\.1:\\d+/)").matcher(first == null ? "" : first);
-            assertTrue(address.find(), "first line: " + first);
-            URI uri = URI.create(address.group(1));
+            URI uri = address(out);
             HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
             HttpResponse<String> health = client.send(HttpRequest.newBuilder(uri.resolve("/health")).build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(200, health.statusCode());
             // A long request is running when SIGTERM arrives: it is answered before the process exits.
             CompletableFuture<HttpResponse<String>> running = client.sendAsync(HttpRequest.newBuilder(uri.resolve("/v1/samples"))
                     .POST(HttpRequest.BodyPublishers.ofString("{\"count\": 2, \"steps\": 40}")).build(), HttpResponse.BodyHandlers.ofString());
-            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (!client.send(HttpRequest.newBuilder(uri.resolve("/health")).build(), HttpResponse.BodyHandlers.ofString()).body()
-                    .contains("\"running\":1")) {
-                assertTrue(System.nanoTime() < end, "the request never started");
-                Thread.sleep(20);
-            }
+            awaitRunning(client, uri);
             server.toHandle().destroy(); // SIGTERM (Process.destroy would also close our end of its output)
             HttpResponse<String> answered = running.get(60, TimeUnit.SECONDS);
             assertEquals(200, answered.statusCode(), answered.body());
@@ -69,6 +62,72 @@ class ServeCliTest {
             assertEquals(143, server.exitValue(), "ended by SIGTERM");
         } finally {
             server.destroyForcibly();
+        }
+    }
+
+    /**
+     * SIGTERM while the server is busy, 20 times: each time the process ends with 143 after "stopped", every
+     * client gets an answer (its images, or 503 for a request the stop refused), and no hs_err file appears.
+     */
+    @Test
+    void sigtermUnderLoadExitsCleanlyEveryTime(@TempDir Path directory) throws Exception {
+        HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+        for (int i = 0; i < 20; i++) {
+            Path run = Files.createDirectory(directory.resolve("run-" + i));
+            Process server = start(run);
+            try {
+                BufferedReader out = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
+                URI uri = address(out);
+                List<CompletableFuture<HttpResponse<String>>> load = new ArrayList<>();
+                for (int request = 0; request < 4; request++) {
+                    load.add(client.sendAsync(HttpRequest.newBuilder(uri.resolve("/v1/samples"))
+                            .POST(HttpRequest.BodyPublishers.ofString("{\"count\": 2, \"steps\": 40, \"seed\": " + request + "}")).build(),
+                            HttpResponse.BodyHandlers.ofString()));
+                }
+                awaitRunning(client, uri);
+                Thread.sleep(i * 17 % 120);
+                server.toHandle().destroy();
+                for (CompletableFuture<HttpResponse<String>> answer : load) {
+                    int status = answer.get(60, TimeUnit.SECONDS).statusCode();
+                    assertTrue(status == 200 || status == 503, "repetition " + i + ": HTTP " + status);
+                }
+                assertTrue(server.waitFor(60, TimeUnit.SECONDS), "repetition " + i + ": the server exits");
+                String rest = String.join("\n", out.lines().toList());
+                assertEquals(143, server.exitValue(), "repetition " + i + ":\n" + rest);
+                assertTrue(rest.contains("stopped"), "repetition " + i + ":\n" + rest);
+                try (Stream<Path> files = Files.list(run)) {
+                    assertEquals(List.of(), files.filter(file -> file.getFileName().toString().startsWith("hs_err")).toList(),
+                            "repetition " + i + ":\n" + rest);
+                }
+            } finally {
+                server.destroyForcibly();
+            }
+        }
+    }
+
+    /** `ddim serve` of the shipped model on a free port, one thread, in {@code directory}. */
+    private static Process start(Path directory) throws IOException {
+        List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
+        command.addAll(List.of("serve", "--model", MODEL.toString(), "--port", "0", "--threads", "1"));
+        return new ProcessBuilder(command).directory(directory.toFile()).redirectErrorStream(true).start();
+    }
+
+    /** The address from the server's first line. */
+    private static URI address(BufferedReader out) throws IOException {
+        String first = out.readLine();
+        Matcher address = Pattern.compile("serving .* on (http://127\\.0\\.0\\.1:\\d+/)").matcher(first == null ? "" : first);
+        assertTrue(address.find(), "first line: " + first);
+        return URI.create(address.group(1));
+    }
+
+    /** Waits until the server reports running requests. */
+    private static void awaitRunning(HttpClient client, URI uri) throws Exception {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        Pattern running = Pattern.compile("\"running\":[1-9]");
+        while (!running.matcher(client.send(HttpRequest.newBuilder(uri.resolve("/health")).build(), HttpResponse.BodyHandlers.ofString())
+                .body()).find()) {
+            assertTrue(System.nanoTime() < end, "the request never started");
+            Thread.sleep(20);
         }
     }
 }
