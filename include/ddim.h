@@ -97,7 +97,7 @@ DDIM_API const char* ddim_last_error(void);
 #define DDIM_MAX_MICRO_BATCH 4096      /* images per network evaluation */
 #define DDIM_MAX_ETA 1                 /* DDIM's eta: 0 deterministic .. 1 the DDPM-like variance */
 #define DDIM_MAX_FIRST_INDEX 4611686018427387904 /* first_index (2^62) */
-#define DDIM_MAX_THREADS_PER_CORE 4    /* ddim_set_num_threads accepts up to 4x the hardware threads */
+#define DDIM_MAX_THREADS_PER_CORE 4    /* ddim_set_num_threads accepts up to 4x ddim_available_threads() */
 #define DDIM_MAX_HEADER_BYTES 16777216 /* the JSON header of a model file (16 MiB) */
 #define DDIM_MAX_JSON_DEPTH 32         /* nesting of arrays and objects in a model file's JSON */
 #define DDIM_MAX_CLASSES 4096          /* classes of a class-conditional model */
@@ -114,9 +114,14 @@ DDIM_API const char* ddim_version(void);
 /* The libtorch version this library was built against, e.g. "1.13.1". Never NULL. */
 DDIM_API const char* ddim_torch_version(void);
 
+/* The CPU threads this process may use: the CPUs in its affinity mask, capped by its cgroup's CPU
+ * quota (rounded up), as the JVM counts its available processors. At least 1. The default thread
+ * count and the limit below both come from it. */
+DDIM_API int32_t ddim_available_threads(void);
+
 /* Sets the number of CPU threads libtorch uses inside one operation (intra-op parallelism).
- * `threads` <= 0 means "all hardware threads"; more than DDIM_MAX_THREADS_PER_CORE times the
- * hardware threads is DDIM_ERR_INVALID_ARGUMENT. libtorch may start with 1 thread: set it. */
+ * `threads` <= 0 means ddim_available_threads(); more than DDIM_MAX_THREADS_PER_CORE times that
+ * is DDIM_ERR_INVALID_ARGUMENT. libtorch may start with 1 thread: set it. */
 DDIM_API ddim_status ddim_set_num_threads(int32_t threads);
 
 /* The number of CPU threads libtorch currently uses inside one operation. */

@@ -25,6 +25,7 @@
 #include "library_limits.h"
 #include "model.h"
 #include "model_file.h"
+#include "processors.h"
 #include "sampling.h"
 #include "schedule.h"
 #include "training.h"
@@ -484,15 +485,23 @@ const char* ddim_version(void) { return ddim::kLibraryVersion; }
 
 const char* ddim_torch_version(void) { return TORCH_VERSION; }
 
+int32_t ddim_available_threads(void) {
+  try {
+    return ddim::available_threads();
+  } catch (...) {
+    return 1;
+  }
+}
+
 ddim_status ddim_set_num_threads(int32_t threads) {
   return guarded([&] {
-    const int32_t hardware = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+    const int32_t available = ddim::available_threads();
     // Thousands of threads took minutes to start and could hang libtorch's pool.
-    require(threads <= ddim::kMaxThreadsPerCore * hardware, Status::InvalidArgument,
-            "threads must be at most " + std::to_string(ddim::kMaxThreadsPerCore * hardware) + " (" +
-                std::to_string(ddim::kMaxThreadsPerCore) + "x the " + std::to_string(hardware) +
-                " hardware threads), got " + std::to_string(threads));
-    torch::set_num_threads(threads > 0 ? threads : hardware);
+    require(threads <= ddim::kMaxThreadsPerCore * available, Status::InvalidArgument,
+            "threads must be at most " + std::to_string(ddim::kMaxThreadsPerCore * available) + " (" +
+                std::to_string(ddim::kMaxThreadsPerCore) + "x the " + std::to_string(available) +
+                " available processors), got " + std::to_string(threads));
+    torch::set_num_threads(threads > 0 ? threads : available);
   });
 }
 

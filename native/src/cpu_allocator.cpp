@@ -4,6 +4,7 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -70,10 +71,10 @@ class CachingCpuAllocator final : public c10::Allocator {
       auto free_blocks = free_.find(size);
       if (free_blocks != free_.end() && !free_blocks->second.empty()) {
         void* block = free_blocks->second.back();
+        note_live_locked(block, size);  // first: when it throws, the block stays cached
         free_blocks->second.pop_back();
         cached_bytes_ -= static_cast<int64_t>(size);
         ++hits_;
-        live_[block] = size;
         return block;
       }
       ++misses_;
@@ -81,8 +82,13 @@ class CachingCpuAllocator final : public c10::Allocator {
     void* block = nullptr;
     if (posix_memalign(&block, kAlignment, size) != 0 || block == nullptr) throw std::bad_alloc();
     if (cacheable) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      live_[block] = size;
+      try {
+        std::lock_guard<std::mutex> lock(mutex_);
+        note_live_locked(block, size);
+      } catch (...) {
+        std::free(block);
+        throw;
+      }
     }
     return block;
   }
@@ -98,15 +104,33 @@ class CachingCpuAllocator final : public c10::Allocator {
         const size_t size = live->second;
         live_.erase(live);
         if (cached_bytes_ + static_cast<int64_t>(size) <= limit_) {
-          free_[size].push_back(block);
-          cached_bytes_ += static_cast<int64_t>(size);
-          return;
+          try {  // a deleter must not throw: a block the cache cannot record is freed instead
+            fail_if_asked();
+            free_[size].push_back(block);
+            cached_bytes_ += static_cast<int64_t>(size);
+            return;
+          } catch (const std::bad_alloc&) {
+          }
         }
       }
     }
     std::free(block);
   }
 
+  void note_live_locked(void* block, size_t size) {
+    fail_if_asked();
+    live_[block] = size;
+  }
+
+  // The test hook's failures (fail_cpu_cache_bookkeeping_for_testing), as a full heap would throw them.
+  static void fail_if_asked() {
+    if (failing_bookkeeping.load(std::memory_order_relaxed) > 0 && failing_bookkeeping.fetch_sub(1) > 0) throw std::bad_alloc();
+  }
+
+ public:
+  static inline std::atomic<int> failing_bookkeeping{0};
+
+ private:
   // Frees cached blocks, largest sizes first, until at most `bytes` remain.
   void trim_locked(int64_t bytes) {
     std::vector<size_t> sizes;
@@ -144,5 +168,7 @@ void set_cpu_cache_limit(int64_t bytes) { CachingCpuAllocator::instance().set_li
 void release_cpu_cache() { CachingCpuAllocator::instance().release_all(); }
 
 CpuCacheStats cpu_cache_stats() { return CachingCpuAllocator::instance().stats(); }
+
+void fail_cpu_cache_bookkeeping_for_testing(int count) { CachingCpuAllocator::failing_bookkeeping.store(count); }
 
 }  // namespace ddim

@@ -37,4 +37,7 @@ void release_cpu_cache();
 
 CpuCacheStats cpu_cache_stats();
 
+// Tests only: the next `count` insertions into the cache's bookkeeping throw std::bad_alloc.
+void fail_cpu_cache_bookkeeping_for_testing(int count);
+
 }  // namespace ddim

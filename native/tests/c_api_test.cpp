@@ -1,4 +1,5 @@
 // The C boundary: status codes, messages, NULLs and wrong lengths, never a crash or an exception.
+#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "c_test_util.h"
+#include "cpu_allocator.h"
 #include "ddim.h"
 #include "test_util.h"
 
@@ -135,6 +137,36 @@ TEST(CApi, PredictIsOneStepOfSamplingAndChecksItsBuffers) {
   EXPECT_EQ(predict(noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 512), DDIM_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ddim_predict(nullptr, &params, noise.data(), 512, t.data(), 2, predicted_noise.data(), image.data(), 512),
             DDIM_ERR_NULL_POINTER);
+}
+
+// A full heap while the cache records a block: the allocation fails cleanly and loses nothing (a cached block stays
+// cached, a fresh one is freed), and a free whose block cannot be recorded frees it instead of throwing from a deleter.
+TEST(CpuCache, FailedBookkeepingLosesNoBlock) {
+  ddim::install_caching_cpu_allocator();
+  ddim::release_cpu_cache();
+  c10::Allocator* allocator = c10::GetCPUAllocator();
+  const size_t bytes = 1 << 20;
+  { c10::DataPtr warm = allocator->allocate(bytes); }
+  const int64_t cached = ddim::cpu_cache_stats().cached_bytes;
+  ASSERT_GE(cached, static_cast<int64_t>(bytes));
+
+  ddim::fail_cpu_cache_bookkeeping_for_testing(1);  // a hit whose block cannot be recorded as live
+  EXPECT_THROW(allocator->allocate(bytes), std::bad_alloc);
+  EXPECT_EQ(ddim::cpu_cache_stats().cached_bytes, cached) << "the cached block was lost";
+  { c10::DataPtr reused = allocator->allocate(bytes); }  // and it is still handed out
+
+  ddim::release_cpu_cache();
+  ddim::fail_cpu_cache_bookkeeping_for_testing(1);  // a miss: the fresh block is freed before the error
+  EXPECT_THROW(allocator->allocate(bytes), std::bad_alloc);
+  EXPECT_EQ(ddim::cpu_cache_stats().cached_bytes, 0);
+
+  c10::DataPtr block = allocator->allocate(bytes);
+  ddim::fail_cpu_cache_bookkeeping_for_testing(1);  // the free cannot be recorded: freed, not thrown
+  EXPECT_NO_THROW(block.clear());
+  EXPECT_EQ(ddim::cpu_cache_stats().cached_bytes, 0);
+  ddim::fail_cpu_cache_bookkeeping_for_testing(0);
+  { c10::DataPtr again = allocator->allocate(bytes); }
+  EXPECT_GE(ddim::cpu_cache_stats().cached_bytes, static_cast<int64_t>(bytes));
 }
 
 TEST(CApi, CpuCacheReusesFreedMemoryWithinItsLimit) {

@@ -581,19 +581,28 @@ public final class Ddim implements AutoCloseable {
         return closed || closing;
     }
 
-    /** The most threads {@link #setThreads} accepts: 4x the available processors (include/ddim.h's DDIM_MAX_THREADS_PER_CORE). */
-    public static int maxThreads() {
-        return ddim_h.DDIM_MAX_THREADS_PER_CORE() * Runtime.getRuntime().availableProcessors();
+    /**
+     * The CPU threads this process may use, the one count behind the default thread count and {@link #maxThreads()}
+     * (the C ABI's {@code ddim_available_threads}): the CPUs in the process's affinity mask, capped by its cgroup's
+     * CPU quota, as {@link Runtime#availableProcessors()} counts them.
+     */
+    public static int availableThreads() {
+        NativeLibrary.load();
+        return ddim_h.ddim_available_threads();
     }
 
-    /** Sets libtorch's CPU threads per operation; {@code threads <= 0} means all available processors, at most {@link #maxThreads()}. */
+    /** The most threads {@link #setThreads} accepts: 4x {@link #availableThreads()} (include/ddim.h's DDIM_MAX_THREADS_PER_CORE). */
+    public static int maxThreads() {
+        return ddim_h.DDIM_MAX_THREADS_PER_CORE() * availableThreads();
+    }
+
+    /**
+     * Sets libtorch's CPU threads per operation; {@code threads <= 0} means {@link #availableThreads()}. More than
+     * {@link #maxThreads()} is an {@link IllegalArgumentException}.
+     */
     public static void setThreads(int threads) {
-        if (threads > maxThreads()) {
-            throw new IllegalArgumentException("threads must be at most " + maxThreads() + " (4x the "
-                    + Runtime.getRuntime().availableProcessors() + " available processors), got " + threads);
-        }
         NativeLibrary.load();
-        Native.check(ddim_h.ddim_set_num_threads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors()));
+        Native.check(ddim_h.ddim_set_num_threads(threads));
     }
 
     /** libtorch's current CPU threads per operation (all available processors unless changed). */

@@ -45,6 +45,8 @@ final class NativeLibrary {
     static final String CACHE_DIR = "ddim4j.cacheDir";
     /** Bytes of freed CPU memory libddim keeps for reuse (default 1 GiB; 0: off). */
     static final String CPU_CACHE = "ddim4j.cpuCache";
+    /** libtorch's CPU threads per operation (default: all available processors). */
+    static final String THREADS = "ddim4j.threads";
 
     private static final System.Logger LOG = System.getLogger(NativeLibrary.class.getName());
 
@@ -65,8 +67,9 @@ final class NativeLibrary {
             } catch (UnsatisfiedLinkError e) {
                 throw new DdimException(Status.LIBRARY_NOT_LOADED, explain(e), e);
             }
-            int threads = Integer.getInteger("ddim4j.threads", Runtime.getRuntime().availableProcessors());
+            int threads = threadsProperty();
             Native.check(ddim_h.ddim_set_num_threads(threads));
+            threads = ddim_h.ddim_get_num_threads();
             LOG.log(System.Logger.Level.DEBUG, "libddim " + ddim_h.ddim_version().getString(0) + " on libtorch "
                     + ddim_h.ddim_torch_version().getString(0) + ": " + threads + " intra-op threads");
             String cacheBytes = System.getProperty(CPU_CACHE);
@@ -82,6 +85,19 @@ final class NativeLibrary {
             }
             ProcessExit.install();
             loaded = true;
+        }
+    }
+
+    /** {@code -Dddim4j.threads}: a whole number (0 or less, or absent: all available processors). */
+    private static int threadsProperty() {
+        String value = System.getProperty(THREADS);
+        if (value == null || value.isBlank()) {
+            return 0;
+        }
+        try {
+            return Integer.parseInt(value.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("-D" + THREADS + " must be a whole number of threads, got '" + value + "'");
         }
     }
 

@@ -132,14 +132,19 @@ class ClassConditionalTest {
     @Test
     void badClassesAreClearErrors() {
         SampleOptions tooLarge = SampleOptions.builder().count(1).steps(1).classes(3).build();
-        DdimException e = assertThrows(DdimException.class, () -> ddim.sample(tooLarge));
-        assertTrue(e.getMessage().contains("class 3 does not exist"), e.getMessage());
+        // A caller's mistake is IllegalArgumentException on every entry point, though the native side finds this one.
+        for (org.junit.jupiter.api.function.Executable call : List.<org.junit.jupiter.api.function.Executable>of(
+                () -> ddim.sample(tooLarge), () -> ddim.trajectories(tooLarge),
+                () -> ddim.vary(ddim.sample(SampleOptions.builder().count(1).steps(1).build()), 0.5, tooLarge))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+            assertTrue(e.getMessage().contains("class 3 does not exist"), e.getMessage());
+        }
         assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().classes(-1).build());
         assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().classes(0, 1).count(3).build());
         assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().guidance(Double.NaN).build());
         assertThrows(IllegalArgumentException.class, () -> SampleOptions.builder().guidance(101).build());
         try (Ddim plain = Ddim.create(TestModels.tiny(), Device.cpu(), 1)) {
-            DdimException unconditional = assertThrows(DdimException.class,
+            IllegalArgumentException unconditional = assertThrows(IllegalArgumentException.class,
                     () -> plain.sample(SampleOptions.builder().count(1).steps(1).classes(0).build()));
             assertTrue(unconditional.getMessage().contains("unconditional"), unconditional.getMessage());
             assertThrows(IllegalArgumentException.class, () -> plain.trainer(TrainOptions.builder().build()).step(new float[256], new int[] {0}));
@@ -147,7 +152,7 @@ class ClassConditionalTest {
         Trainer trainer = ddim.trainer(TrainOptions.builder().emaDecay(0).build());
         assertThrows(IllegalArgumentException.class, () -> trainer.step(new float[256]), "a class model needs labels");
         assertThrows(IllegalArgumentException.class, () -> trainer.step(new float[256], new int[] {0, 1}));
-        assertThrows(DdimException.class, () -> trainer.step(new float[256], new int[] {4}), "3 means no class; 4 is nothing");
+        assertThrows(IllegalArgumentException.class, () -> trainer.step(new float[256], new int[] {4}), "3 means no class; 4 is nothing");
         assertThrows(IllegalArgumentException.class, () -> TrainOptions.builder().labelDropout(1.5).build());
     }
 

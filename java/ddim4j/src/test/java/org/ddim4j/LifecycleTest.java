@@ -63,13 +63,32 @@ class LifecycleTest {
 
     @Test
     void threadCountDefaultsToAllProcessorsAndIsConfigurable() {
-        assertEquals(Runtime.getRuntime().availableProcessors(), Ddim.threads());
+        // One count on both sides of the C boundary: the JVM's and libddim's agree.
+        assertEquals(Runtime.getRuntime().availableProcessors(), Ddim.availableThreads());
+        assertEquals(Ddim.availableThreads(), Ddim.threads());
         try {
             Ddim.setThreads(1);
             assertEquals(1, Ddim.threads());
         } finally {
             Ddim.setThreads(0);
         }
-        assertEquals(Runtime.getRuntime().availableProcessors(), Ddim.threads());
+        assertEquals(Ddim.availableThreads(), Ddim.threads());
+        IllegalArgumentException tooMany = assertThrows(IllegalArgumentException.class, () -> Ddim.setThreads(Ddim.maxThreads() + 1));
+        assertTrue(tooMany.getMessage().contains("at most " + Ddim.maxThreads()), tooMany.getMessage());
+        Ddim.setThreads(Ddim.maxThreads());
+        Ddim.setThreads(0);
+    }
+
+    /** -Dddim4j.threads is applied when the library loads (checked in a fresh JVM), and nonsense is refused, not ignored. */
+    @Test
+    void theThreadsPropertyIsAppliedOrRefused() throws Exception {
+        ChildJvm.Result one = ChildJvm.withoutNatives("-Dddim4j.threads=1").run(PrintVersion.class.getName(), "threads");
+        assertTrue(one.output().contains("threads=1"), one.output());
+        ChildJvm.Result nonsense = ChildJvm.withoutNatives("-Dddim4j.threads=abc").run(PrintVersion.class.getName(), "threads");
+        assertEquals(2, nonsense.exitCode(), nonsense.output());
+        assertTrue(nonsense.output().contains("IllegalArgumentException: -Dddim4j.threads must be a whole number of threads, got 'abc'"),
+                nonsense.output());
+        ChildJvm.Result tooMany = ChildJvm.withoutNatives("-Dddim4j.threads=100000").run(PrintVersion.class.getName(), "threads");
+        assertTrue(tooMany.output().contains("IllegalArgumentException: threads must be at most"), tooMany.output());
     }
 }

@@ -17,6 +17,12 @@ public final class PrintVersion {
         } catch (DdimException e) {
             System.out.println(e.getMessage());
             System.exit(1);
+        } catch (IllegalArgumentException e) {
+            System.out.println(e);
+            System.exit(2);
+        }
+        if (args.length > 0 && args[0].equals("threads")) {
+            System.out.println("threads=" + Ddim.threads());
         }
         Files.readAllLines(Path.of("/proc/self/maps")).stream().map(line -> line.substring(line.lastIndexOf(' ') + 1))
                 .filter(file -> file.endsWith("/libddim.so")).distinct().forEach(file -> System.out.println("libddim: " + file));

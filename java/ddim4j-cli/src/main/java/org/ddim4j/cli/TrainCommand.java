@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.ddim4j.AtomicFiles;
+import org.ddim4j.Ddim;
 import org.ddim4j.Device;
 import org.ddim4j.Distributed;
 import org.ddim4j.Loss;
@@ -163,7 +164,7 @@ final class TrainCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--nproc starts its own ranks: don't combine it with WORLD_SIZE in the environment");
             }
             if (nproc > 1) {
-                int threads = runtime.threads > 0 ? runtime.threads : Math.max(1, Runtime.getRuntime().availableProcessors() / nproc);
+                int threads = runtime.threads > 0 ? runtime.threads : Math.max(1, Ddim.availableThreads() / nproc);
                 return new LocalLauncher(spec.commandLine().getOut(), spec.commandLine().getErr())
                         .run(nproc, argumentsForRanks(), threads, timeout);
             }

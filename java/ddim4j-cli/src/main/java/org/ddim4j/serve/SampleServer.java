@@ -8,6 +8,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.Base64;
 import java.util.Locale;
 import java.util.Map;
@@ -86,12 +87,17 @@ public final class SampleServer implements AutoCloseable {
      */
     public static SampleServer start(Ddim ddim, ServeSettings settings, String host, int port) throws IOException {
         HttpServer http = HttpServer.create(new InetSocketAddress(host, port), 0);
+        SampleServer server = null;
         try {
-            SampleServer server = new SampleServer(ddim, settings, http);
+            server = new SampleServer(ddim, settings, http);
             http.start();
             return server;
-        } catch (RuntimeException e) { // e.g. a closed Ddim: free the port again
+        } catch (RuntimeException | Error e) { // e.g. a closed Ddim: free the port, end the sampling thread
             http.stop(0);
+            if (server != null) {
+                server.batcher.close(Duration.ZERO);
+                server.exchanges.close();
+            }
             throw e;
         }
     }

@@ -350,6 +350,26 @@ class SampleServerTest {
         assertEquals(404, get("/../pom.xml").statusCode());
     }
 
+    /** A server that cannot start (port taken, closed model) leaves no thread behind, and a later one starts. */
+    @Test
+    void aServerThatCannotStartLeavesNoThread() throws Exception {
+        long before = samplingThreads();
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            assertThrows(java.net.BindException.class,
+                    () -> SampleServer.start(ddim, ServeSettings.defaults(), "127.0.0.1", taken.getLocalPort()));
+        }
+        Ddim closed = TestModels.trainedTiny(7);
+        closed.close();
+        assertThrows(IllegalStateException.class, () -> SampleServer.start(closed, ServeSettings.defaults(), "127.0.0.1", 0));
+        assertEquals(before, samplingThreads());
+        start(ServeSettings.defaults());
+        assertEquals(before + 1, samplingThreads());
+    }
+
+    private static long samplingThreads() {
+        return Thread.getAllStackTraces().keySet().stream().filter(thread -> thread.getName().equals("ddim-sampler")).count();
+    }
+
     @Test
     void settingsRefuseNonsense() {
         assertThrows(IllegalArgumentException.class, () -> ServeSettings.defaults().withLimits(0, 10));

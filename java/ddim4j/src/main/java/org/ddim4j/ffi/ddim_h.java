@@ -492,6 +492,64 @@ public class ddim_h extends ddim_h$shared {
         }
     }
 
+    private static class ddim_available_threads {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            ddim_h.C_INT    );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ddim_available_threads");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t ddim_available_threads()
+     * }
+     */
+    public static FunctionDescriptor ddim_available_threads$descriptor() {
+        return ddim_available_threads.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t ddim_available_threads()
+     * }
+     */
+    public static MethodHandle ddim_available_threads$handle() {
+        return ddim_available_threads.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t ddim_available_threads()
+     * }
+     */
+    public static MemorySegment ddim_available_threads$address() {
+        return ddim_available_threads.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t ddim_available_threads()
+     * }
+     */
+    public static int ddim_available_threads() {
+        var mh$ = ddim_available_threads.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ddim_available_threads");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ddim_set_num_threads {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             ddim_h.C_INT,
