@@ -19,9 +19,11 @@
  * - Calls on one model handle are serialised by a lock inside the handle, so two threads may
  *   share a handle; they just take turns. A call made on a handle from inside one of its own
  *   progress callbacks returns DDIM_ERR_REENTRANT instead of deadlocking; ddim_model_free from
- *   such a callback is deferred until the running call returns. ddim_model_free from another
- *   thread waits for a running call; freeing a handle that further threads are still waiting to
- *   use is the caller's bug (the Java API prevents it).
+ *   such a callback is deferred until the running call returns. ddim_model_free (and
+ *   ddim_extractor_free) from another thread waits for every call that holds the handle, the
+ *   running one and those waiting for their turn; a call that reaches the handle after the free
+ *   began returns DDIM_ERR_INVALID_ARGUMENT ("not live"), and so does any call on a freed handle
+ *   whose address no newer handle took. A second free does nothing.
  * - Every size that comes from a caller or a file is checked before it allocates anything (see
  *   "Limits" below), and products of sizes are checked for overflow. Model files are validated
  *   completely (layout, shapes, values) before any weight is allocated; no file makes a load read
@@ -263,8 +265,9 @@ DDIM_API ddim_status ddim_model_load(const char* path, int32_t device, ddim_mode
  * flushed and then renamed over `path`, so a failed save never replaces a good file. */
 DDIM_API ddim_status ddim_model_save(ddim_model* model, const char* path);
 
-/* Frees a model. NULL is a no-op. Waits for a call running on another thread; from the handle's
- * own progress callback, the free happens when the running call returns. */
+/* Frees a model. NULL, or a handle freed already, is a no-op. Waits for the calls holding the
+ * handle on other threads; from the handle's own progress callback, the free happens when the
+ * running call returns. */
 DDIM_API void ddim_model_free(ddim_model* model);
 
 /* Copies the model's configuration into `out_config`. */

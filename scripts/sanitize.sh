@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The native tests under AddressSanitizer + UndefinedBehaviorSanitizer, then the model-loader fuzz
-# target (libFuzzer): the regression corpus (native/fuzz/corpus) replayed, then a short fuzz run.
-# Built with clang in build-sanitize/. scripts/test.sh runs it (CI).
+# The native tests under AddressSanitizer + UndefinedBehaviorSanitizer, the tests of concurrent calls
+# on one handle under ThreadSanitizer, then the model-loader fuzz target (libFuzzer): the regression
+# corpus (native/fuzz/corpus) replayed, then a short fuzz run. Built with clang in build-sanitize/ and
+# build-tsan/. scripts/test.sh runs it (CI).
 #
 #   scripts/sanitize.sh                  # fuzzes for FUZZ_SECONDS (default 60)
 #   FUZZ_SECONDS=600 scripts/sanitize.sh
@@ -27,6 +28,18 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 echo "== native tests under ASan+UBSan"
 "$build/ddim_tests" --gtest_brief=1
+
+echo "== concurrent calls and frees on one handle under TSan"
+tsan=build-tsan
+if [[ ! -f $tsan/CMakeCache.txt ]]; then
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$tsan" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_FLAGS_RELEASE="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_RELEASE="-O1" -DDDIM_SANITIZE=thread \
+    ${CMAKE_PREFIX_PATH:+-DCMAKE_PREFIX_PATH="$CMAKE_PREFIX_PATH"}
+fi
+cmake --build "$tsan" --parallel "$(nproc)" --target ddim_tests
+# libtorch and its OpenMP pool are not instrumented: TSan sees ddim's own synchronisation, which is what these test.
+TSAN_OPTIONS=halt_on_error=1 "$tsan/ddim_tests" --gtest_brief=1 \
+  --gtest_filter='HostileArguments.CallsRacing*:HostileArguments.AFree*:HostileArguments.ACallback*:CApi.ThreadsCanShareAHandle*'
 
 echo "== fuzz corpus replay (native/fuzz/corpus)"
 "$build/ddim_fuzz_model_file" -runs=0 -rss_limit_mb=2048 -timeout=30 native/fuzz/corpus

@@ -8,12 +8,14 @@
 #if defined(__GLIBC__)
 #endif
 #include <atomic>
+#include <condition_variable>
 #include <initializer_list>
 #include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "config.h"
@@ -86,14 +88,81 @@ std::atomic<int64_t> live_handles{0};
 // What every handle needs to serialise its calls and to notice a call made from inside one of
 // them (a progress callback calling back in would otherwise deadlock on the mutex it holds).
 struct LockedHandle {
-  LockedHandle() { ++live_handles; }
-  ~LockedHandle() {
-    if (--live_handles == 0) ddim::release_cpu_cache();
-  }
+  LockedHandle();  // registers the handle (HandleRegistry)
+  ~LockedHandle();
   std::mutex mutex;                       // serialises calls on one handle
   std::atomic<std::thread::id> owner{};   // the thread running a call, if any
   bool free_requested = false;            // set by a free from inside a running call: freed when it returns
+  int64_t calls = 0;                      // calls holding this handle (HandleRegistry's lock guards it)
 };
+
+// Every live handle. A call looks its handle up here by address, without touching it, and holds it
+// until it returns; a free unregisters the handle and deletes it once no call holds it. So a call
+// that races ddim_*_free either runs before the delete or gets DDIM_ERR_INVALID_ARGUMENT, and a
+// double free does nothing. (A handle used after its free returned may, like any freed pointer,
+// name a newer handle at the same address.)
+class HandleRegistry {
+ public:
+  void add(LockedHandle* handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_.insert(handle);
+  }
+
+  // Holds `handle` for a call; false when it is not live.
+  bool hold(const LockedHandle* handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto live = live_.find(const_cast<LockedHandle*>(handle));
+    if (live == live_.end()) return false;
+    ++(*live)->calls;
+    return true;
+  }
+
+  void release(LockedHandle* handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--handle->calls == 0) released_.notify_all();
+  }
+
+  // Whether `handle` is live and `thread` runs a call on it (a free from its progress callback).
+  bool running_on(const LockedHandle* handle, std::thread::id thread) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return live_.count(const_cast<LockedHandle*>(handle)) > 0 && handle->owner.load() == thread;
+  }
+
+  // Unregisters `handle` and waits until no call holds it; false when it was not live (freed already).
+  bool retire(LockedHandle* handle) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (live_.erase(handle) == 0) return false;
+    released_.wait(lock, [&] { return handle->calls == 0; });
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  std::unordered_set<LockedHandle*> live_;
+
+  friend struct LockedHandle;
+  void forget(LockedHandle* handle) {  // a handle deleted on an error path, never given out
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_.erase(handle);
+  }
+};
+
+// Never destroyed: a call may still run while the process's static destructors do.
+HandleRegistry& handles() {
+  static auto* registry = new HandleRegistry();
+  return *registry;
+}
+
+LockedHandle::LockedHandle() {
+  handles().add(this);
+  ++live_handles;
+}
+
+LockedHandle::~LockedHandle() {
+  handles().forget(this);
+  if (--live_handles == 0) ddim::release_cpu_cache();
+}
 
 struct ddim_model : LockedHandle {
   explicit ddim_model(std::unique_ptr<ddim::Model> model) : model(std::move(model)) {}
@@ -163,8 +232,11 @@ ddim_status guarded(Body&& body) noexcept {
 template <typename Handle, typename Body>
 ddim_status with_locked(Handle* handle, const char* name, Body&& body) noexcept {
   bool free_after = false;
+  bool held = false;
   const ddim_status status = guarded([&] {
     require(handle != nullptr, Status::NullPointer, std::string(name) + " handle is NULL");
+    held = handles().hold(handle);
+    require(held, Status::InvalidArgument, std::string(name) + " handle is not live: freed, or not made by this library");
     require(handle->owner.load() != std::this_thread::get_id(), Status::Reentrant,
             std::string("a progress callback called back into the ") + name + " whose call is running");
     std::lock_guard<std::mutex> lock(handle->mutex);
@@ -180,21 +252,22 @@ ddim_status with_locked(Handle* handle, const char* name, Body&& body) noexcept 
     } release{*handle, free_after};
     body(*handle);
   });
-  if (free_after) delete handle;  // freed from inside the call (its callback): now it has returned
+  if (held) handles().release(handle);
+  // Freed from inside the call (its callback): now that it has returned.
+  if (free_after && handles().retire(handle)) delete handle;
   return status;
 }
 
-// Frees a handle: waits for a call running on another thread; from inside a running call (its
-// progress callback), defers the free until that call returns.
+// Frees a handle once no call holds it (a running call, calls waiting for their turn); from inside a
+// running call (its progress callback), when that call returns. A handle that is not live is left alone.
 template <typename Handle>
 void free_handle(Handle* handle) {
   if (handle == nullptr) return;
-  if (handle->owner.load() == std::this_thread::get_id()) {
+  if (handles().running_on(handle, std::this_thread::get_id())) {
     handle->free_requested = true;
     return;
   }
-  { std::lock_guard<std::mutex> wait(handle->mutex); }
-  delete handle;
+  if (handles().retire(handle)) delete handle;
 }
 
 // Runs `body(handle)` with the model handle locked.
