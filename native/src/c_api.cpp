@@ -79,9 +79,6 @@ static_assert(ddim::kMaxClassNameBytes == DDIM_MAX_CLASS_NAME_BYTES);
 static_assert(ddim::kMaxGuidance == DDIM_MAX_GUIDANCE);
 static_assert(ddim::kDefaultCpuCacheBytes == DDIM_DEFAULT_CPU_CACHE_BYTES);
 
-// The caching CPU allocator goes in when the library loads, before any tensor of ours exists.
-[[maybe_unused]] static const bool cpu_allocator_installed = (ddim::install_caching_cpu_allocator(), true);
-
 // Live handles: the CPU cache is emptied when the last one goes.
 std::atomic<int64_t> live_handles{0};
 
@@ -155,6 +152,9 @@ HandleRegistry& handles() {
 }
 
 LockedHandle::LockedHandle() {
+  // The caching CPU allocator goes in with the first handle, not when the library loads: a process
+  // that loads libddim without using it keeps libtorch's own allocator.
+  ddim::install_caching_cpu_allocator();
   handles().add(this);
   ++live_handles;
 }

@@ -169,6 +169,23 @@ TEST(CpuCache, FailedBookkeepingLosesNoBlock) {
   EXPECT_GE(ddim::cpu_cache_stats().cached_bytes, static_cast<int64_t>(bytes));
 }
 
+// In a fresh process (a death test re-runs this binary), loading libddim leaves libtorch's CPU
+// allocator alone; the first handle installs the caching one.
+TEST(CpuCacheDeathTest, TheAllocatorChangesWithTheFirstHandleNotAtLoad) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        c10::Allocator* at_load = c10::GetCPUAllocator();
+        const auto config = tiny_c_config();
+        ddim_model* model = nullptr;
+        if (ddim_model_create(&config, DDIM_DEVICE_CPU, 1, &model) != DDIM_OK) std::_Exit(2);
+        c10::Allocator* with_a_model = c10::GetCPUAllocator();
+        ddim_model_free(model);
+        std::_Exit(at_load != with_a_model ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST(CApi, CpuCacheReusesFreedMemoryWithinItsLimit) {
   ddim_cpu_cache_stats before{}, after{};
   ASSERT_EQ(ddim_cpu_cache_stats_get(&before), DDIM_OK);

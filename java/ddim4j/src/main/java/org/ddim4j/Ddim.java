@@ -33,7 +33,8 @@ import org.ddim4j.ffi.ddim_h;
  * for it (the call throws {@link CancellationException}), so memory is never freed under a running
  * call. After {@code close()}, every method but {@code close()} throws {@link IllegalStateException},
  * and so does a {@link SampleListener} that calls back into the {@code Ddim} whose call is running
- * it. Native failures throw {@link DdimException}.
+ * it. A caller's mistake throws {@link IllegalArgumentException}, whether Java or the native side finds it; other
+ * native failures throw {@link DdimException}. When the JVM exits during a call, see {@link #setCancelOnExit}.
  */
 public final class Ddim implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Ddim.class.getName());

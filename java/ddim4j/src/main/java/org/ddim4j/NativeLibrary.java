@@ -34,8 +34,9 @@ import org.ddim4j.ffi.ddim_h;
  * <p>Loading changes nothing process-wide on its own: it sets libtorch's intra-op thread count to
  * {@code ddim4j.threads} (default: all available processors, since libtorch may start with a single
  * thread) and logs it, and applies {@code ddim4j.cpuCache} (bytes of freed CPU memory libddim keeps for
- * reuse; default 1 GiB) when set. libddim's own CPU memory cache needs no environment variable and
- * no process-wide malloc setting.
+ * reuse; default 1 GiB) when set, and installs {@link ProcessExit}'s shutdown hook. libddim's own CPU memory
+ * cache goes into libtorch with the first model, and needs no environment variable and no process-wide malloc
+ * setting.
  * Logging goes through {@link System.Logger} ({@code org.ddim4j.*}).
  */
 final class NativeLibrary {
