@@ -8,6 +8,7 @@
 #if defined(__GLIBC__)
 #endif
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <initializer_list>
 #include <mutex>
@@ -129,7 +130,8 @@ class HandleRegistry {
   bool retire(LockedHandle* handle) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (live_.erase(handle) == 0) return false;
-    released_.wait(lock, [&] { return handle->calls == 0; });
+    // wait_for, not wait: libstdc++ 12 versions wait() GLIBCXX_3.4.30, newer than the natives' floor (RHEL 9).
+    while (handle->calls != 0) released_.wait_for(lock, std::chrono::milliseconds(100));
     return true;
   }
 
