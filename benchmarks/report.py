@@ -22,6 +22,7 @@ native_python, variants, flops = lines("native-python.jsonl"), lines("variants.j
 interleaved = lines("interleaved.jsonl")
 distributed = lines("distributed.jsonl")
 serve = lines("serve.jsonl")
+soak = lines("serve-soak.jsonl")
 natives_load = lines("natives-load.jsonl")
 fused_layers, fused_pixels = lines("fused-layers.jsonl"), lines("fused-pixels.jsonl")
 guidance_cost, peer_batches = lines("guidance-cost.jsonl"), lines("peers-batches.jsonl")
@@ -415,9 +416,19 @@ if serve:
 else:
     w("Not measured in this run: `benchmarks/serve-load.sh`.")
     w("")
+soak_summary = next((row for row in soak if row.get("summary")), None)
+if soak_summary:
+    minutes = [row for row in soak if not row.get("summary")]
+    w(f"Soak (`benchmarks/serve-soak.sh`, started {soak_summary['started']} on its own): one server of the same model under "
+      f"steady load (one-image requests from 16 concurrent clients, back to back) for {soak_summary['minutes']} minutes, "
+      f"{soak_summary['requests']:,} requests, {soak_summary['failures']} failed. Resident memory every minute, MiB: "
+      + ", ".join(f"{row['rss_mib']:.0f}" for row in minutes) + ". "
+      f"After the {soak_summary['warmup_minutes']}-minute warm-up it went from {soak_summary['rss_after_warmup_mib']:.0f} to "
+      f"{soak_summary['rss_end_mib']:.0f} MiB (**{soak_summary['growth_after_warmup_percent']:+.1f}%**; the script fails above +5%).")
+    w("")
 w("## The CPU memory cache")
 w("")
-w("libddim installs a caching CPU allocator in libtorch when it loads (`native/src/cpu_allocator.h`): freed blocks of 256 KiB "
+w("libddim installs a caching CPU allocator in libtorch with its first model (`native/src/cpu_allocator.h`): freed blocks of 256 KiB "
   "and more are kept by size, up to 1 GiB, and reused at the next step instead of being unmapped and page-faulted in again. "
   "It replaces the process-wide `mallopt` and the `MALLOC_ARENA_MAX=1` that ddim4j needed before. Off = `-Dddim4j.cpuCache=0` "
   "(Java) or `--cpu-cache off` (driver). Speed ratio = on / off, per round.")
@@ -507,6 +518,7 @@ w("scripts/bench.sh                           # all of the above; ROUNDS=N SECON
 w("ROUNDS=5 SECONDS=20 benchmarks/peers.sh    # the Java peers alone; PeerSampling, PeerCheck: see their javadoc")
 w("ROUNDS=3 SECONDS_PER_RUN=15 benchmarks/distributed.sh   # 1 process x N threads against N ranks x 1 thread")
 w("ROUNDS=2 REQUESTS=200 CLIENTS=16 STEPS=5 benchmarks/serve-load.sh   # ddim serve, dynamic batching on and off")
+w("MINUTES=30 benchmarks/serve-soak.sh        # ddim serve under steady load, resident memory every minute")
 w("build/ddim_bench --mode sample|train --config reference|fashion [--network auto|eager|fused] [--precision bf16] [--cpu-cache off]")
 w("build/ddim_fused_layers --config reference|fashion [--precision bf16]   # the fused plan, layer by layer")
 w("build/ddim_fused_layers --pixels models/fashion-mnist-32.safetensors    # fused against eager, in pixels")

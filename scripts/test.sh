@@ -24,8 +24,9 @@ java --enable-native-access=ALL-UNNAMED -jar benchmarks/target/benchmarks.jar Sa
   -f 0 -wi 0 -i 1 -r 1s -p config=fashion -p count=1 -p steps=1 -foe true
 
 echo "== Java tests (mvn verify)"
-# chromium and chromium-driver: BrowserTest drives the `ddim serve` page in a real headless browser.
-install_packages chromium chromium-driver
+# chromium and chromium-driver: BrowserTest drives the `ddim serve` page in a real headless browser;
+# iproute2: DistributedCliTest puts two ranks on two "hosts" (network namespaces, as root).
+install_packages chromium chromium-driver iproute2
 mvn -B verify
 
 echo "== load test of ddim serve (benchmarks/serve-load.sh, bounded: 200 requests x 2 sides)"

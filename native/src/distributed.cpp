@@ -1,5 +1,10 @@
 #include "distributed.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 
 #include <algorithm>
@@ -106,6 +111,34 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistributedConfig& config, b
   return c10::make_intrusive<c10d::TCPStore>(config.master_addr, options);
 }
 
+// The local address this host reaches `host` from: the source address of a UDP socket connected to it
+// (connect() on UDP sends nothing; the kernel only picks the route). Empty when `host` does not
+// resolve or no route leads there.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return "";
+  std::string address;
+  for (const addrinfo* candidate = found; candidate != nullptr && address.empty(); candidate = candidate->ai_next) {
+    const int fd = socket(candidate->ai_family, candidate->ai_socktype | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    sockaddr_storage local{};
+    socklen_t length = sizeof(local);
+    if (connect(fd, candidate->ai_addr, candidate->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw = local.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
+                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
+      if (inet_ntop(local.ss_family, raw, text, sizeof(text)) != nullptr) address = text;
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return address;
+}
+
 // Gloo writes to its peers with writev, which raises SIGPIPE when a peer has died; by default that
 // kills this process before the failed collective can be reported. Python (and so torchrun) and the
 // JVM ignore SIGPIPE; a C or C++ program joining a group gets the same, unless it installed a handler.
@@ -153,13 +186,16 @@ ProcessGroup::ProcessGroup(const DistributedConfig& config, torch::Device device
 #ifdef DDIM_HAVE_GLOO
     if (device.is_cpu()) {
       auto options = c10d::ProcessGroupGloo::Options::create(config_.timeout);
-      // As torch.distributed: GLOO_SOCKET_IFNAME picks the network interface; else the address the
-      // host name resolves to, or the loopback for a group on this machine alone.
+      // GLOO_SOCKET_IFNAME picks the network interface, as in torch.distributed. Else each rank
+      // advertises the address it reaches MASTER_ADDR from: the loopback for a group on this machine
+      // alone, the right interface across hosts. (torch.distributed's default, the address the host
+      // name resolves to, is 127.0.1.1 on a default Debian host, and peers elsewhere cannot connect.)
       const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+      const std::string local = local_address_towards(config_.master_addr, config_.master_port);
       if (interface != nullptr && *interface != '\0') {
         options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
-      } else if (config_.master_addr == "127.0.0.1" || config_.master_addr == "localhost") {
-        options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      } else if (!local.empty()) {
+        options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
       } else {
         options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }

@@ -211,6 +211,7 @@ TEST(Trajectory, StartsAtTheNoiseAndEndsAtTheSample) {
   const auto config = ddim::testing::tiny_c_config();
   ddim_model* model = nullptr;
   ASSERT_EQ(ddim_model_create(&config, DDIM_DEVICE_CPU, 4, &model), DDIM_OK);
+  ASSERT_EQ(ddim::testing::train_a_little(model), DDIM_OK) << ddim_last_error();  // intermediate frames then differ
   ddim_sample_params params;
   ddim_sample_params_init(&params);
   params.count = 3;
@@ -228,6 +229,10 @@ TEST(Trajectory, StartsAtTheNoiseAndEndsAtTheSample) {
   for (int i = 0; i < 3; ++i)
     for (int64_t p = 0; p < image; ++p)
       ASSERT_EQ(frames[(i * 5) * image + p], std::min(1.0f, std::max(0.0f, noise[i * image + p])));
+  // The states in between move from the noise to the sample: frame 2 equals neither end.
+  const auto frame = [&](int i, int k) { return std::vector<float>(frames.begin() + (i * 5 + k) * image, frames.begin() + (i * 5 + k + 1) * image); };
+  EXPECT_NE(frame(0, 2), frame(0, 0));
+  EXPECT_NE(frame(0, 2), frame(0, 4));
   EXPECT_EQ(ddim_sample_trajectory(model, &params, nullptr, 0, frames.data(), 7), DDIM_ERR_BUFFER_SIZE);
   ddim_model_free(model);
 }

@@ -492,6 +492,7 @@ TEST(HostileArguments, AFreeFromTheCallbackWaitsForTheCallToReturn) {
 }
 
 struct Blocking {
+  ddim_model* model;
   std::atomic<bool> started{false};
   std::atomic<bool> freed{false};
   bool freed_during_call = true;
@@ -501,7 +502,10 @@ int32_t block_while_freed(void* user_data, int32_t step, int32_t, int64_t, int32
   auto* blocking = static_cast<Blocking*>(user_data);
   if (step == 1) {
     blocking->started = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // No sleep: wait until the free has begun. A call from here is REENTRANT while the handle is live, and
+    // INVALID_ARGUMENT ("not live") once the free has unregistered it; this call still holds it.
+    int32_t has_ema = 0;
+    while (ddim_model_has_ema(blocking->model, &has_ema) != DDIM_ERR_INVALID_ARGUMENT) std::this_thread::yield();
     blocking->freed_during_call = blocking->freed;
   }
   return 0;
@@ -509,7 +513,7 @@ int32_t block_while_freed(void* user_data, int32_t step, int32_t, int64_t, int32
 
 TEST(HostileArguments, AFreeFromAnotherThreadWaitsForTheRunningCall) {
   TinyHandle handle;
-  Blocking blocking;
+  Blocking blocking{handle.model};
   std::thread freer([&] {
     while (!blocking.started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     ddim_model_free(handle.model);

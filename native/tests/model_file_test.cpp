@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <nlohmann/json.hpp>
 
@@ -87,12 +90,23 @@ TEST_F(ModelFile, IsPlainSafetensorsWithMetadata) {
 TEST_F(ModelFile, EmaWeightsRoundTrip) {
   auto model = nonzero_model();
   model.ema() = model.make_network();
+  {
+    torch::NoGradGuard no_grad;  // EMA weights of their own, nonzero and unlike the raw ones (+0.05)
+    for (auto& p : model.ema().value()->parameters()) p.sub_(0.03);
+  }
   save_model(model, path);
   auto loaded = load_model(path, torch::kCPU);
   ASSERT_TRUE(loaded->ema().has_value());
-  // The fresh EMA network's output layer is zero while the raw one is not.
-  EXPECT_TRUE(torch::equal(loaded->ema().value()->named_parameters()["output_conv.weight"],
-                           model.ema().value()->named_parameters()["output_conv.weight"]));
+  const auto raw = model.net()->named_parameters();
+  const auto ema = model.ema().value()->named_parameters();
+  const auto loaded_raw = loaded->net()->named_parameters();
+  const auto loaded_ema = loaded->ema().value()->named_parameters();
+  ASSERT_EQ(loaded_ema.size(), ema.size());
+  for (const auto& item : ema) {
+    EXPECT_TRUE(torch::equal(loaded_ema[item.key()], item.value())) << item.key();  // each set in its own place
+    EXPECT_TRUE(torch::equal(loaded_raw[item.key()], raw[item.key()])) << item.key();
+    EXPECT_FALSE(torch::equal(loaded_ema[item.key()], loaded_raw[item.key()])) << item.key();
+  }
 }
 
 TEST_F(ModelFile, TruncatedFilesAreFormatErrors) {
@@ -255,6 +269,31 @@ TEST_F(ModelFile, FailedSaveLeavesTheOldFileAlone) {
   for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
   EXPECT_EQ(read_bytes(path), bytes);
+}
+
+// The save that matters: over the existing good file, failing halfway through the write (the file-size limit
+// stops it at half the file, as a full disk would). The old bytes stay, and no temporary file is left. Run in a
+// fresh process (a death test re-runs this binary), whose own fixture wrote its own good file.
+TEST_F(ModelFile, SaveFailingMidWriteOverTheFileKeepsItsOldBytes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto save_under_a_limit = [&] {
+    std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit then fails with EFBIG instead of killing the process
+    const rlim_t half = bytes.size() / 2;
+    const rlimit limit{half, half};
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) std::_Exit(10);
+    Model other(testing::tiny_config(), torch::kCPU, 99);
+    try {
+      save_model(other, path);
+      std::_Exit(11);  // the save should have failed
+    } catch (const Error& e) {
+      if (e.status() != Status::Io) std::_Exit(12);
+    }
+    if (read_bytes(path) != bytes) std::_Exit(13);
+    for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+      if (entry.path().filename().string().find(".tmp-") != std::string::npos) std::_Exit(14);
+    std::_Exit(0);
+  };
+  EXPECT_EXIT(save_under_a_limit(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

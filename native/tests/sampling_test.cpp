@@ -71,7 +71,9 @@ TEST(Sampling, SamplersVisitAUniformGridFromOneToZero) {
 
 TEST(Sampling, OneStepReturnsTheDenormalisedFirstPrediction) {
   auto model = trained_looking_model();
-  const auto images = sample(model, request(2, 1, 3));
+  auto one_step = request(2, 1, 3);
+  one_step.network = NetworkKind::Eager;  // the network predict() runs below; the fused plan differs in the last bits
+  const auto images = sample(model, one_step);
   torch::InferenceMode inference;
   model.net()->eval();
   const auto noise = initial_noise(model.config(), 3, 0, 2, torch::kCPU);
@@ -450,6 +452,53 @@ TEST(Sampling, RejectsBadRequests) {
   EXPECT_THROW(sample(model, with_sampler(request(1, 2, 1), SamplerKind::Ddim, std::nan(""))), Error);
   EXPECT_THROW(sample(model, chunked(request(1, 2, 1), 0)), Error);
   EXPECT_THROW(sample(model, chunked(request(1, 2, 1), 4, -1)), Error);
+}
+
+// ---- one step of each sampler against its formula, with numbers worked out by hand ----
+
+torch::Tensor scalar(double value) { return torch::full({1, 1, 1, 1}, value, torch::kFloat64); }
+
+// A variance-preserving schedule point: signal s, noise sqrt(1 - s^2).
+struct Rates {
+  torch::Tensor signal, noise;
+};
+Rates rates(double signal) { return {scalar(signal), scalar(std::sqrt(1 - signal * signal))}; }
+
+// DDPM's ancestral step is the posterior q(x_{t-1} | x_t, x_0) of Ho et al. (2020), eqs. 6-7, with
+// abar_t = s^2 and abar_{t-1} = s'^2: mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x_0
+// + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t, variance (1 - abar_{t-1}) / (1 - abar_t) beta_t.
+TEST(SamplerFormulas, OneDdpmStepIsThePosteriorOfHoEtAl) {
+  const Rates now = rates(0.8), next = rates(0.9);
+  const auto x = scalar(0.5);
+  const Prediction prediction{scalar(0.7), scalar(0.2)};
+  auto sampler = make_sampler(SamplerKind::Ddpm, 0);
+  const auto stepped = sampler->step({0, x, prediction, now.signal, now.noise, next.signal, next.noise},
+                                     [](int64_t) { return scalar(0.3); });
+  // By hand: abar_t = 0.64, abar_{t-1} = 0.81, alpha_t = 0.64 / 0.81 = 0.790123, beta_t = 0.209877;
+  // mean = 0.9 * 0.209877 / 0.36 * 0.2 + 0.888889 * 0.19 / 0.36 * 0.5 = 0.104938 + 0.234568 = 0.339506;
+  // sigma = sqrt(0.19 / 0.36 * 0.209877) = 0.332819; x_{t-1} = 0.339506 + 0.332819 * 0.3 = 0.439352.
+  EXPECT_NEAR(stepped.item<double>(), 0.439352, 1e-6);
+}
+
+// DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), with lambda = log(s / sigma) and h_i = lambda_i - lambda_{i-1}:
+// x_i = (sigma_i / sigma_{i-1}) x_{i-1} - s_i (e^{-h_i} - 1) D_i, where D_1 = x0_0 and, from the second step on,
+// D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2}, r_i = h_{i-1} / h_i.
+TEST(SamplerFormulas, DpmSolverSecondStepUsesTheSecondOrderCorrection) {
+  const Rates first = rates(0.2), second = rates(0.6), third = rates(0.9);
+  auto sampler = make_sampler(SamplerKind::DpmSolverPP2M, 0);
+  const auto none = [](int64_t) -> torch::Tensor { ADD_FAILURE() << "DPM-Solver++ draws no noise"; return scalar(0); };
+  const auto x0 = scalar(-0.4);
+  const Prediction p0{scalar(0.1), scalar(0.3)};
+  const auto x1 = sampler->step({0, x0, p0, first.signal, first.noise, second.signal, second.noise}, none);
+  // By hand: lambda = log(0.2 / 0.979796) = -1.589027, log(0.6 / 0.8) = -0.287682, log(0.9 / 0.435890) = 0.725005;
+  // h_1 = 1.301345, h_2 = 1.012687. Step 1 (first order): x_1 = 0.8 / 0.979796 * -0.4 - 0.6 * (e^-1.301345 - 1) * 0.3
+  // = -0.326599 + 0.131010 = -0.195588.
+  EXPECT_NEAR(x1.item<double>(), -0.195588, 1e-6);
+  const Prediction p1{scalar(0.2), scalar(0.5)};
+  const auto x2 = sampler->step({1, x1, p1, second.signal, second.noise, third.signal, third.noise}, none);
+  // Step 2: 1 / (2 r) = h_2 / (2 h_1) = 0.389093; D = 1.389093 * 0.5 - 0.389093 * 0.3 = 0.577819;
+  // x_2 = 0.435890 / 0.8 * -0.195588 - 0.9 * (e^-1.012687 - 1) * 0.577819 = -0.106569 + 0.331138 = 0.224569.
+  EXPECT_NEAR(x2.item<double>(), 0.224569, 1e-6);
 }
 
 }  // namespace

@@ -56,6 +56,11 @@ final class ChildJvm {
         return new ChildJvm(List.of(), false, List.of(jvmOptions));
     }
 
+    /** A child JVM started through another command (e.g. prlimit), without the natives jar. */
+    static ChildJvm withoutNativesUnder(List<String> prefix, String... jvmOptions) {
+        return new ChildJvm(prefix, false, List.of(jvmOptions));
+    }
+
     /** A child JVM started through another command (e.g. unshare), with the natives jar. */
     static ChildJvm withNativesUnder(List<String> prefix, String... jvmOptions) {
         return new ChildJvm(prefix, true, List.of(jvmOptions));

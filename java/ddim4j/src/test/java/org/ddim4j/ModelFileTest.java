@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -104,6 +105,21 @@ class ModelFileTest {
             assertEquals(Status.IO, e.status());
         }
         assertTrue(Arrays.equals(bytes, Files.readAllBytes(good)));
+        try (var files = Files.list(dir)) {
+            assertTrue(files.noneMatch(p -> p.getFileName().toString().contains(".tmp-")), "temporary file left behind");
+        }
+    }
+
+    /**
+     * The save that matters: a new model over the existing good file, failing halfway through the write (a child JVM
+     * under a file-size limit of half the file, as a full disk would stop it). The good file keeps its bytes.
+     */
+    @Test
+    void saveFailingMidWriteOverTheFileKeepsItsOldBytes() throws Exception {
+        ChildJvm.Result result = ChildJvm.withoutNativesUnder(List.of("prlimit", "--fsize=" + bytes.length / 2), "-XX:-UsePerfData")
+                .run(SaveOverProbe.class.getName(), good.toString());
+        assertTrue(result.output().contains("save failed: IO"), result.output());
+        assertTrue(Arrays.equals(bytes, Files.readAllBytes(good)), "the good file changed");
         try (var files = Files.list(dir)) {
             assertTrue(files.noneMatch(p -> p.getFileName().toString().contains(".tmp-")), "temporary file left behind");
         }

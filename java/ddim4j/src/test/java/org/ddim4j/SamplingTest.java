@@ -50,10 +50,14 @@ class SamplingTest {
         Path file = dir.resolve("new/directory/model.safetensors");
         SampleOptions options = SampleOptions.builder().count(2).steps(3).seed(9).build();
         float[] before;
-        try (Ddim ddim = Ddim.create(TestModels.tinyRgb(), Device.cpu(), 8)) {
+        try (Ddim ddim = TestModels.trained(TestModels.tinyRgb(), 8)) { // trained: a fresh network's output is zero
             ddim.setNormalizer(new float[] {0.2f, 0.4f, 0.6f}, new float[] {0.3f, 0.2f, 0.1f});
             before = ddim.sample(options).pixels();
             ddim.save(file);
+            try (Ddim fresh = Ddim.create(TestModels.tinyRgb(), Device.cpu(), 8)) { // so the weights show in the pixels
+                fresh.setNormalizer(new float[] {0.2f, 0.4f, 0.6f}, new float[] {0.3f, 0.2f, 0.1f});
+                assertFalse(Arrays.equals(before, fresh.sample(options).pixels()));
+            }
         }
         try (Ddim reopened = Ddim.open(file, Device.cpu())) {
             assertEquals(TestModels.tinyRgb(), reopened.config());

@@ -14,9 +14,14 @@ public final class TestModels {
      * depend on the noise alone: determinism tests need a network whose output counts.
      */
     public static Ddim trainedTiny(long seed) {
-        Ddim ddim = Ddim.create(tiny(), Device.cpu(), seed);
+        return trained(tiny(), seed);
+    }
+
+    /** A model of {@code config} after a few training steps, as {@link #trainedTiny}. */
+    public static Ddim trained(ModelConfig config, long seed) {
+        Ddim ddim = Ddim.create(config, Device.cpu(), seed);
         Trainer trainer = ddim.trainer(TrainOptions.builder().learningRate(1e-2).emaDecay(0).seed(seed).build());
-        float[] pixels = new float[8 * 16 * 16];
+        float[] pixels = new float[8 * config.channels() * config.imageSize() * config.imageSize()];
         for (int i = 0; i < pixels.length; i++) {
             pixels[i] = ((i * 7919) % 256) / 255f;  // a fixed, varied pattern in [0, 1]
         }

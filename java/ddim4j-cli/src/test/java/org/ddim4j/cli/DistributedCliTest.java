@@ -1,8 +1,10 @@
 package org.ddim4j.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,6 +15,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.ddim4j.Ddim;
 import org.ddim4j.Device;
+import org.ddim4j.SampleOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,11 +42,105 @@ class DistributedCliTest {
 
     /** `ddim train ARGS` in a new JVM as rank {@code rank} of {@code worldSize}, as a user would start it in a shell. */
     private Process startRank(int rank, int worldSize, int port, List<String> arguments, Path log) throws IOException {
-        List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
+        return startRank(List.of(), "127.0.0.1", rank, worldSize, port, arguments, log);
+    }
+
+    /** As above, started through {@code prefix} (e.g. ip netns exec) with MASTER_ADDR {@code master} and no GLOO_SOCKET_IFNAME. */
+    private Process startRank(List<String> prefix, String master, int rank, int worldSize, int port, List<String> arguments, Path log)
+            throws IOException {
+        List<String> command = new ArrayList<>(prefix);
+        command.addAll(LocalLauncher.javaCommand());
         command.addAll(List.of(train(arguments, "--threads", "1")));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile());
         LocalLauncher.setRankEnvironment(builder.environment(), rank, worldSize, port);
+        builder.environment().put("MASTER_ADDR", master);
+        builder.environment().remove("GLOO_SOCKET_IFNAME");
         return builder.start();
+    }
+
+    /**
+     * Two "hosts": network namespaces joined by a veth pair with private addresses that never leave them, each with
+     * Debian's default /etc/hosts (the host name resolves to 127.0.1.1). Without GLOO_SOCKET_IFNAME the two ranks
+     * find each other, train the model a loopback group trains (the same pixels), and a rank killed with SIGKILL is
+     * named by the other. Needs root and iproute2 (CI has both).
+     */
+    @Test
+    void ranksOnTwoHostsFindEachOtherWithoutGlooSocketIfname() throws Exception {
+        assumeTrue(isRoot() && run("ip", "netns", "list") == 0, "needs root and iproute2 (ip netns) to make two network namespaces");
+        String suffix = Long.toString(ProcessHandle.current().pid() % 100_000);
+        List<String> hosts = List.of("ddim-a" + suffix, "ddim-b" + suffix);
+        List<String> addresses = List.of("10.213.77.1", "10.213.77.2");
+        try {
+            run("ip", "link", "add", "dv" + suffix + "a", "type", "veth", "peer", "name", "dv" + suffix + "b");
+            for (int i = 0; i < 2; i++) {
+                String host = hosts.get(i);
+                String link = "dv" + suffix + (i == 0 ? "a" : "b");
+                Path hostsFile = Path.of("/etc/netns", host, "hosts");
+                Files.createDirectories(hostsFile.getParent());
+                Files.writeString(hostsFile, "127.0.0.1 localhost\n127.0.1.1 " + java.net.InetAddress.getLocalHost().getHostName() + "\n");
+                assertEquals(0, run("ip", "netns", "add", host));
+                assertEquals(0, run("ip", "link", "set", link, "netns", host));
+                assertEquals(0, run("ip", "-n", host, "addr", "add", addresses.get(i) + "/24", "dev", link));
+                assertEquals(0, run("ip", "-n", host, "link", "set", link, "up"));
+                assertEquals(0, run("ip", "-n", host, "link", "set", "lo", "up"));
+            }
+            Path out = dir.resolve("hosts");
+            int port = LocalLauncher.freePort();
+            Process rank0 = startRank(List.of("ip", "netns", "exec", hosts.get(0)), addresses.get(0), 0, 2, port, trainArguments(out, 12),
+                    dir.resolve("host0.log"));
+            Process rank1 = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, port, trainArguments(out, 12),
+                    dir.resolve("host1.log"));
+            assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES), "the ranks did not finish");
+            assertEquals(0, rank0.exitValue(), Files.readString(dir.resolve("host0.log")));
+            assertEquals(0, rank1.exitValue(), Files.readString(dir.resolve("host1.log")));
+            Path local = dir.resolve("loopback");
+            CliTest.Result loopback = CliTest.run(train(trainArguments(local, 12), "--nproc", "2"));
+            assertEquals(0, loopback.code(), loopback.out() + loopback.err());
+            try (Ddim acrossHosts = Ddim.open(out.resolve("model.safetensors"), Device.cpu());
+                    Ddim onOneHost = Ddim.open(local.resolve("model.safetensors"), Device.cpu())) {
+                SampleOptions options = SampleOptions.builder().count(4).steps(5).seed(3).build();
+                assertArrayEquals(onOneHost.sample(options).pixels(), acrossHosts.sample(options).pixels());
+            }
+
+            Path killed = dir.resolve("hosts-killed");
+            List<String> arguments = new ArrayList<>(trainArguments(killed, 100_000));
+            arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
+            int secondPort = LocalLauncher.freePort();
+            Process survivor = startRank(List.of("ip", "netns", "exec", hosts.get(0)), addresses.get(0), 0, 2, secondPort, arguments,
+                    dir.resolve("survivor.log"));
+            Process victim = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, secondPort, arguments,
+                    dir.resolve("victim.log"));
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+            while (!Files.exists(killed.resolve("checkpoint.safetensors")) && System.nanoTime() < deadline && survivor.isAlive()) {
+                Thread.sleep(100);
+            }
+            victim.destroyForcibly(); // ip netns exec execs java: this is the rank's own process
+            assertTrue(survivor.waitFor(60, TimeUnit.SECONDS), "rank 0 still runs a minute after rank 1 was killed");
+            String survivorLog = Files.readString(dir.resolve("survivor.log"));
+            assertEquals(1, survivor.exitValue(), survivorLog);
+            assertTrue(survivorLog.contains("rank 1 stopped responding"), survivorLog);
+        } finally {
+            for (String host : hosts) {
+                run("ip", "netns", "del", host);
+                Files.deleteIfExists(Path.of("/etc/netns", host, "hosts"));
+                Files.deleteIfExists(Path.of("/etc/netns", host));
+            }
+        }
+    }
+
+    private static boolean isRoot() {
+        return "root".equals(System.getProperty("user.name"));
+    }
+
+    /** Runs a command (iproute2), returns its exit code. */
+    private static int run(String... command) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes());
+        int code = process.waitFor();
+        if (code != 0) {
+            System.out.println(String.join(" ", command) + ": exit " + code + ": " + output.strip());
+        }
+        return code;
     }
 
     @Test
