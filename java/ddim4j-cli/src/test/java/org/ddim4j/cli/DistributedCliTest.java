@@ -70,6 +70,7 @@ class DistributedCliTest {
         String suffix = Long.toString(ProcessHandle.current().pid() % 100_000);
         List<String> hosts = List.of("ddim-a" + suffix, "ddim-b" + suffix);
         List<String> addresses = List.of("10.213.77.1", "10.213.77.2");
+        List<Process> ranks = new ArrayList<>();
         try {
             run("ip", "link", "add", "dv" + suffix + "a", "type", "veth", "peer", "name", "dv" + suffix + "b");
             for (int i = 0; i < 2; i++) {
@@ -90,7 +91,9 @@ class DistributedCliTest {
                     dir.resolve("host0.log"));
             Process rank1 = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, port, trainArguments(out, 12),
                     dir.resolve("host1.log"));
-            assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES), "the ranks did not finish");
+            ranks.addAll(List.of(rank0, rank1));
+            assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES),
+                    "the ranks did not finish:\n" + Files.readString(dir.resolve("host0.log")) + Files.readString(dir.resolve("host1.log")));
             assertEquals(0, rank0.exitValue(), Files.readString(dir.resolve("host0.log")));
             assertEquals(0, rank1.exitValue(), Files.readString(dir.resolve("host1.log")));
             Path local = dir.resolve("loopback");
@@ -110,6 +113,7 @@ class DistributedCliTest {
                     dir.resolve("survivor.log"));
             Process victim = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, secondPort, arguments,
                     dir.resolve("victim.log"));
+            ranks.addAll(List.of(survivor, victim));
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
             while (!Files.exists(killed.resolve("checkpoint.safetensors")) && System.nanoTime() < deadline && survivor.isAlive()) {
                 Thread.sleep(100);
@@ -120,6 +124,7 @@ class DistributedCliTest {
             assertEquals(1, survivor.exitValue(), survivorLog);
             assertTrue(survivorLog.contains("rank 1 stopped responding"), survivorLog);
         } finally {
+            ranks.forEach(Process::destroyForcibly);
             for (String host : hosts) {
                 run("ip", "netns", "del", host);
                 Files.deleteIfExists(Path.of("/etc/netns", host, "hosts"));
