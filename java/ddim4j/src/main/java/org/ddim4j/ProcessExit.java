@@ -35,7 +35,11 @@ final class ProcessExit {
     static void install() {
         synchronized (LOCK) {
             if (!installed) {
-                Runtime.getRuntime().addShutdownHook(new Thread(ProcessExit::drain, "ddim4j-exit"));
+                try {
+                    Runtime.getRuntime().addShutdownHook(new Thread(ProcessExit::drain, "ddim4j-exit"));
+                } catch (IllegalStateException e) {
+                    return; // loaded while the JVM exits: its hooks already run, and this one would come too late
+                }
                 installed = true;
             }
         }

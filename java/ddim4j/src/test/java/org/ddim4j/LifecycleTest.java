@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -90,5 +91,28 @@ class LifecycleTest {
                 nonsense.output());
         ChildJvm.Result tooMany = ChildJvm.withoutNatives("-Dddim4j.threads=100000").run(PrintVersion.class.getName(), "threads");
         assertTrue(tooMany.output().contains("IllegalArgumentException: threads must be at most"), tooMany.output());
+    }
+
+    /** -Dddim4j.cpuCache takes a number of bytes; anything else is refused when the library loads. */
+    @Test
+    void theCpuCachePropertyIsRefusedWhenItIsNoNumber() throws Exception {
+        ChildJvm.Result off = ChildJvm.withoutNatives("-Dddim4j.cpuCache=0").run(PrintVersion.class.getName(), "threads");
+        assertEquals(0, off.exitCode(), off.output());
+        ChildJvm.Result nonsense = ChildJvm.withoutNatives("-Dddim4j.cpuCache=1GB").run(PrintVersion.class.getName(), "threads");
+        assertEquals(2, nonsense.exitCode(), nonsense.output());
+        assertTrue(nonsense.output().contains("-Dddim4j.cpuCache must be a number of bytes, got '1GB'"), nonsense.output());
+        ChildJvm.Result negative = ChildJvm.withoutNatives("-Dddim4j.cpuCache=-5").run(PrintVersion.class.getName(), "threads");
+        assertEquals(2, negative.exitCode(), negative.output());
+    }
+
+    /** Device.auto() on a machine without CUDA says so at INFO, once per JVM, through System.Logger. */
+    @Test
+    void deviceAutoLogsItsCpuFallbackOnce() throws Exception {
+        assumeTrue(Device.cudaDeviceCount() == 0, "this machine has CUDA: Device.auto() does not fall back");
+        ChildJvm.Result result = ChildJvm.withoutNatives().run(PrintVersion.class.getName(), "auto");
+        assertEquals(0, result.exitCode(), result.output());
+        assertEquals(2, result.output().split("device=cpu", -1).length - 1, result.output());
+        assertEquals(1, result.output().split("Device.auto\\(\\): libddim \\(libtorch [^)]+\\) sees no CUDA device; models run on the CPU", -1)
+                .length - 1, result.output());
     }
 }

@@ -24,6 +24,13 @@ public final class PrintVersion {
         if (args.length > 0 && args[0].equals("threads")) {
             System.out.println("threads=" + Ddim.threads());
         }
+        if (args.length > 0 && args[0].equals("auto")) { // two models on Device.auto(): the fallback is logged once
+            for (int i = 0; i < 2; i++) {
+                try (Ddim ddim = Ddim.create(TestModels.tiny(), Device.auto())) {
+                    System.out.println("device=" + ddim.device());
+                }
+            }
+        }
         Files.readAllLines(Path.of("/proc/self/maps")).stream().map(line -> line.substring(line.lastIndexOf(' ') + 1))
                 .filter(file -> file.endsWith("/libddim.so")).distinct().forEach(file -> System.out.println("libddim: " + file));
     }

@@ -59,6 +59,41 @@ class DistributedCliTest {
     }
 
     /**
+     * SIGTERM to `ddim train --nproc 2` reaches both ranks: they stop after the same step, rank 0 writes its checkpoint,
+     * and no rank outlives the launcher.
+     */
+    @Test
+    void sigtermToTheLauncherStopsEveryRankWithACheckpoint() throws Exception {
+        Path out = dir.resolve("signalled");
+        List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
+        command.addAll(List.of(train(trainArguments(out, 100_000), "--nproc", "2", "--checkpoint-every", "100000")));
+        Path log = dir.resolve("launcher.log");
+        Process launcher = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+            while (!(Files.readString(log).contains("[rank 0] rank 0 of 2: joined") && Files.readString(log).contains("[rank 1] rank 1 of 2: joined"))
+                    && System.nanoTime() < deadline && launcher.isAlive()) {
+                Thread.sleep(100);
+            }
+            Thread.sleep(2000); // some steps
+            List<ProcessHandle> ranks = launcher.toHandle().children().toList();
+            assertEquals(2, ranks.size(), Files.readString(log));
+            launcher.toHandle().destroy(); // SIGTERM to the launcher only
+            assertTrue(launcher.waitFor(2, TimeUnit.MINUTES), "the launcher did not exit:\n" + Files.readString(log));
+            String output = Files.readString(log);
+            assertEquals(143, launcher.exitValue(), output);
+            for (ProcessHandle rank : ranks) {
+                assertFalse(rank.isAlive(), "a rank outlived the launcher:\n" + output);
+            }
+            try (Ddim ddim = Ddim.open(out.resolve("checkpoint.safetensors"), Device.cpu())) {
+                assertTrue(ddim.trainingSteps() >= 1, output);
+            }
+        } finally {
+            launcher.destroyForcibly();
+        }
+    }
+
+    /**
      * Two "hosts": network namespaces joined by a veth pair with private addresses that never leave them, each with
      * Debian's default /etc/hosts (the host name resolves to 127.0.1.1). Without GLOO_SOCKET_IFNAME the two ranks
      * find each other, train the model a loopback group trains (the same pixels), and a rank killed with SIGKILL is

@@ -105,10 +105,49 @@ class ServeCliTest {
         }
     }
 
+    /**
+     * A client that sends its request too slowly is cut off (the JDK server's maximum request time, 30 s by default,
+     * here 1 s), and the server goes on answering. Also: a class-conditional model is served (unconditional samples).
+     */
+    @Test
+    void aSlowClientIsCutOffAndAClassModelIsServed() throws Exception {
+        Path classModel = MODEL.resolveSibling("fashion-mnist-32-classes.safetensors");
+        Process server = start(Path.of("."), classModel, "-Dsun.net.httpserver.maxReqTime=1");
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
+            URI uri = address(out);
+            try (java.net.Socket slow = new java.net.Socket(uri.getHost(), uri.getPort())) {
+                slow.getOutputStream().write("POST /v1/samples HTTP/1.1\r\nHost: x\r\n".getBytes(StandardCharsets.US_ASCII));
+                slow.getOutputStream().flush();
+                slow.setSoTimeout(20_000);
+                long start = System.nanoTime();
+                // The rest of the headers never come: the server closes the connection (end of stream) after ~1 s.
+                while (slow.getInputStream().read() != -1) {
+                    // skip whatever it sends before closing
+                }
+                double seconds = (System.nanoTime() - start) / 1e9;
+                assertTrue(seconds < 15, "cut off after " + seconds + " s");
+            }
+            HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+            HttpResponse<String> sampled = client.send(HttpRequest.newBuilder(uri.resolve("/v1/samples"))
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"count\": 2, \"steps\": 5}")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, sampled.statusCode(), sampled.body());
+            assertTrue(sampled.body().contains("\"images\""), sampled.body());
+        } finally {
+            server.destroyForcibly();
+        }
+    }
+
     /** `ddim serve` of the shipped model on a free port, one thread, in {@code directory}. */
     private static Process start(Path directory) throws IOException {
+        return start(directory, MODEL);
+    }
+
+    /** `ddim serve` of {@code model} on a free port, one thread, in {@code directory}, with extra JVM options. */
+    private static Process start(Path directory, Path model, String... jvmOptions) throws IOException {
         List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
-        command.addAll(List.of("serve", "--model", MODEL.toString(), "--port", "0", "--threads", "1"));
+        command.addAll(1, List.of(jvmOptions));
+        command.addAll(List.of("serve", "--model", model.toString(), "--port", "0", "--threads", "1"));
         return new ProcessBuilder(command).directory(directory.toFile()).redirectErrorStream(true).start();
     }
 

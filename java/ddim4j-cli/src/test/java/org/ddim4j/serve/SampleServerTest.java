@@ -196,6 +196,41 @@ class SampleServerTest {
         }
     }
 
+    /** `--max-batch 1`: queued requests that would merge each run alone, with the same pixels. */
+    @Test
+    void maxBatchOneRunsEveryRequestAlone() throws Exception {
+        ServeSettings d = ServeSettings.defaults();
+        start(new ServeSettings(d.maxCount(), d.maxSteps(), d.queueCapacity(), 1, d.batchWindow(), d.requestTimeout(),
+                d.maxBodyBytes(), d.previewEvery(), d.microBatch(), d.precision(), d.network(), d.shutdownGrace()));
+        List<String> requests = List.of("{\"count\": 1, \"steps\": 3, \"seed\": 1}", "{\"count\": 1, \"steps\": 3, \"seed\": 2}",
+                "{\"count\": 1, \"steps\": 3, \"seed\": 3}");
+        Gate gate = hold();
+        List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
+        for (String request : requests) {
+            queued.add(postAsync(request));
+        }
+        await(() -> server.batcher().stats().queued() == requests.size(), "every request is queued");
+        gate.open();
+        for (int i = 0; i < requests.size(); i++) {
+            JsonNode answer = json(queued.get(i).get());
+            assertEquals(1, answer.get("batch").get("requests").asInt(), answer.toString());
+            assertEquals(pngs(json(post("/v1/samples", requests.get(i)))), pngs(answer));
+        }
+    }
+
+    /** `--batch-window`: on an idle server the first request waits that long for company, and one sent meanwhile joins it. */
+    @Test
+    void theBatchWindowLetsALaterRequestJoinTheFirst() throws Exception {
+        ServeSettings d = ServeSettings.defaults();
+        start(new ServeSettings(d.maxCount(), d.maxSteps(), d.queueCapacity(), d.maxBatchImages(), Duration.ofSeconds(2),
+                d.requestTimeout(), d.maxBodyBytes(), d.previewEvery(), d.microBatch(), d.precision(), d.network(), d.shutdownGrace()));
+        CompletableFuture<HttpResponse<String>> first = postAsync("{\"count\": 1, \"steps\": 3, \"seed\": 1}");
+        Thread.sleep(200); // well inside the window: the first request waits for company, out of the queue
+        CompletableFuture<HttpResponse<String>> second = postAsync("{\"count\": 1, \"steps\": 3, \"seed\": 2}");
+        assertEquals(2, json(first.get()).get("batch").get("requests").asInt());
+        assertEquals(2, json(second.get()).get("batch").get("requests").asInt());
+    }
+
     @Test
     void badRequestsGetA4xxWithAMessageAndNoStackTrace() throws Exception {
         start(ServeSettings.defaults().withLimits(8, 50));
