@@ -385,6 +385,8 @@ class CliTest {
         com.fasterxml.jackson.databind.JsonNode figures = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
         assertTrue(Double.isFinite(figures.get("kid").asDouble()));
         assertEquals(32, figures.get("generated").asInt());
+        // No --extractor: the shipped Fashion-MNIST extractor is the default.
+        assertEquals(org.ddim4j.FeatureExtractor.DEFAULT_FILE, Path.of(figures.get("extractor").asText()).getFileName().toString());
 
         for (String[] plot : new String[][] {
                 {"plot", "schedules", "--out", dir.resolve("schedules.png").toString()},
