@@ -20,26 +20,18 @@ clients=${CLIENTS:-16}
 steps=${STEPS:-5}
 out=${OUT:-benchmarks/results/serve.jsonl}
 model=models/fashion-mnist-32.safetensors
-jar=java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 
 side() { # side round max_batch
-  local port log pid
-  port=$(free_port)
+  local log
   log=$(mktemp)
-  "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -jar "$jar" serve --model "$model" --port "$port" \
-    --max-batch "$3" --queue 256 > "$log" 2>&1 &
-  pid=$!
-  for _ in $(seq 300); do grep -q "^serving" "$log" && break; sleep 0.1; done
-  grep -q "^serving" "$log" || { cat "$log"; kill "$pid"; return 1; }
-  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$port/" \
-    --pid "$pid" --requests "$requests" --clients "$clients" --steps "$steps" \
+  start_serve "$log" --model "$model" --max-batch "$3" --queue 256
+  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$SERVE_PORT/" \
+    --pid "$SERVE_PID" --requests "$requests" --clients "$clients" --steps "$steps" \
     | json_tag group=serve side="$1" round="$2" max_batch="$3" started="$started" >> "$out"
-  kill -TERM "$pid"
-  wait "$pid" || true  # 143: ended by SIGTERM, after its graceful stop
-  grep -q "^stopped" "$log" || { echo "serve-load: the server did not stop gracefully" >&2; cat "$log" >&2; return 1; }
+  stop_serve "$log"
   rm -f "$log"
   tail -n 1 "$out"
   # Resident memory must stay flat under load: a leak per request would show as growth after the warm-up.

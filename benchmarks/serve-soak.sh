@@ -21,24 +21,20 @@ steps=${STEPS:-5}
 max_growth=${MAX_GROWTH_PERCENT:-5}
 out=${OUT:-benchmarks/results/serve-soak.jsonl}
 model=models/fashion-mnist-32.safetensors
-jar=java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar
 started=$(date -u +%Y-%m-%dT%H:%MZ)
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 
-port=$(free_port)
 log=$(mktemp)
-"$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -jar "$jar" serve --model "$model" --port "$port" --queue 256 > "$log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do grep -q "^serving" "$log" && break; sleep 0.1; done
-grep -q "^serving" "$log" || { cat "$log"; kill "$pid"; exit 1; }
+start_serve "$log" --model "$model" --queue 256
+pid=$SERVE_PID
 
 # Load: ServeLoad slices back to back until the time is up; each slice's line (requests, failures) is kept.
 deadline=$((SECONDS + minutes * 60))
 load_out=$(mktemp)
 (
   while ((SECONDS < deadline)); do
-    "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$port/" \
+    "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$SERVE_PORT/" \
       --pid "$pid" --requests 400 --clients "$clients" --steps "$steps" --warmup 0 >> "$load_out" || true  # failures are counted below
   done
 ) &
@@ -50,9 +46,7 @@ for ((minute = 1; minute <= minutes; minute++)); do
   printf '{"minute": %d, "rss_mib": %s}\n' "$minute" "$(rss_mib)" | json_tag group=serve-soak started="$started" >> "$out"
 done
 wait "$load"
-kill -TERM "$pid"
-wait "$pid" || true  # 143: ended by SIGTERM, after its graceful stop
-grep -q "^stopped" "$log" || { echo "serve-soak: the server did not stop gracefully" >&2; cat "$log" >&2; exit 1; }
+stop_serve "$log"
 
 /usr/bin/python3 - "$out" "$load_out" "$warmup" "$max_growth" "$started" <<'PY'
 import json, sys

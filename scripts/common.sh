@@ -67,6 +67,29 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Starts `ddim serve` (the CLI jar) on a free port with the given options, its output in LOG, and waits until it
+# listens; sets SERVE_PID and SERVE_PORT. stop_serve stops it with SIGTERM and checks that it stopped gracefully.
+#   start_serve LOG --model FILE [serve options...]
+start_serve() {
+  local log=$1
+  shift
+  SERVE_PORT=$(free_port)
+  "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -jar "$DDIM_ROOT/java/ddim4j-cli/target/ddim4j-cli-0.1.0.jar" \
+    serve --port "$SERVE_PORT" "$@" > "$log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 300); do grep -q "^serving" "$log" && return 0; sleep 0.1; done
+  cat "$log" >&2
+  kill "$SERVE_PID"
+  return 1
+}
+
+#   stop_serve LOG (after start_serve, in the same shell)
+stop_serve() {
+  kill -TERM "$SERVE_PID"
+  wait "$SERVE_PID" || true  # 143: ended by SIGTERM, after its graceful stop
+  grep -q "^stopped" "$1" || { echo "the server did not stop gracefully:" >&2; cat "$1" >&2; return 1; }
+}
+
 json_tag() {
   /usr/bin/python3 -c '
 import json, sys

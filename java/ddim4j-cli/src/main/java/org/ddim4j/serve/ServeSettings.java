@@ -76,6 +76,11 @@ public record ServeSettings(int maxCount, int maxSteps, int queueCapacity, int m
                 previewEvery, microBatch, precision, network, shutdownGrace);
     }
 
+    public ServeSettings withBatching(int maxImages, Duration window) {
+        return new ServeSettings(maxCount, maxSteps, queueCapacity, maxImages, window, requestTimeout, maxBodyBytes,
+                previewEvery, microBatch, precision, network, shutdownGrace);
+    }
+
     public ServeSettings withShutdownGrace(Duration grace) {
         return new ServeSettings(maxCount, maxSteps, queueCapacity, maxBatchImages, batchWindow, requestTimeout, maxBodyBytes,
                 previewEvery, microBatch, precision, network, grace);

@@ -120,12 +120,11 @@ class DistributedCliTest {
                 assertEquals(0, run("ip", "-n", host, "link", "set", link, "up"));
                 assertEquals(0, run("ip", "-n", host, "link", "set", "lo", "up"));
             }
+            List<List<String>> onHosts = hosts.stream().map(host -> List.of("ip", "netns", "exec", host)).toList();
             Path out = dir.resolve("hosts");
             int port = LocalLauncher.freePort();
-            Process rank0 = startRank(List.of("ip", "netns", "exec", hosts.get(0)), addresses.get(0), 0, 2, port, trainArguments(out, 12),
-                    dir.resolve("host0.log"));
-            Process rank1 = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, port, trainArguments(out, 12),
-                    dir.resolve("host1.log"));
+            Process rank0 = startRank(onHosts.get(0), addresses.get(0), 0, 2, port, trainArguments(out, 12), dir.resolve("host0.log"));
+            Process rank1 = startRank(onHosts.get(1), addresses.get(0), 1, 2, port, trainArguments(out, 12), dir.resolve("host1.log"));
             ranks.addAll(List.of(rank0, rank1));
             assertTrue(rank0.waitFor(3, TimeUnit.MINUTES) && rank1.waitFor(1, TimeUnit.MINUTES),
                     "the ranks did not finish:\n" + Files.readString(dir.resolve("host0.log")) + Files.readString(dir.resolve("host1.log")));
@@ -140,24 +139,9 @@ class DistributedCliTest {
                 assertArrayEquals(onOneHost.sample(options).pixels(), acrossHosts.sample(options).pixels());
             }
 
-            Path killed = dir.resolve("hosts-killed");
-            List<String> arguments = new ArrayList<>(trainArguments(killed, 100_000));
-            arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
-            int secondPort = LocalLauncher.freePort();
-            Process survivor = startRank(List.of("ip", "netns", "exec", hosts.get(0)), addresses.get(0), 0, 2, secondPort, arguments,
-                    dir.resolve("survivor.log"));
-            Process victim = startRank(List.of("ip", "netns", "exec", hosts.get(1)), addresses.get(0), 1, 2, secondPort, arguments,
-                    dir.resolve("victim.log"));
-            ranks.addAll(List.of(survivor, victim));
-            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
-            while (!Files.exists(killed.resolve("checkpoint.safetensors")) && System.nanoTime() < deadline && survivor.isAlive()) {
-                Thread.sleep(100);
-            }
-            victim.destroyForcibly(); // ip netns exec execs java: this is the rank's own process
-            assertTrue(survivor.waitFor(60, TimeUnit.SECONDS), "rank 0 still runs a minute after rank 1 was killed");
-            String survivorLog = Files.readString(dir.resolve("survivor.log"));
-            assertEquals(1, survivor.exitValue(), survivorLog);
-            assertTrue(survivorLog.contains("rank 1 stopped responding"), survivorLog);
+            Killed result = killRankOneMidRun(dir.resolve("hosts-killed"), onHosts, addresses.get(0), ranks);
+            assertEquals(1, result.exitCode(), result.log());
+            assertTrue(result.log().contains("rank 1 stopped responding"), result.log());
         } finally {
             ranks.forEach(Process::destroyForcibly);
             for (String host : hosts) {
@@ -166,6 +150,33 @@ class DistributedCliTest {
                 Files.deleteIfExists(Path.of("/etc/netns", host));
             }
         }
+    }
+
+    /** What rank 0 did after rank 1 was killed: its exit code, its log, and the seconds it took to exit. */
+    private record Killed(int exitCode, String log, double seconds) {}
+
+    /**
+     * A long run of two ranks, each started through its prefix (nothing, or a "host"), checkpointed every 10 steps;
+     * rank 1 is killed (SIGKILL) once a checkpoint exists, and rank 0 gets a minute to exit. Both go into {@code started}.
+     */
+    private Killed killRankOneMidRun(Path out, List<List<String>> prefixes, String master, List<Process> started) throws Exception {
+        List<String> arguments = new ArrayList<>(trainArguments(out, 100_000));
+        arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
+        int port = LocalLauncher.freePort();
+        Path log = dir.resolve("survivor.log");
+        Process survivor = startRank(prefixes.get(0), master, 0, 2, port, arguments, log);
+        Process victim = startRank(prefixes.get(1), master, 1, 2, port, arguments, dir.resolve("victim.log"));
+        started.addAll(List.of(survivor, victim));
+        Path checkpoint = out.resolve("checkpoint.safetensors");
+        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
+        while (!Files.exists(checkpoint) && System.nanoTime() < deadline && survivor.isAlive()) {
+            Thread.sleep(100);
+        }
+        assertTrue(Files.exists(checkpoint), Files.readString(log));
+        victim.destroyForcibly(); // the rank's own process (ip netns exec execs java)
+        long killedAt = System.nanoTime();
+        assertTrue(survivor.waitFor(60, TimeUnit.SECONDS), "rank 0 still runs a minute after rank 1 was killed");
+        return new Killed(survivor.exitValue(), Files.readString(log), (System.nanoTime() - killedAt) / 1e9);
     }
 
     private static boolean isRoot() {
@@ -224,31 +235,15 @@ class DistributedCliTest {
         assertTrue(log1.contains("finished after 12 steps") && !log1.contains("; model:"), "rank 1 writes no model: " + log1);
         assertTrue(Files.exists(out.resolve("model.safetensors")), log0);
 
-        // A long run, checkpointed every 10 steps; rank 1 is killed (SIGKILL) once a checkpoint exists.
         Path killed = dir.resolve("killed");
-        int secondPort = LocalLauncher.freePort();
-        List<String> arguments = new ArrayList<>(trainArguments(killed, 100_000));
-        arguments.addAll(List.of("--checkpoint-every", "10", "--timeout", "20"));
-        Process survivor = startRank(0, 2, secondPort, arguments, dir.resolve("survivor.log"));
-        Process victim = startRank(1, 2, secondPort, arguments, dir.resolve("victim.log"));
-        Path checkpoint = killed.resolve("checkpoint.safetensors");
-        long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(3);
-        while (!Files.exists(checkpoint) && System.nanoTime() < deadline && survivor.isAlive()) {
-            Thread.sleep(100);
-        }
-        assertTrue(Files.exists(checkpoint), Files.readString(dir.resolve("survivor.log")));
-        victim.destroyForcibly();
-        long killedAt = System.nanoTime();
-        assertTrue(survivor.waitFor(60, TimeUnit.SECONDS), "rank 0 still runs a minute after rank 1 was killed");
-        double seconds = (System.nanoTime() - killedAt) / 1e9;
-        String survivorLog = Files.readString(dir.resolve("survivor.log"));
-        System.out.printf("rank 1 killed: rank 0 exited with %d after %.1f s:%n%s%n", survivor.exitValue(), seconds,
-                survivorLog.lines().filter(line -> line.startsWith("ddim:")).findFirst().orElse(""));
-        assertEquals(1, survivor.exitValue(), survivorLog);
-        assertTrue(survivorLog.contains("ddim: DISTRIBUTED: distributed training stopped: rank 1 stopped responding"), survivorLog);
-        assertFalse(survivorLog.contains("\tat "), "no stack trace: " + survivorLog);
+        Killed result = killRankOneMidRun(killed, List.of(List.of(), List.of()), "127.0.0.1", new ArrayList<>());
+        System.out.printf("rank 1 killed: rank 0 exited with %d after %.1f s:%n%s%n", result.exitCode(), result.seconds(),
+                result.log().lines().filter(line -> line.startsWith("ddim:")).findFirst().orElse(""));
+        assertEquals(1, result.exitCode(), result.log());
+        assertTrue(result.log().contains("ddim: DISTRIBUTED: distributed training stopped: rank 1 stopped responding"), result.log());
+        assertFalse(result.log().contains("\tat "), "no stack trace: " + result.log());
         // The last good checkpoint is intact, and no model file pretends the run finished.
-        try (Ddim ddim = Ddim.open(checkpoint, Device.cpu())) {
+        try (Ddim ddim = Ddim.open(killed.resolve("checkpoint.safetensors"), Device.cpu())) {
             assertTrue(ddim.trainingSteps() >= 10 && ddim.trainingSteps() % 10 == 0, "steps " + ddim.trainingSteps());
         }
         assertFalse(Files.exists(killed.resolve("model.safetensors")));

@@ -93,6 +93,18 @@ class SampleServerTest {
         return client.sendAsync(postRequest("/v1/samples", body).build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /** Posts {@code requests} while the sampling thread is held, so that all of them queue, then lets it go. */
+    private List<CompletableFuture<HttpResponse<String>>> queueTogether(List<String> requests) throws InterruptedException {
+        Gate gate = hold();
+        List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
+        for (String request : requests) {
+            queued.add(postAsync(request));
+        }
+        await(() -> server.batcher().stats().queued() == requests.size(), "every request is queued");
+        gate.open();
+        return queued;
+    }
+
     private HttpRequest.Builder postRequest(String path, String body) {
         return HttpRequest.newBuilder(server.uri().resolve(path)).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body));
@@ -172,13 +184,7 @@ class SampleServerTest {
                 "{\"count\": 2, \"steps\": 3, \"seed\": 77, \"sampler\": \"DDPM\"}",
                 "{\"count\": 2, \"steps\": 3, \"seed\": 78, \"sampler\": \"DDPM\", \"firstIndex\": 9}",
                 "{\"count\": 2, \"steps\": 3, \"seed\": 5, \"sampler\": \"DDIM\", \"eta\": 0.5}");
-        Gate gate = hold();
-        List<CompletableFuture<HttpResponse<String>>> together = new ArrayList<>();
-        for (String request : requests) {
-            together.add(postAsync(request));
-        }
-        await(() -> server.batcher().stats().queued() == requests.size(), "every request is queued");
-        gate.open();
+        List<CompletableFuture<HttpResponse<String>>> together = queueTogether(requests);
         List<JsonNode> batched = new ArrayList<>();
         for (CompletableFuture<HttpResponse<String>> response : together) {
             assertEquals(200, response.get().statusCode(), response.get().body());
@@ -199,18 +205,10 @@ class SampleServerTest {
     /** `--max-batch 1`: queued requests that would merge each run alone, with the same pixels. */
     @Test
     void maxBatchOneRunsEveryRequestAlone() throws Exception {
-        ServeSettings d = ServeSettings.defaults();
-        start(new ServeSettings(d.maxCount(), d.maxSteps(), d.queueCapacity(), 1, d.batchWindow(), d.requestTimeout(),
-                d.maxBodyBytes(), d.previewEvery(), d.microBatch(), d.precision(), d.network(), d.shutdownGrace()));
+        start(ServeSettings.defaults().withBatching(1, ServeSettings.defaults().batchWindow()));
         List<String> requests = List.of("{\"count\": 1, \"steps\": 3, \"seed\": 1}", "{\"count\": 1, \"steps\": 3, \"seed\": 2}",
                 "{\"count\": 1, \"steps\": 3, \"seed\": 3}");
-        Gate gate = hold();
-        List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
-        for (String request : requests) {
-            queued.add(postAsync(request));
-        }
-        await(() -> server.batcher().stats().queued() == requests.size(), "every request is queued");
-        gate.open();
+        List<CompletableFuture<HttpResponse<String>>> queued = queueTogether(requests);
         for (int i = 0; i < requests.size(); i++) {
             JsonNode answer = json(queued.get(i).get());
             assertEquals(1, answer.get("batch").get("requests").asInt(), answer.toString());
@@ -221,9 +219,7 @@ class SampleServerTest {
     /** `--batch-window`: on an idle server the first request waits that long for company, and one sent meanwhile joins it. */
     @Test
     void theBatchWindowLetsALaterRequestJoinTheFirst() throws Exception {
-        ServeSettings d = ServeSettings.defaults();
-        start(new ServeSettings(d.maxCount(), d.maxSteps(), d.queueCapacity(), d.maxBatchImages(), Duration.ofSeconds(2),
-                d.requestTimeout(), d.maxBodyBytes(), d.previewEvery(), d.microBatch(), d.precision(), d.network(), d.shutdownGrace()));
+        start(ServeSettings.defaults().withBatching(ServeSettings.DEFAULT_MAX_BATCH_IMAGES, Duration.ofSeconds(2)));
         CompletableFuture<HttpResponse<String>> first = postAsync("{\"count\": 1, \"steps\": 3, \"seed\": 1}");
         Thread.sleep(200); // well inside the window: the first request waits for company, out of the queue
         CompletableFuture<HttpResponse<String>> second = postAsync("{\"count\": 1, \"steps\": 3, \"seed\": 2}");
