@@ -191,10 +191,9 @@ ProcessGroup::ProcessGroup(const DistributedConfig& config, torch::Device device
       // alone, the right interface across hosts. (torch.distributed's default, the address the host
       // name resolves to, is 127.0.1.1 on a default Debian host, and peers elsewhere cannot connect.)
       const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-      const std::string local = local_address_towards(config_.master_addr, config_.master_port);
       if (interface != nullptr && *interface != '\0') {
         options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(interface));
-      } else if (!local.empty()) {
+      } else if (const std::string local = local_address_towards(config_.master_addr, config_.master_port); !local.empty()) {
         options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
       } else {
         options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
