@@ -11,6 +11,7 @@ import org.ddim4j.Network;
 import org.ddim4j.Precision;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.serve.SampleServer;
+import org.ddim4j.serve.ServeAccess;
 import org.ddim4j.serve.ServeSettings;
 
 import picocli.CommandLine.Command;
@@ -21,8 +22,10 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serve a model over HTTP: a web page at /, and an API (/health, /v1/model, POST /v1/samples,",
-                "GET /v1/samples/stream for live denoising, POST /v1/interpolations). Concurrent requests are sampled",
-                "together (dynamic batching) and each still gets exactly the pixels it would get alone.",
+                "GET /v1/samples/stream for live denoising, POST /v1/interpolations, /metrics for Prometheus, and",
+                "/v1/openapi.json describing them). Class models take a class (or one per image) and a guidance weight.",
+                "Concurrent requests are sampled together (dynamic batching) and each still gets exactly the pixels it",
+                "would get alone.",
                 "Ctrl-C or SIGTERM stops taking requests, lets the running batch finish, then exits."})
 final class ServeCommand implements Callable<Integer> {
     @Spec
@@ -32,8 +35,18 @@ final class ServeCommand implements Callable<Integer> {
     Path model;
 
     @Option(names = "--host", defaultValue = "127.0.0.1",
-            description = "address to listen on; 0.0.0.0 serves other machines too (default: ${DEFAULT-VALUE})")
+            description = "address to listen on; 0.0.0.0 serves other machines too: give it a --token-file (default: ${DEFAULT-VALUE})")
     String host;
+
+    @Option(names = "--token-file", paramLabel = "FILE",
+            description = "require Authorization: Bearer <the token in FILE> on every route but /health and the page's files "
+                    + "(e.g. openssl rand -hex 32 > token.txt)")
+    Path tokenFile;
+
+    @Option(names = "--cors-origin", paramLabel = "ORIGIN",
+            description = "let web pages of this origin (https://example.org, or * for any) call the API from a browser; repeatable "
+                    + "(default: none, no CORS headers)")
+    java.util.List<String> corsOrigins = new java.util.ArrayList<>();
 
     @Option(names = {"-p", "--port"}, defaultValue = "8080", description = "port; 0 picks a free one (default: ${DEFAULT-VALUE})")
     int port;
@@ -93,6 +106,7 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw new IllegalArgumentException("--port must lie in [0, 65535], got " + port);
         }
+        ServeAccess access = (tokenFile == null ? ServeAccess.open() : ServeAccess.withTokenFile(tokenFile)).withCorsOrigins(corsOrigins);
         // A client that sends its request slowly is cut off (the JDK server reads this when it starts).
         System.setProperty("sun.net.httpserver.maxReqTime", System.getProperty("sun.net.httpserver.maxReqTime", "30"));
         PrintWriter out = spec.commandLine().getOut();
@@ -103,7 +117,7 @@ final class ServeCommand implements Callable<Integer> {
             try (Ddim ddim = Ddim.open(model, runtime.device())) {
                 SampleServer server;
                 try {
-                    server = SampleServer.start(ddim, settings, host, port);
+                    server = SampleServer.start(ddim, settings, access, host, port);
                 } catch (java.net.BindException e) {
                     throw new java.io.UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage()
                             + " (another server? try --port)", e);
@@ -122,8 +136,17 @@ final class ServeCommand implements Callable<Integer> {
                 Runtime.getRuntime().addShutdownHook(hook);
                 Ddim.setCancelOnExit(false); // the hook finishes the running batch within the grace, then cancels it itself
                 out.printf("serving %s (%s, %,d parameters) on %s%n", model, ddim.device(), ddim.parameterCount(), server.uri());
-                out.printf("  page:  %s%n  API:   curl -X POST %sv1/samples -H 'Content-Type: application/json' -d '{\"count\": 4}'%n",
-                        server.uri(), server.uri());
+                if (!access.requiresToken() && !server.isLoopbackOnly()) {
+                    spec.commandLine().getErr().printf("warning: listening on %s without --token-file: anyone who reaches this port "
+                            + "can use the server%n", host);
+                    spec.commandLine().getErr().flush();
+                }
+                String auth = tokenFile == null ? "" : " -H \"Authorization: Bearer $(cat " + tokenFile + ")\"";
+                String body = ddim.config().isClassConditional()
+                        ? "{\"count\": 4, \"class\": \"" + ddim.config().className(0) + "\", \"guidance\": 3}" : "{\"count\": 4}";
+                out.printf("  page:  %s%n  API:   curl -X POST %sv1/samples%s -H 'Content-Type: application/json' -d '%s'%n",
+                        server.uri(), server.uri(), auth, body);
+                out.printf("         %sv1/openapi.json describes it; %smetrics for Prometheus%n", server.uri(), server.uri());
                 out.flush();
                 stopped.await(); // until SIGTERM or Ctrl-C
             }

@@ -17,8 +17,8 @@ import org.ddim4j.SampleListener;
 import org.ddim4j.SampleOptions;
 
 /**
- * Dynamic batching: one thread samples every job, and merges queued jobs of the same steps, sampler
- * and eta into one call of up to {@code maxBatchImages} images. The call names each image by its
+ * Dynamic batching: one thread samples every job, and merges queued jobs of the same steps, sampler,
+ * eta and guidance (classes may differ: they are per image) into one call of up to {@code maxBatchImages} images. The call names each image by its
  * own (seed, index) ({@link SampleOptions.Builder#images}), and the network sees fixed micro-batches,
  * so every job gets exactly the pixels it would get alone: merging changes throughput, never images.
  *
@@ -34,6 +34,7 @@ final class Batcher implements AutoCloseable {
 
     private final Ddim ddim;
     private final ServeSettings settings;
+    private final ServeMetrics metrics;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition changed = lock.newCondition();
     private final ArrayDeque<SampleJob> queue = new ArrayDeque<>();
@@ -47,9 +48,10 @@ final class Batcher implements AutoCloseable {
     private volatile double lastCallSeconds;
     private volatile int runningRequests;
 
-    Batcher(Ddim ddim, ServeSettings settings) {
+    Batcher(Ddim ddim, ServeSettings settings, ServeMetrics metrics) {
         this.ddim = ddim;
         this.settings = settings;
+        this.metrics = metrics;
         this.worker = Thread.ofPlatform().name("ddim-sampler").daemon().start(this::work);
     }
 
@@ -93,6 +95,7 @@ final class Batcher implements AutoCloseable {
                 run(batch);
             } catch (RuntimeException | Error e) { // a job's failure must never stop the server's only sampler
                 LOG.log(System.Logger.Level.ERROR, "sampling failed", e);
+                metrics.callEnded("failed");
                 batch.forEach(job -> job.result().completeExceptionally(e));
             }
         }
@@ -157,8 +160,12 @@ final class Batcher implements AutoCloseable {
                 .listener(new Dispatch(batch)).previewEvery(previews ? settings.previewEvery() : 0);
         if (batch.size() > 1) {
             List<ImageId> ids = new ArrayList<>();
-            batch.forEach(job -> ids.addAll(job.imageIds()));
-            options.images(ids);
+            List<Integer> classes = new ArrayList<>();
+            for (SampleJob job : batch) {
+                ids.addAll(job.imageIds());
+                classes.addAll(job.imageClasses());
+            }
+            options.classes(classes).images(ids);
         }
         int total = batch.stream().mapToInt(SampleJob::count).sum();
         long start = System.nanoTime();
@@ -168,6 +175,7 @@ final class Batcher implements AutoCloseable {
             all = ddim.sample(options.build());
         } catch (CancellationException e) {
             cancelledCalls.incrementAndGet();
+            metrics.callEnded("cancelled");
             batch.forEach(job -> job.result().completeExceptionally(e));
             return;
         } finally {
@@ -178,6 +186,7 @@ final class Batcher implements AutoCloseable {
         calls.incrementAndGet();
         requests.addAndGet(batch.size());
         images.addAndGet(total);
+        metrics.callCompleted(batch.size(), total, seconds);
         int offset = 0;
         for (SampleJob job : batch) {
             job.result().complete(new SampleJob.Result(all.slice(offset, offset + job.count()), batch.size(), total, seconds));

@@ -1,5 +1,6 @@
 package org.ddim4j.serve;
 
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
@@ -51,11 +52,24 @@ final class SampleJob {
         return ImageId.range(options.seed(), options.firstIndex(), options.count());
     }
 
-    /** Whether the job can share a call: no caller noise, and the same settings that shape every step. */
+    /**
+     * Whether the job can share a call, computing in it exactly the pixels it computes alone: no caller noise, the
+     * same settings that shape every step (steps, sampler, eta, EMA), and the same conditioning of the network. Labels
+     * are per image, so jobs of different classes merge; but jobs with classes and jobs without (the unconditional
+     * prediction) do not, and guidance weighs a whole call.
+     */
     boolean mergesWith(SampleJob other) {
-        return options.noise() == null && other.options.noise() == null && options.steps() == other.options.steps()
-                && options.sampler() == other.options.sampler() && options.eta() == other.options.eta()
-                && options.useEma() == other.options.useEma();
+        SampleOptions mine = options, theirs = other.options;
+        return mine.noise() == null && theirs.noise() == null && mine.steps() == theirs.steps()
+                && mine.sampler() == theirs.sampler() && Double.compare(mine.eta(), theirs.eta()) == 0
+                && mine.useEma() == theirs.useEma() && mine.classes().isEmpty() == theirs.classes().isEmpty()
+                && Double.compare(mine.guidance(), theirs.guidance()) == 0;
+    }
+
+    /** The class of each image (empty: no class): the job's one class repeated, or its own list. */
+    List<Integer> imageClasses() {
+        List<Integer> classes = options.classes();
+        return classes.size() == 1 ? Collections.nCopies(options.count(), classes.getFirst()) : classes;
     }
 
     Listener listener() {

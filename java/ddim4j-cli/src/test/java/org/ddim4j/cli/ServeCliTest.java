@@ -1,6 +1,7 @@
 package org.ddim4j.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.BufferedReader;
@@ -107,12 +108,16 @@ class ServeCliTest {
 
     /**
      * A client that sends its request too slowly is cut off (the JDK server's maximum request time, 30 s by default,
-     * here 1 s), and the server goes on answering. Also: a class-conditional model is served (unconditional samples).
+     * here 1 s), and the server goes on answering. Also: a class-conditional model is served with a class and guidance,
+     * behind --token-file: no token gets 401, the token gets the images, and the token never appears in the output.
      */
     @Test
-    void aSlowClientIsCutOffAndAClassModelIsServed() throws Exception {
+    void aSlowClientIsCutOffAndAClassModelIsServedBehindAToken(@TempDir Path dir) throws Exception {
         Path classModel = MODEL.resolveSibling("fashion-mnist-32-classes.safetensors");
-        Process server = start(Path.of("."), classModel, "-Dsun.net.httpserver.maxReqTime=1");
+        String token = "t0ken-" + Long.toHexString(System.nanoTime()) + "-never-printed";
+        Path tokenFile = Files.writeString(dir.resolve("token.txt"), token + "\n");
+        Process server = start(Path.of("."), classModel, List.of("-Dsun.net.httpserver.maxReqTime=1"), "--token-file", tokenFile.toString());
+        StringBuilder printed = new StringBuilder();
         try {
             BufferedReader out = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
             URI uri = address(out);
@@ -129,10 +134,36 @@ class ServeCliTest {
                 assertTrue(seconds < 15, "cut off after " + seconds + " s");
             }
             HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
-            HttpResponse<String> sampled = client.send(HttpRequest.newBuilder(uri.resolve("/v1/samples"))
-                    .POST(HttpRequest.BodyPublishers.ofString("{\"count\": 2, \"steps\": 5}")).build(), HttpResponse.BodyHandlers.ofString());
+            String request = "{\"count\": 2, \"steps\": 5, \"class\": \"sneaker\", \"guidance\": 3}";
+            HttpResponse<String> refused = client.send(HttpRequest.newBuilder(uri.resolve("/v1/samples"))
+                    .POST(HttpRequest.BodyPublishers.ofString(request)).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(401, refused.statusCode(), refused.body());
+            HttpResponse<String> sampled = client.send(HttpRequest.newBuilder(uri.resolve("/v1/samples")).header("Authorization", "Bearer " + token)
+                    .POST(HttpRequest.BodyPublishers.ofString(request)).build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(200, sampled.statusCode(), sampled.body());
-            assertTrue(sampled.body().contains("\"images\""), sampled.body());
+            assertTrue(sampled.body().contains("\"className\":\"Sneaker\""), sampled.body());
+            server.toHandle().destroy(); // SIGTERM: the rest of the output, to its end
+            out.lines().forEach(line -> printed.append(line).append('\n'));
+            assertTrue(server.waitFor(60, TimeUnit.SECONDS));
+            assertTrue(printed.toString().contains("stopped"), printed.toString());
+            assertFalse(printed.toString().contains(token), "the token was printed:\n" + printed);
+            assertFalse(printed.toString().contains("warning"), printed.toString());
+        } finally {
+            server.destroyForcibly();
+        }
+    }
+
+    /** Listening beyond loopback without a token is allowed, with a warning. */
+    @Test
+    void listeningOnEveryAddressWithoutATokenWarns() throws Exception {
+        Process server = start(Path.of("."), MODEL, List.of(), "--host", "0.0.0.0");
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
+            StringBuilder printed = new StringBuilder();
+            for (String line; (line = out.readLine()) != null && !line.contains("openapi.json"); ) {
+                printed.append(line).append('\n');
+            }
+            assertTrue(printed.toString().contains("warning: listening on 0.0.0.0 without --token-file"), printed.toString());
         } finally {
             server.destroyForcibly();
         }
@@ -140,14 +171,15 @@ class ServeCliTest {
 
     /** `ddim serve` of the shipped model on a free port, one thread, in {@code directory}. */
     private static Process start(Path directory) throws IOException {
-        return start(directory, MODEL);
+        return start(directory, MODEL, List.of());
     }
 
-    /** `ddim serve` of {@code model} on a free port, one thread, in {@code directory}, with extra JVM options. */
-    private static Process start(Path directory, Path model, String... jvmOptions) throws IOException {
+    /** `ddim serve` of {@code model} on a free port, one thread, in {@code directory}, with extra JVM and serve options. */
+    private static Process start(Path directory, Path model, List<String> jvmOptions, String... serveOptions) throws IOException {
         List<String> command = new ArrayList<>(LocalLauncher.javaCommand());
-        command.addAll(1, List.of(jvmOptions));
+        command.addAll(1, jvmOptions);
         command.addAll(List.of("serve", "--model", model.toString(), "--port", "0", "--threads", "1"));
+        command.addAll(List.of(serveOptions));
         return new ProcessBuilder(command).directory(directory.toFile()).redirectErrorStream(true).start();
     }
 

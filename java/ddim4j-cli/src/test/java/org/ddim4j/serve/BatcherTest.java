@@ -29,7 +29,7 @@ class BatcherTest {
 
     @Test
     void mergedJobsGetExactlyTheirOwnFloats() throws Exception {
-        try (Batcher batcher = new Batcher(ddim, ServeSettings.defaults())) {
+        try (Batcher batcher = new Batcher(ddim, ServeSettings.defaults(), new ServeMetrics(() -> 0, () -> 0))) {
             List<SampleOptions> requests = List.of(
                     SampleOptions.builder().count(2).steps(3).seed(4).build(),
                     SampleOptions.builder().count(3).steps(3).seed(9).firstIndex(6).build(),

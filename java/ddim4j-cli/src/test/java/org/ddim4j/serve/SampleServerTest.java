@@ -408,6 +408,6 @@ class SampleServerTest {
         assertThrows(IllegalArgumentException.class, () -> ServeSettings.defaults().withQueueCapacity(0));
         assertThrows(IllegalArgumentException.class, () -> ServeSettings.defaults().withRequestTimeout(Duration.ZERO));
         assertEquals(Sampler.DDIM, SampleRequests.sampleOptions(SampleRequests.fromQuery("count=2&sampler=ddim"),
-                ServeSettings.defaults()).sampler());
+                ServeSettings.defaults(), ddim.config()).sampler());
     }
 }

@@ -3,6 +3,26 @@
 
 const $ = (id) => document.getElementById(id);
 let running = null; // the AbortController of the stream in flight
+const TOKEN_KEY = 'ddim-serve-token';
+
+// Every API call: with the token once the user gave it (kept for this browser tab's session).
+async function api(url, init = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = new Headers(init.headers || {});
+  if (token) headers.set('Authorization', `Bearer ${token}`);
+  const response = await fetch(url, { ...init, headers });
+  if (response.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    askForToken(token ? 'that token was refused' : '');
+  }
+  return response;
+}
+
+function askForToken(message) {
+  $('token-panel').hidden = false;
+  setStatus($('token-status'), message, Boolean(message));
+  $('token').focus();
+}
 
 function setStatus(element, text, isError) {
   element.textContent = text;
@@ -20,9 +40,11 @@ async function errorText(response) {
 
 async function showModel() {
   try {
-    const response = await fetch('/v1/model');
+    const response = await api('/v1/model');
     if (!response.ok) throw new Error(await errorText(response));
     const model = await response.json();
+    $('token-panel').hidden = true;
+    showClasses(model.classNames);
     const c = model.config;
     $('model-info').textContent = `${c.channels}×${c.imageSize}×${c.imageSize}, widths ${c.widths.join('-')}, `
       + `${model.parameters.toLocaleString()} parameters on ${model.device} (at most ${model.limits.maxCount} images, `
@@ -33,6 +55,20 @@ async function showModel() {
   } catch (e) {
     $('model-info').textContent = `cannot read the model: ${e.message}`;
   }
+}
+
+// A class model gets a class picker (and a guidance weight); an unconditional one shows neither.
+function showClasses(names) {
+  const select = $('class');
+  while (select.options.length > 1) select.remove(1);
+  names.forEach((name, index) => select.add(new Option(`${index}: ${name}`, String(index))));
+  $('class-fields').hidden = names.length === 0;
+}
+
+// The class fields of a request, when a class is picked.
+function classFields() {
+  if ($('class-fields').hidden || $('class').value === '') return {};
+  return { class: $('class').value, guidance: $('guidance').value };
 }
 
 // One <img> per requested image, filled by previews and then by the result.
@@ -56,6 +92,7 @@ function fillGrid(images, final) {
     const cell = cells[image.index - first];
     if (!cell) continue;
     cell.src = `data:image/png;base64,${image.png}`;
+    if (image.className !== undefined) cell.dataset.className = image.className;
     if (final) cell.dataset.final = 'true';
   }
 }
@@ -66,7 +103,8 @@ function showDetails(img) {
   $('details').hidden = false;
   $('details-image').src = img.src;
   const seed = img.dataset.seed, index = img.dataset.index;
-  $('details-text').textContent = `seed ${seed}, index ${index}` + (img.dataset.final ? '' : ' (still denoising)');
+  const className = img.dataset.className ? `, class ${img.dataset.className}` : '';
+  $('details-text').textContent = `seed ${seed}, index ${index}${className}` + (img.dataset.final ? '' : ' (still denoising)');
   $('download').href = img.src;
   $('download').download = `ddim-seed${seed}-index${index}.png`;
   $('use-as-from').onclick = () => { $('from').value = seed; };
@@ -99,7 +137,7 @@ async function generate(event) {
   event.preventDefault();
   if (running) running.abort();
   const count = Number($('count').value), seed = $('seed').value;
-  const query = new URLSearchParams({ count, steps: $('steps').value, seed, sampler: $('sampler').value });
+  const query = new URLSearchParams({ count, steps: $('steps').value, seed, sampler: $('sampler').value, ...classFields() });
   prepareGrid(count, seed, 0);
   $('progress').value = 0;
   setStatus($('status'), 'queued…');
@@ -108,7 +146,7 @@ async function generate(event) {
   $('cancel').disabled = false;
   const started = performance.now();
   try {
-    const response = await fetch(`/v1/samples/stream?${query}`, { signal: controller.signal });
+    const response = await api(`/v1/samples/stream?${query}`, { signal: controller.signal });
     if (!response.ok) throw new Error(await errorText(response));
     await readEvents(response, (name, data) => {
       if (name === 'progress') {
@@ -139,11 +177,11 @@ async function generate(event) {
 async function interpolate(event) {
   event.preventDefault();
   const body = {
-    from: $('from').value, to: $('to').value, frames: $('frames').value, steps: $('interpolate-steps').value,
+    from: $('from').value, to: $('to').value, frames: $('frames').value, steps: $('interpolate-steps').value, ...classFields(),
   };
   setStatus($('interpolate-status'), 'sampling the strip…');
   try {
-    const response = await fetch('/v1/interpolations', {
+    const response = await api('/v1/interpolations', {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     });
     if (!response.ok) throw new Error(await errorText(response));
@@ -162,6 +200,12 @@ async function interpolate(event) {
   }
 }
 
+$('token-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $('token').value.trim());
+  $('token').value = '';
+  showModel();
+});
 $('sample-form').addEventListener('submit', generate);
 $('interpolate-form').addEventListener('submit', interpolate);
 $('cancel').addEventListener('click', () => { if (running) running.abort(); });
