@@ -180,7 +180,7 @@ TEST_F(ModelFile, SwappedTensorsFailTheChecksum) {
 }
 
 TEST_F(ModelFile, FilesWithDataCrc32AloneStillLoadAndAreChecked) {
-  // Files written before tensors_crc32 (the shipped model among them) carry data_crc32 alone.
+  // Files written before tensors_crc32 (the shipped unconditional model until its re-save) carry data_crc32 alone.
   auto parts = split(bytes);
   parts.header["__metadata__"].erase("tensors_crc32");
   const auto old_style = join(parts);
@@ -195,6 +195,24 @@ TEST_F(ModelFile, FilesWithDataCrc32AloneStillLoadAndAreChecked) {
   // Reordered without tensors_crc32: data_crc32 is stale, and the file is refused as before.
   EXPECT_EQ(load_status(variant(reordered(old_style)), &message), Status::Format);
   EXPECT_NE(message.find("checksum"), std::string::npos) << message;
+}
+
+// Every model the project ships carries the order-free checksum, so another safetensors writer that keeps the
+// metadata and lays the tensors out in its own order leaves a file that still loads, with the same weights.
+TEST_F(ModelFile, ShippedModelsCarryTheOrderFreeChecksumAndLoadReordered) {
+  for (const char* name : {"fashion-mnist-32.safetensors", "fashion-mnist-32-classes.safetensors"}) {
+    const auto shipped = read_bytes(std::string(DDIM_SOURCE_DIR) + "/models/" + name);
+    const auto metadata = split(shipped).header["__metadata__"];
+    ASSERT_TRUE(metadata.contains("tensors_crc32")) << name;
+    const auto original = load_model(variant(shipped), torch::kCPU);
+    const auto moved = load_model(variant(reordered(shipped)), torch::kCPU);
+    const auto expected = original->net()->named_parameters();
+    for (const auto& item : moved->net()->named_parameters())
+      EXPECT_TRUE(torch::equal(item.value(), expected[item.key()])) << name << " " << item.key();
+  }
+  // The unconditional model was re-saved only to add tensors_crc32: its data section is the one first shipped.
+  const auto unconditional = read_bytes(std::string(DDIM_SOURCE_DIR) + "/models/fashion-mnist-32.safetensors");
+  EXPECT_EQ(split(unconditional).header["__metadata__"]["data_crc32"], "94318786");
 }
 
 TEST_F(ModelFile, GarbageHeaderIsAFormatError) {

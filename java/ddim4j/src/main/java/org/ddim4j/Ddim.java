@@ -313,7 +313,8 @@ public final class Ddim implements AutoCloseable {
      *
      * @param noisy {@code t.length} images, NCHW floats of the model's shape, finite, in the network's space
      * @param t one time per image, each in [0, 1] (1: pure noise; 0: the clean image)
-     * @param options the EMA choice, micro-batch and precision to evaluate with (the rest is not used)
+     * @param options the EMA choice, micro-batch, precision, network, and for class models the classes and guidance to
+     *        evaluate with (the rest is not used)
      * @throws IllegalArgumentException for a wrong size, a non-finite value or a t outside [0, 1], before any native call
      * @throws DdimException with {@link Status#NON_FINITE} when the network's output is not finite
      */

@@ -51,15 +51,17 @@ class ModelFileTest {
         assertTrue(e.getMessage().contains("checksum"), e.getMessage());
     }
 
+    /** Files written before tensors_crc32 (data_crc32 alone) still load: native/tests/model_file_test.cpp. */
     @Test
-    void filesCarryAnOrderIndependentChecksumAndOldFilesStillLoad() throws IOException {
+    void filesWrittenAndShippedCarryAnOrderIndependentChecksum() throws IOException {
         assertTrue(header(bytes).contains("\"tensors_crc32\":") && header(bytes).contains("\"data_crc32\":"), header(bytes));
-        // The shipped model predates tensors_crc32: its data_crc32 alone is checked, and it loads.
-        Path shipped = Path.of(System.getProperty("ddim4j.repo", ".."), "models", "fashion-mnist-32.safetensors");
-        String shippedHeader = header(Files.readAllBytes(shipped));
-        assertTrue(shippedHeader.contains("\"data_crc32\":") && !shippedHeader.contains("tensors_crc32"), shippedHeader);
-        try (Ddim ddim = Ddim.open(shipped, Device.cpu())) {
-            assertEquals(32, ddim.config().imageSize());
+        for (String name : new String[] {"fashion-mnist-32.safetensors", "fashion-mnist-32-classes.safetensors"}) {
+            Path shipped = Path.of(System.getProperty("ddim4j.repo", ".."), "models", name);
+            String shippedHeader = header(Files.readAllBytes(shipped));
+            assertTrue(shippedHeader.contains("\"tensors_crc32\":") && shippedHeader.contains("\"data_crc32\":"), name);
+            try (Ddim ddim = Ddim.open(shipped, Device.cpu())) {
+                assertEquals(32, ddim.config().imageSize());
+            }
         }
     }
 
