@@ -21,7 +21,9 @@ def lines(name):
 native_python, variants, flops = lines("native-python.jsonl"), lines("variants.jsonl"), lines("flops.jsonl")
 interleaved = lines("interleaved.jsonl")
 distributed = lines("distributed.jsonl")
-serve = lines("serve.jsonl")
+serve_rows = lines("serve.jsonl")
+serve = [row for row in serve_rows if row.get("group") == "serve"]
+scaling = [row for row in serve_rows if row.get("group") == "serve-scaling"]
 soak = lines("serve-soak.jsonl")
 natives_load = lines("natives-load.jsonl")
 fused_layers, fused_pixels = lines("fused-layers.jsonl"), lines("fused-pixels.jsonl")
@@ -415,6 +417,25 @@ if serve:
     w("")
 else:
     w("Not measured in this run: `benchmarks/serve-load.sh`.")
+    w("")
+if scaling:
+    first = scaling[0]
+    w(f"Concurrency (the same script, {first['requests']} one-image requests of {first['steps']} DDIM steps per row, after a "
+      "warm-up): the shipped model unconditional, and the shipped class model class-guided, every request its own class "
+      f"(i mod {next(r['classes'] for r in scaling if r['classes'])}, so a batch mixes them) at guidance "
+      f"{next(r['guidance'] for r in scaling if r['classes']):g}, behind `--token-file` (every request carries the token). "
+      "Both servers ran side by side and the two kinds alternated at each client count, in one window.")
+    w("")
+    w("| clients | unconditional: requests/s | p50 ms | p99 ms | class-guided + token: requests/s | p50 ms | p99 ms | failed |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for clients in sorted({r["clients"] for r in scaling}):
+        plain = next(r for r in scaling if r["clients"] == clients and r["kind"] == "unconditional")
+        guided = next(r for r in scaling if r["clients"] == clients and r["kind"] == "class-guided")
+        w(f"| {clients} | {plain['requests_per_second']:.2f} | {plain['p50_ms']:.0f} | {plain['p99_ms']:.0f} | "
+          f"{guided['requests_per_second']:.2f} | {guided['p50_ms']:.0f} | {guided['p99_ms']:.0f} | {plain['failed'] + guided['failed']} |")
+    w("")
+    w("Guidance evaluates the network on the conditional and the unconditional half of every image (one batch of twice "
+      "the micro-batch), so a guided image costs about twice an unconditional one; batching over clients lifts both.")
     w("")
 soak_summary = next((row for row in soak if row.get("summary")), None)
 if soak_summary:

@@ -29,8 +29,8 @@ echo "== Java tests (mvn verify)"
 install_packages chromium chromium-driver iproute2
 mvn -B verify
 
-echo "== load test of ddim serve (benchmarks/serve-load.sh, bounded: 200 requests x 2 sides)"
-ROUNDS=1 REQUESTS=200 CLIENTS=16 STEPS=2 OUT=build/serve-load.jsonl benchmarks/serve-load.sh
+echo "== load test of ddim serve (benchmarks/serve-load.sh, bounded: 200 requests x 2 sides, then 16 per client count, unconditional and class-guided with a token)"
+ROUNDS=1 REQUESTS=200 CLIENTS=16 STEPS=2 SCALING_REQUESTS=16 OUT=build/serve-load.jsonl benchmarks/serve-load.sh
 
 echo "== the library as a Maven user gets it (scripts/consumer-check.sh)"
 scripts/consumer-check.sh
