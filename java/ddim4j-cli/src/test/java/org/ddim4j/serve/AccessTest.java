@@ -11,40 +11,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-import org.ddim4j.Ddim;
-import org.ddim4j.TestModels;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Who may use a server: the bearer token on every route but /health and the page, and CORS only for named origins. */
-class AccessTest {
+class AccessTest extends ServerTestBase {
     private static final String TOKEN = "0123456789abcdef-test-token";
-    private static Ddim ddim;
-    private SampleServer server;
-
-    @BeforeAll
-    static void createModel() {
-        ddim = TestModels.trainedTiny(7);
-    }
-
-    @AfterAll
-    static void closeModel() {
-        ddim.close();
-    }
-
-    @AfterEach
-    void stopServer() {
-        if (server != null) {
-            server.close();
-        }
-    }
 
     private ServeClient start(ServeAccess access) throws Exception {
-        server = SampleServer.start(ddim, ServeSettings.defaults(), access, "127.0.0.1", 0);
-        return new ServeClient(server);
+        return start(ServeSettings.defaults(), access);
     }
 
     @Test

@@ -22,38 +22,20 @@ import org.ddim4j.Ddim;
 import org.ddim4j.Device;
 import org.ddim4j.ImageBatch;
 import org.ddim4j.SampleOptions;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** The shipped class-conditional model served: classes by index or name, guidance, and exact batching of mixed classes. */
-class ClassServingTest {
+class ClassServingTest extends ServerTestBase {
     private static final Path CLASS_MODEL = Path.of(System.getProperty("ddim4j.repo"), "models", "fashion-mnist-32-classes.safetensors");
-    private static Ddim ddim;
-    private SampleServer server;
     private ServeClient client;
 
-    @BeforeAll
-    static void openModel() {
-        ddim = Ddim.open(CLASS_MODEL, Device.cpu());
-    }
-
-    @AfterAll
-    static void closeModel() {
-        ddim.close();
-    }
-
-    @AfterEach
-    void stopServer() {
-        if (server != null) {
-            server.close();
-        }
+    @Override
+    protected Ddim openModel() {
+        return Ddim.open(CLASS_MODEL, Device.cpu());
     }
 
     private void start() throws Exception {
-        server = SampleServer.start(ddim, ServeSettings.defaults(), "127.0.0.1", 0);
-        client = new ServeClient(server);
+        client = start(ServeSettings.defaults(), ServeAccess.open());
     }
 
     private static List<String> pngs(JsonNode body) {

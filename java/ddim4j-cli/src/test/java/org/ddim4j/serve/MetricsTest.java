@@ -10,35 +10,11 @@ import java.util.concurrent.CompletableFuture;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-import org.ddim4j.Ddim;
-import org.ddim4j.TestModels;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** GET /metrics: the Prometheus text format, and counters that move as requests arrive. */
-class MetricsTest {
-    private static Ddim ddim;
-    private SampleServer server;
+class MetricsTest extends ServerTestBase {
     private ServeClient client;
-
-    @BeforeAll
-    static void createModel() {
-        ddim = TestModels.trainedTiny(7);
-    }
-
-    @AfterAll
-    static void closeModel() {
-        ddim.close();
-    }
-
-    @AfterEach
-    void stopServer() {
-        if (server != null) {
-            server.close();
-        }
-    }
 
     /** The value of one sample line (name with its labels, exactly as exposed), or 0 when absent. */
     private double value(String sample) throws Exception {
@@ -49,8 +25,7 @@ class MetricsTest {
 
     @Test
     void countersMoveAsRequestsArrive() throws Exception {
-        server = SampleServer.start(ddim, ServeSettings.defaults(), "127.0.0.1", 0);
-        client = new ServeClient(server);
+        client = start(ServeSettings.defaults(), ServeAccess.open());
         HttpResponse<String> first = client.get("/metrics");
         assertEquals(200, first.statusCode());
         assertTrue(first.headers().firstValue("Content-Type").orElseThrow().startsWith("text/plain; version=0.0.4"), first.headers().toString());
@@ -80,8 +55,7 @@ class MetricsTest {
 
     @Test
     void queueDepthAndQueueFullRejectionsAreSeen() throws Exception {
-        server = SampleServer.start(ddim, ServeSettings.defaults().withQueueCapacity(2).withBatching(1, java.time.Duration.ZERO), "127.0.0.1", 0);
-        client = new ServeClient(server);
+        client = start(ServeSettings.defaults().withQueueCapacity(2).withBatching(1, java.time.Duration.ZERO), ServeAccess.open());
         Gate gate = Gate.hold(server.batcher());
         List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
         try {

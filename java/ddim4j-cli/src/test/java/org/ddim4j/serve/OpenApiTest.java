@@ -26,11 +26,6 @@ import com.networknt.schema.dialect.Dialects;
 import io.swagger.v3.parser.OpenAPIV3Parser;
 import io.swagger.v3.parser.core.models.SwaggerParseResult;
 
-import org.ddim4j.Ddim;
-import org.ddim4j.TestModels;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -39,36 +34,17 @@ import org.junit.jupiter.api.Test;
  * it: the operation and the status must be declared, the content type too, and each JSON body must satisfy its
  * schema (networknt's validator, OpenAPI 3.1's JSON Schema dialect).
  */
-class OpenApiTest {
+class OpenApiTest extends ServerTestBase {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String DOCUMENT = "https://ddim4j.invalid/openapi.json";
     private static final String TOKEN = "openapi-test-token-0123456789";
-    private static Ddim ddim;
-    private SampleServer server;
     private JsonNode document;
     private SchemaRegistry schemas;
     private final Set<String> checked = new HashSet<>();
 
-    @BeforeAll
-    static void createModel() {
-        ddim = TestModels.trainedTiny(7);
-    }
-
-    @AfterAll
-    static void closeModel() {
-        ddim.close();
-    }
-
-    @AfterEach
-    void stopServer() {
-        if (server != null) {
-            server.close();
-        }
-    }
-
-    private ServeClient start(ServeSettings settings, ServeAccess access) throws Exception {
-        server = SampleServer.start(ddim, settings, access, "127.0.0.1", 0);
-        ServeClient client = new ServeClient(server).withToken(TOKEN);
+    @Override
+    protected ServeClient start(ServeSettings settings, ServeAccess access) throws java.io.IOException {
+        ServeClient client = super.start(settings, access).withToken(TOKEN);
         String text = client.get("/v1/openapi.json").body();
         document = JSON.readTree(text);
         schemas = SchemaRegistry.withDialect(Dialects.getOpenApi31(), builder -> builder.schemas(java.util.Map.of(DOCUMENT, text)));
