@@ -42,9 +42,9 @@ class OpenApiTest extends ServerTestBase {
     private SchemaRegistry schemas;
     private final Set<String> checked = new HashSet<>();
 
-    @Override
-    protected ServeClient start(ServeSettings settings, ServeAccess access) throws java.io.IOException {
-        ServeClient client = super.start(settings, access).withToken(TOKEN);
+    /** Starts the server and reads its document; the client sends the token. */
+    private ServeClient startDocumented(ServeSettings settings, ServeAccess access) throws Exception {
+        ServeClient client = start(settings, access).withToken(TOKEN);
         String text = client.get("/v1/openapi.json").body();
         document = JSON.readTree(text);
         schemas = SchemaRegistry.withDialect(Dialects.getOpenApi31(), builder -> builder.schemas(java.util.Map.of(DOCUMENT, text)));
@@ -53,7 +53,7 @@ class OpenApiTest extends ServerTestBase {
 
     @Test
     void theDocumentIsValidOpenApi31AndListsEveryRoute() throws Exception {
-        start(ServeSettings.defaults(), ServeAccess.open());
+        startDocumented(ServeSettings.defaults(), ServeAccess.open());
         SwaggerParseResult parsed = new OpenAPIV3Parser().readContents(JSON.writeValueAsString(document), null, null);
         assertTrue(parsed.getMessages() == null || parsed.getMessages().isEmpty(), "swagger-parser: " + parsed.getMessages());
         assertNotNull(parsed.getOpenAPI());
@@ -65,7 +65,7 @@ class OpenApiTest extends ServerTestBase {
 
     @Test
     void realRequestsAndResponsesMatchTheDocument() throws Exception {
-        ServeClient client = start(ServeSettings.defaults().withQueueCapacity(1).withBatching(1, Duration.ZERO),
+        ServeClient client = startDocumented(ServeSettings.defaults().withQueueCapacity(1).withBatching(1, Duration.ZERO),
                 ServeAccess.withToken(TOKEN));
         exchange(client, "GET", "/health", null);
         exchange(client, "GET", "/v1/model", null);
