@@ -214,8 +214,9 @@ if fused_layers:
       f"{threads} threads), for each "
       "convolution algorithm. GFLOP/s count a convolution's direct FLOPs (2 x multiply-adds): Winograd F(4x4, 3x3) does "
       "~4x fewer multiplications, so its effective figure can pass the FMA peak. Without AVX-512 oneDNN 2.6 has no "
-      "Winograd kernel and both columns run direct convolutions. `swish` rows: SiLU as a pass of its own after a Winograd "
-      "conv_a (oneDNN's Winograd kernel fuses sums, not SiLU).")
+      "Winograd kernel and both columns run direct convolutions. `norm shift + swish` rows: on the Winograd side each "
+      "block's BatchNorm is folded into conv_a (scaled weights), and the norm's shift map is added in the SiLU pass that a "
+      "Winograd conv_a needs anyway (oneDNN's Winograd kernel fuses sums, not SiLU); the direct side keeps BatchNorm passes.")
     w("")
     totals = [row for row in fused_layers if row["layer"] == "total"]
     w("| config | precision | 3x3 convolutions | layout | steps, each repeated alone, ms | steps within a forward, ms | "
@@ -248,10 +249,10 @@ if fused_layers:
         d, g = by["direct"], by["winograd"]
         w(f"| {layer} | {d['ms']:.2f} | {d['gflops']:.0f} | {d['gflops'] / best_peak * 100:.0f}% | {g['ms']:.2f} | "
           f"{g['gflops']:.0f} | {g['gflops'] / best_peak * 100:.0f}% | {g['implementation']} |")
-    for layer, by in steps.items():  # SiLU passes only exist on the Winograd side
+    for layer, by in steps.items():  # shift + SiLU passes only on the Winograd side, BatchNorm passes only on the direct one
         if "winograd" in by and "direct" not in by:
             other["winograd"] += by["winograd"]["ms"]
-    w(f"| other steps (BatchNorm, joins, pooling, upsampling, SiLU passes, conversions) | {other['direct']:.2f} | | | "
+    w(f"| other steps (BatchNorm or norm shift + SiLU passes, joins, pooling, upsampling, conversions) | {other['direct']:.2f} | | | "
       f"{other['winograd']:.2f} | | | |")
     w("")
 if fused_pixels:

@@ -33,7 +33,7 @@ namespace {
 [[noreturn]] void usage(const std::string& problem) {
   std::fprintf(stderr,
                "ddim_fused_layers: %s\nusage: ddim_fused_layers [--config reference|fashion] [--batch N] [--runs N] "
-               "[--threads N] [--algorithms direct,winograd,fastest] [--precision fp32|bf16]\n"
+               "[--threads N] [--algorithms direct,winograd,winograd-norms,fastest] [--precision fp32|bf16]\n"
                "       ddim_fused_layers --pixels MODEL_FILE [--count N] [--steps N] [--guidance W]\n",
                problem.c_str());
   std::exit(2);
@@ -123,6 +123,10 @@ int main(int argc, char** argv) {
     options.dtype = precision == "bf16" ? torch::kBFloat16 : torch::kFloat;
     if (name == "direct") options.convolutions = ddim::ConvAlgorithm::Direct;
     else if (name == "winograd") options.convolutions = ddim::ConvAlgorithm::Winograd;
+    else if (name == "winograd-norms") {  // Winograd with the BatchNorm passes kept (not folded into conv_a)
+      options.convolutions = ddim::ConvAlgorithm::Winograd;
+      options.fold_norms = false;
+    }
     else if (name == "fastest") options.convolutions = ddim::ConvAlgorithm::Fastest;
     else usage("unknown algorithm " + name);
     ddim::FusedUNet plan(config, batch, options);

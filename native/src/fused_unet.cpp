@@ -75,6 +75,11 @@ struct ConvWeights {
   std::string name;    // e.g. "down.0.blocks.1.conv_a"
   memory::desc plain;  // OIHW float32, as libtorch stores it
   memory weights, bias;
+  // A BatchNorm folded into this convolution ("" when none): its weights scaled per input channel,
+  // and `norm_map` [1, out, H, W] the convolution of the norm's shift (zero-padded, so its border
+  // differs from its interior), added after the convolution.
+  std::string norm;
+  memory norm_map;
 };
 
 struct NormWeights {
@@ -230,12 +235,59 @@ struct FusedUNet::Plan {
     return uses.back();
   }
 
+  // conv3x3_a(batchnorm(x)) with the BatchNorm folded into the convolution, where conv_a runs Winograd
+  // (float32 on AVX-512): a Winograd convolution does not fuse SiLU, so SiLU is a pass of its own
+  // anyway, and adding the norm's shift map in that pass costs little more, while the BatchNorm
+  // pass (a read and a write of x) goes. False, having added nothing, where that does not hold.
+  bool folded_conv_a(const std::string& name, const memory& x, const memory& hidden) {
+    const auto& x_desc = x.get_desc();
+    const auto& hidden_desc = hidden.get_desc();
+    const int64_t in = x_desc.dims()[1], out = hidden_desc.dims()[1], size = hidden_desc.dims()[2];
+    if (!winograd_for(in, out, size)) return false;
+    // Channels that fill whole blocks only: on a layout padded to its block (8 of 16 channels, say)
+    // oneDNN 2.6's broadcast add gave wrong sums (FusedNetwork.FoldsBatchNormIntoWinogradConvolutions).
+    const int64_t block = channel_block();
+    if (block == 0 || in % block != 0 || out % block != 0) return false;
+    const memory::desc bias_desc({out}, kF32, Tag::a);
+    dnnl::convolution_forward::primitive_desc conv_pd;
+    dnnl::binary::primitive_desc map_pd;
+    const memory::desc map_desc({1, out, size, size}, kF32, layout);
+    try {
+      const dnnl::convolution_forward::desc desc(kInference, dnnl::algorithm::convolution_winograd, x_desc,
+                                                 memory::desc({out, in, 3, 3}, kF32, Tag::any), bias_desc, hidden_desc,
+                                                 {1, 1}, {1, 1}, {1, 1});
+      conv_pd = dnnl::convolution_forward::primitive_desc(desc, attributes(), engine);
+      dnnl::post_ops swish;
+      swish.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
+      const dnnl::binary::desc map_add(dnnl::algorithm::binary_add, hidden_desc, map_desc, hidden_desc);
+      map_pd = dnnl::binary::primitive_desc(map_add, attributes(swish), engine);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    if (std::string(map_pd.impl_info_str()).rfind("ref", 0) == 0) return false;  // a slow pass would cost what it saves
+    const std::string conv_name = name + ".conv_a";
+    ConvWeights weights{conv_name, memory::desc({out, in, 3, 3}, kF32, Tag::oihw), memory(conv_pd.weights_desc(), engine),
+                        memory(bias_desc, engine), name + ".norm", memory(map_desc, engine)};
+    add_step(dnnl::convolution_forward(conv_pd), conv_pd,
+             {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, hidden}},
+             conv_name, 2.0 * static_cast<double>(batch * out * in * 9 * size * size));
+    add_step(dnnl::binary(map_pd), map_pd, {{DNNL_ARG_SRC_0, hidden}, {DNNL_ARG_SRC_1, weights.norm_map}, {DNNL_ARG_DST, hidden}},
+             conv_name + " norm shift + swish");
+    convs.push_back(std::move(weights));
+    return true;
+  }
+
   // y = conv1x1(x) + conv3x3_b(swish(conv3x3_a(batchnorm(x)))), as in unet.cpp.
   void residual(const std::string& name, const memory& x, const memory& y) {
     const int64_t in_channels = x.get_desc().dims()[1], out_channels = y.get_desc().dims()[1];
     const int64_t size = x.get_desc().dims()[2];
-    auto normalized = shared(normalized_uses, activation(in_channels, size));
     auto hidden = shared(hidden_uses, activation(out_channels, size));
+    conv(name + ".shortcut", x, y, 1);
+    if (options.fold_norms && folded_conv_a(name, x, hidden)) {
+      conv(name + ".conv_b", hidden, y, 3, /*swish=*/false, /*accumulate=*/true);
+      return;
+    }
+    auto normalized = shared(normalized_uses, activation(in_channels, size));
 
     const auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
                        dnnl::normalization_flags::use_shift;
@@ -250,7 +302,6 @@ struct FusedUNet::Plan {
              norm.name);
     norms.push_back(std::move(norm));
 
-    conv(name + ".shortcut", x, y, 1);
     conv(name + ".conv_a", normalized, hidden, 3, /*swish=*/true);
     conv(name + ".conv_b", hidden, y, 3, /*swish=*/false, /*accumulate=*/true);
   }
@@ -539,9 +590,23 @@ void FusedUNet::load_weights(UNetImpl& network) {
   };
   auto& plan = *plan_;
   for (auto& conv : plan.convs) {
-    const auto weights = tensor(conv.name + ".weight");
+    auto weights = tensor(conv.name + ".weight");
+    if (!conv.norm.empty()) {
+      // conv(W, (x - mean) * scale + beta) = conv(W * scale, x) + conv(W, shift), the latter zero-padded
+      // like x: shift = beta - mean * scale, scale = gamma / sqrt(var + eps), as BatchNorm computes them.
+      const auto scale = tensor(conv.norm + ".weight") / torch::sqrt(tensor(conv.norm + ".running_var") + plan.norm_epsilon);
+      const auto shift = tensor(conv.norm + ".bias") - tensor(conv.norm + ".running_mean") * scale;
+      const auto map_dims = conv.norm_map.get_desc().dims();
+      const auto shift_image = shift.view({1, -1, 1, 1}).expand({1, shift.size(0), map_dims[2], map_dims[3]}).contiguous();
+      const auto map = torch::conv2d(shift_image, weights, {}, 1, 1).contiguous();
+      memory plain_map(memory::desc(map_dims, kF32, Tag::nchw), plan.engine, map.data_ptr());
+      dnnl::reorder(plain_map, conv.norm_map).execute(plan.stream, plain_map, conv.norm_map);
+      plan.stream.wait();  // before `map` goes
+      weights = (weights * scale.view({1, -1, 1, 1})).contiguous();
+    }
     memory plain(conv.plain, plan.engine, weights.data_ptr());
     dnnl::reorder(plain, conv.weights).execute(plan.stream, plain, conv.weights);  // and to bfloat16 if need be
+    plan.stream.wait();  // before `weights`, perhaps the folded temporary, goes
     copy_into(conv.bias, tensor(conv.name + ".bias"));
   }
   for (auto& norm : plan.norms) {

@@ -14,6 +14,7 @@
 //     joined by copies: see build()),
 //   - 3x3 convolutions by Winograd's F(4x4, 3x3) where oneDNN has it (AVX-512, float32): ~1.6-1.9x
 //     faster than direct convolution on this U-Net's shapes (benchmarks/RESULTS.md, per layer),
+//     and there each block's BatchNorm folded into its conv_a (FusedOptions::fold_norms),
 //   - in bfloat16 (FusedOptions::dtype), bfloat16 activations and weights with float32 accumulation
 //     on CPUs with AVX512-BF16 or AMX,
 //   - weights reordered into the convolutions' layouts once per sampling call, not per step,
@@ -53,6 +54,10 @@ enum class ConvAlgorithm {
 struct FusedOptions {
   torch::ScalarType dtype = torch::kFloat;  // kFloat, or kBFloat16 (activations and weights; float32 accumulation)
   ConvAlgorithm convolutions = ConvAlgorithm::Fastest;
+  // Each block's BatchNorm folded into its Winograd conv_a (scaled weights, and the norm's shift
+  // added in the SiLU pass that Winograd needs anyway), so no BatchNorm pass runs. Only where conv_a
+  // is Winograd (float32 on AVX-512); false keeps the BatchNorm passes, for comparisons.
+  bool fold_norms = true;
 };
 
 // One step of the plan as profile() timed it.

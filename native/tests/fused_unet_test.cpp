@@ -303,6 +303,45 @@ TEST_F(FusedNetwork, ComputesInBfloat16WhereTheCpuHasIt) {
   EXPECT_LT(error, 5e-2);  // ...and still computes the same function
 }
 
+// Where conv_a runs Winograd (float32 on AVX-512) on whole blocks of channels, each block's BatchNorm
+// is folded into it: no BatchNorm step runs, and the output is the unfolded plan's (and the eager
+// network's) up to rounding. The tiny network's 8-channel widths are not folded, and compute the same.
+TEST_F(FusedNetwork, FoldsBatchNormIntoWinogradConvolutions) {
+  for (const auto& config : configs()) {
+    Model model(config, torch::kCPU, 3);
+    randomise(model.net(), 11);
+    model.net()->eval();
+    torch::InferenceMode inference;
+    const int64_t batch = 2;
+    FusedUNet folded(config, batch);
+    FusedUNet unfolded(config, batch, {torch::kFloat, ConvAlgorithm::Fastest, /*fold_norms=*/false});
+    folded.load_weights(*model.net());
+    unfolded.load_weights(*model.net());
+    const auto [noisy, variances] = random_inputs(config, batch, 7);
+    const auto eager = model.net()->forward(noisy, variances);
+    const double scale = eager.abs().max().item<double>();
+    EXPECT_LT((folded.forward(noisy, variances) - unfolded.forward(noisy, variances)).abs().max().item<double>(), 1e-4 * scale);
+    EXPECT_LT((folded.forward(noisy, variances) - eager).abs().max().item<double>(), 1e-4 * scale);
+
+    const auto count_steps = [](FusedUNet& plan, const std::string& ending) {
+      int64_t found = 0;
+      for (const auto& step : plan.profile(1))
+        if (step.layer.size() >= ending.size() && step.layer.compare(step.layer.size() - ending.size(), ending.size(), ending) == 0)
+          ++found;
+      return found;
+    };
+    int64_t blocks = 0;
+    for (const auto& layer : unet_layers(config)) blocks += layer.kind == LayerKind::Residual ? 1 : 0;
+    EXPECT_EQ(count_steps(unfolded, ".norm"), blocks);
+    bool winograd = false;
+    for (const auto& step : unfolded.profile(1)) winograd = winograd || step.implementation.find("wino") != std::string::npos;
+    if (winograd && config.widths[0] % 16 == 0) {  // the reference on AVX-512: every block folded
+      EXPECT_EQ(count_steps(folded, ".norm"), 0);
+      EXPECT_EQ(count_steps(folded, "norm shift + swish"), blocks);
+    }
+  }
+}
+
 TEST_F(FusedNetwork, ProfilesEveryStep) {
   FusedUNet fused(testing::tiny_config(), 2);
   const auto steps = fused.profile(1);
