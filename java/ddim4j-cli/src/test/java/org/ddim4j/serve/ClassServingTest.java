@@ -5,16 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.awt.image.BufferedImage;
-import java.io.ByteArrayInputStream;
 import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
-import javax.imageio.ImageIO;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
@@ -36,12 +32,6 @@ class ClassServingTest extends ServerTestBase {
 
     private void start() throws Exception {
         client = start(ServeSettings.defaults(), ServeAccess.open());
-    }
-
-    private static List<String> pngs(JsonNode body) {
-        List<String> pngs = new ArrayList<>();
-        body.get("images").forEach(image -> pngs.add(image.get("png").asText()));
-        return pngs;
     }
 
     @Test
@@ -68,22 +58,8 @@ class ClassServingTest extends ServerTestBase {
                 "{\"count\": 2, \"steps\": 4, \"seed\": 1, \"class\": \"sneaker\", \"guidance\": 1}",
                 "{\"count\": 2, \"steps\": 4, \"seed\": 1}",
                 "{\"count\": 1, \"steps\": 4, \"seed\": 6}");
-        Gate gate = Gate.hold(server.batcher());
-        List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
-        try {
-            for (String request : requests) {
-                queued.add(client.postAsync("/v1/samples", request));
-            }
-            long end = System.nanoTime() + 60_000_000_000L;
-            while (server.batcher().stats().queued() < requests.size()) {
-                assertTrue(System.nanoTime() < end, "every request is queued");
-                Thread.sleep(10);
-            }
-        } finally {
-            gate.open();
-        }
         List<JsonNode> together = new ArrayList<>();
-        for (CompletableFuture<HttpResponse<String>> response : queued) {
+        for (CompletableFuture<HttpResponse<String>> response : queueTogether(client, requests)) {
             assertEquals(200, response.get().statusCode(), response.get().body());
             together.add(ServeClient.json(response.get()));
         }
@@ -95,20 +71,15 @@ class ClassServingTest extends ServerTestBase {
         for (int i = 0; i < requests.size(); i++) {
             JsonNode alone = ServeClient.json(client.post("/v1/samples", requests.get(i)));
             assertEquals(1, alone.get("batch").get("requests").asInt());
-            assertEquals(pngs(alone), pngs(together.get(i)), "request " + i + " merged vs alone");
+            assertEquals(ServeClient.pngs(alone), ServeClient.pngs(together.get(i)), "request " + i + " merged vs alone");
         }
         // The pixels are the library's, and guidance changes them.
         ImageBatch library = ddim.sample(SampleOptions.builder().classes(0, 1, 9).steps(4).seed(2).guidance(3).build());
-        List<String> served = pngs(together.get(1));
+        List<String> served = ServeClient.pngs(together.get(1));
         for (int i = 0; i < library.count(); i++) {
-            BufferedImage png = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(served.get(i))));
-            assertArrayEquals(pixels(library.image(i)), pixels(png), "image " + i + " of request 1 vs the library");
+            assertArrayEquals(ServeClient.pixels(library.image(i)), ServeClient.pixels(served.get(i)), "image " + i + " of request 1 vs the library");
         }
-        assertNotEquals(pngs(together.get(0)), pngs(together.get(3)), "guidance 3 and guidance 1 draw different images");
-    }
-
-    private static int[] pixels(BufferedImage image) {
-        return image.getRaster().getPixels(0, 0, image.getWidth(), image.getHeight(), (int[]) null);
+        assertNotEquals(ServeClient.pngs(together.get(0)), ServeClient.pngs(together.get(3)), "guidance 3 and guidance 1 draw different images");
     }
 
     private static List<String> classNamesOf(JsonNode body) {

@@ -56,22 +56,16 @@ class MetricsTest extends ServerTestBase {
     @Test
     void queueDepthAndQueueFullRejectionsAreSeen() throws Exception {
         client = start(ServeSettings.defaults().withQueueCapacity(2).withBatching(1, java.time.Duration.ZERO), ServeAccess.open());
-        Gate gate = Gate.hold(server.batcher());
+        Gate gate = hold();
         List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
-        try {
-            queued.add(client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}"));
-            queued.add(client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}"));
-            long end = System.nanoTime() + 60_000_000_000L;
-            while (value("ddim_serve_queue_depth") != 2) {
-                assertTrue(System.nanoTime() < end, "the queue depth reaches 2");
-                Thread.sleep(10);
-            }
-            assertEquals(1, value("ddim_serve_running_requests"), "the gate's job runs");
-            assertEquals(429, client.post("/v1/samples", "{\"count\": 1, \"steps\": 1}").statusCode());
-            assertEquals(1, value("ddim_serve_rejected_requests_total{reason=\"queue_full\"}"));
-        } finally {
-            gate.open();
-        }
+        queued.add(client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}"));
+        queued.add(client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}"));
+        awaitQueued(2);
+        assertEquals(2, value("ddim_serve_queue_depth"));
+        assertEquals(1, value("ddim_serve_running_requests"), "the gate's job runs");
+        assertEquals(429, client.post("/v1/samples", "{\"count\": 1, \"steps\": 1}").statusCode());
+        assertEquals(1, value("ddim_serve_rejected_requests_total{reason=\"queue_full\"}"));
+        gate.open();
         for (CompletableFuture<HttpResponse<String>> response : queued) {
             assertEquals(200, response.get().statusCode());
         }

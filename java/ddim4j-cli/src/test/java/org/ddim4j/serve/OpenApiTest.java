@@ -88,19 +88,11 @@ class OpenApiTest extends ServerTestBase {
         exchange(client, "GET", "/v1/samples/stream?count=-1", null); // 400
 
         // 429 and 503: a held sampling thread, a full queue, then a stopping server.
-        Gate gate = Gate.hold(server.batcher());
-        CompletableFuture<HttpResponse<String>> waiting;
-        try {
-            waiting = client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}");
-            long end = System.nanoTime() + 60_000_000_000L;
-            while (server.batcher().stats().queued() < 1) {
-                assertTrue(System.nanoTime() < end, "the request is queued");
-                Thread.sleep(10);
-            }
-            exchange(client, "POST", "/v1/samples", "{\"count\": 1, \"steps\": 1}"); // 429
-        } finally {
-            gate.open();
-        }
+        Gate gate = hold();
+        CompletableFuture<HttpResponse<String>> waiting = client.postAsync("/v1/samples", "{\"count\": 1, \"steps\": 1}");
+        awaitQueued(1);
+        exchange(client, "POST", "/v1/samples", "{\"count\": 1, \"steps\": 1}"); // 429
+        gate.open();
         checkResponse("POST", "/v1/samples", waiting.get());
         assertEquals(Set.of("200", "400", "401", "413", "429"), statuses(), "the statuses this test saw");
     }

@@ -14,9 +14,6 @@ import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.Socket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -25,7 +22,6 @@ import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.BooleanSupplier;
 
 import javax.imageio.ImageIO;
 
@@ -37,97 +33,38 @@ import org.ddim4j.ImageBatch;
 import org.ddim4j.SampleOptions;
 import org.ddim4j.Sampler;
 import org.ddim4j.TestModels;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** `ddim serve`'s HTTP API on a random localhost port: endpoints, errors, limits, cancellation, shutdown and exact batching. */
-class SampleServerTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static Ddim ddim;
-    private final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
-    private SampleServer server;
+class SampleServerTest extends ServerTestBase {
+    private ServeClient client;
 
-    @BeforeAll
-    static void createModel() {
-        ddim = TestModels.trainedTiny(7);
-    }
-
-    @AfterAll
-    static void closeModel() {
-        ddim.close();
-    }
-
-    /** Opens every gate a test held, so that a failed assertion never leaves the shared model blocked. */
-    private final List<Gate> gates = new ArrayList<>();
-
-    private Gate hold() throws InterruptedException {
-        Gate gate = Gate.hold(server.batcher());
-        gates.add(gate);
-        return gate;
-    }
-
-    @AfterEach
-    void stopServer() {
-        gates.forEach(Gate::open);
-        if (server != null) {
-            server.close();
-        }
-    }
-
-    private SampleServer start(ServeSettings settings) throws IOException {
-        server = SampleServer.start(ddim, settings, "127.0.0.1", 0);
-        return server;
+    private void start(ServeSettings settings) throws IOException {
+        client = start(settings, ServeAccess.open());
     }
 
     private HttpResponse<String> get(String path) throws IOException, InterruptedException {
-        return client.send(HttpRequest.newBuilder(server.uri().resolve(path)).build(), HttpResponse.BodyHandlers.ofString());
+        return client.get(path);
     }
 
     private HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
-        return client.send(postRequest(path, body).build(), HttpResponse.BodyHandlers.ofString());
+        return client.post(path, body);
     }
 
     private CompletableFuture<HttpResponse<String>> postAsync(String body) {
-        return client.sendAsync(postRequest("/v1/samples", body).build(), HttpResponse.BodyHandlers.ofString());
+        return client.postAsync("/v1/samples", body);
     }
 
-    /** Posts {@code requests} while the sampling thread is held, so that all of them queue, then lets it go. */
     private List<CompletableFuture<HttpResponse<String>>> queueTogether(List<String> requests) throws InterruptedException {
-        Gate gate = hold();
-        List<CompletableFuture<HttpResponse<String>>> queued = new ArrayList<>();
-        for (String request : requests) {
-            queued.add(postAsync(request));
-        }
-        await(() -> server.batcher().stats().queued() == requests.size(), "every request is queued");
-        gate.open();
-        return queued;
-    }
-
-    private HttpRequest.Builder postRequest(String path, String body) {
-        return HttpRequest.newBuilder(server.uri().resolve(path)).header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body));
+        return queueTogether(client, requests);
     }
 
     private static JsonNode json(HttpResponse<String> response) throws IOException {
-        return JSON.readTree(response.body());
-    }
-
-    private static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long end = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > end) {
-                throw new AssertionError("timed out waiting until " + what);
-            }
-            Thread.sleep(10);
-        }
+        return ServeClient.json(response);
     }
 
     private static List<String> pngs(JsonNode body) {
-        List<String> pngs = new ArrayList<>();
-        body.get("images").forEach(image -> pngs.add(image.get("png").asText()));
-        return pngs;
+        return ServeClient.pngs(body);
     }
 
     @Test
@@ -158,20 +95,15 @@ class SampleServerTest {
             assertEquals(9, image.get("seed").asLong());
             BufferedImage png = ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(image.get("png").asText())));
             assertEquals(16, png.getWidth());
-            assertArrayEquals(pixels(expected.image(i)), pixels(png), "image " + i);
+            assertArrayEquals(ServeClient.pixels(expected.image(i)), ServeClient.pixels(png), "image " + i);
         }
         assertTrue(body.get("seconds").asDouble() > 0);
 
-        HttpResponse<byte[]> grid = client.send(postRequest("/v1/samples", "{\"count\": 4, \"steps\": 2}").header("Accept", "image/png").build(),
-                HttpResponse.BodyHandlers.ofByteArray());
+        HttpResponse<byte[]> grid = client.sendForBytes(client.postRequest("/v1/samples", "{\"count\": 4, \"steps\": 2}").header("Accept", "image/png"));
         assertEquals(200, grid.statusCode());
         assertEquals("image/png", grid.headers().firstValue("Content-Type").orElseThrow());
         BufferedImage gridImage = ImageIO.read(new ByteArrayInputStream(grid.body()));
         assertTrue(gridImage.getWidth() >= 32 && gridImage.getWidth() < 40, "2 columns of 16 pixels: " + gridImage.getWidth());
-    }
-
-    private static int[] pixels(BufferedImage image) {
-        return image.getRaster().getPixels(0, 0, image.getWidth(), image.getHeight(), (int[]) null);
     }
 
     @Test
@@ -291,7 +223,7 @@ class SampleServerTest {
         assertTrue(events.contains("preview"), events.toString());
         assertTrue(events.stream().filter("progress"::equals).count() >= 1, events.toString());
         String result = response.body().lines().dropWhile(line -> !line.equals("event: result")).skip(1).findFirst().orElseThrow();
-        JsonNode streamed = JSON.readTree(result.substring("data: ".length()));
+        JsonNode streamed = new ObjectMapper().readTree(result.substring("data: ".length()));
         JsonNode posted = json(post("/v1/samples", "{\"count\": 2, \"steps\": 4, \"seed\": 5}"));
         assertEquals(pngs(posted), pngs(streamed));
     }

@@ -1,11 +1,19 @@
 package org.ddim4j.serve;
 
+import java.awt.image.BufferedImage;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+import javax.imageio.ImageIO;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -41,19 +49,43 @@ final class ServeClient {
     }
 
     HttpResponse<String> post(String path, String body) throws IOException, InterruptedException {
-        return send(request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)));
+        return send(postRequest(path, body));
     }
 
     HttpResponse<String> send(HttpRequest.Builder request) throws IOException, InterruptedException {
         return client.send(request.build(), HttpResponse.BodyHandlers.ofString());
     }
 
-    java.util.concurrent.CompletableFuture<HttpResponse<String>> postAsync(String path, String body) {
-        return client.sendAsync(request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                HttpResponse.BodyHandlers.ofString());
+    HttpResponse<byte[]> sendForBytes(HttpRequest.Builder request) throws IOException, InterruptedException {
+        return client.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
+    }
+
+    /** A JSON POST, to send with headers of its own. */
+    HttpRequest.Builder postRequest(String path, String body) {
+        return request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body));
+    }
+
+    CompletableFuture<HttpResponse<String>> postAsync(String path, String body) {
+        return client.sendAsync(postRequest(path, body).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     static JsonNode json(HttpResponse<String> response) throws IOException {
         return JSON.readTree(response.body());
+    }
+
+    /** The base64 PNGs of an answer's images, in order. */
+    static List<String> pngs(JsonNode body) {
+        List<String> pngs = new ArrayList<>();
+        body.get("images").forEach(image -> pngs.add(image.get("png").asText()));
+        return pngs;
+    }
+
+    /** A base64 PNG's pixels, as ImageIO reads them. */
+    static int[] pixels(String base64Png) throws IOException {
+        return pixels(ImageIO.read(new ByteArrayInputStream(Base64.getDecoder().decode(base64Png))));
+    }
+
+    static int[] pixels(BufferedImage image) {
+        return image.getRaster().getPixels(0, 0, image.getWidth(), image.getHeight(), (int[]) null);
     }
 }
