@@ -32,12 +32,18 @@ started=$(date -u +%Y-%m-%dT%H:%MZ)
 mkdir -p "$(dirname "$out")"
 rm -f "$out"
 
+load() { # url pid clients requests [ServeLoad options...]: one run of ServeLoad, its JSON line on stdout
+  local url=$1 pid=$2 clients=$3 requests=$4
+  shift 4
+  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "$url" --pid "$pid" \
+    --requests "$requests" --clients "$clients" --steps "$steps" "$@"
+}
+
 side() { # side round max_batch
   local log
   log=$(mktemp)
   start_serve "$log" --model "$model" --max-batch "$3" --queue 256
-  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "http://127.0.0.1:$SERVE_PORT/" \
-    --pid "$SERVE_PID" --requests "$requests" --clients "$clients" --steps "$steps" \
+  load "http://127.0.0.1:$SERVE_PORT/" "$SERVE_PID" "$clients" "$requests" \
     | json_tag group=serve side="$1" round="$2" max_batch="$3" started="$started" >> "$out"
   stop_serve "$log"
   rm -f "$log"
@@ -55,13 +61,6 @@ for ((round = 1; round <= rounds; round++)); do
   if ((round % 2)); then side 1 "$round" 64; side 0 "$round" 1; else side 0 "$round" 1; side 1 "$round" 64; fi
 done
 
-load() { # url pid clients requests [ServeLoad options...]: one run of ServeLoad, its JSON line on stdout
-  local url=$1 pid=$2 clients=$3 requests=$4
-  shift 4
-  "$JAVA_HOME/bin/java" -cp benchmarks/target/benchmarks.jar org.ddim4j.benchmarks.ServeLoad --url "$url" --pid "$pid" \
-    --requests "$requests" --clients "$clients" --steps "$steps" --warmup 8 "$@"
-}
-
 if ((${SCALING:-1})); then
   token_file=$(mktemp)
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_file"
@@ -74,9 +73,9 @@ if ((${SCALING:-1})); then
   for clients_now in 1 8 32; do
     for kind in $( ((clients_now % 2)) && echo "unconditional class-guided" || echo "class-guided unconditional"); do
       if [[ $kind == unconditional ]]; then
-        load "$plain_url" "$plain_pid" "$clients_now" "$scaling_requests"
+        load "$plain_url" "$plain_pid" "$clients_now" "$scaling_requests" --warmup 8
       else
-        load "$class_url" "$class_pid" "$clients_now" "$scaling_requests" --classes 10 --guidance 3 --token-file "$token_file"
+        load "$class_url" "$class_pid" "$clients_now" "$scaling_requests" --warmup 8 --classes 10 --guidance 3 --token-file "$token_file"
       fi | json_tag group=serve-scaling kind="$kind" started="$started" >> "$out"
       tail -n 1 "$out"
     done

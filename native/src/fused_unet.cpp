@@ -183,13 +183,17 @@ struct FusedUNet::Plan {
     return options.convolutions != ConvAlgorithm::Direct && dtype == kF32;
   }
 
+  // A convolution's direct FLOPs (2 x multiply-adds) over the batch, as the profile reports them.
+  double conv_flops(int64_t in, int64_t out, int64_t kernel, int64_t size) const {
+    return 2.0 * static_cast<double>(batch * out * in * kernel * kernel * size * size);
+  }
+
   // dst = conv(src) (+ bias), then SiLU if `swish`, then + dst's old value if `accumulate`.
   void conv(const std::string& name, const memory& src, const memory& dst, int64_t kernel, bool swish = false,
             bool accumulate = false) {
     const auto& src_desc = src.get_desc();
     const auto& dst_desc = dst.get_desc();
     const int64_t in = src_desc.dims()[1], out = dst_desc.dims()[1], size = dst_desc.dims()[2], pad = kernel / 2;
-    const double flops = 2.0 * static_cast<double>(batch * out * in * kernel * kernel * size * size);
     const memory::desc weights_any({out, in, kernel, kernel}, dtype, Tag::any);
     const memory::desc bias_desc({out}, kF32, Tag::a);
     const auto make = [&](dnnl::algorithm algorithm, bool with_swish) {
@@ -217,10 +221,10 @@ struct FusedUNet::Plan {
     }
     if (!pd) pd = make(dnnl::algorithm::convolution_direct, swish);
     ConvWeights weights{name, memory::desc({out, in, kernel, kernel}, kF32, Tag::oihw),
-                        memory(pd.weights_desc(), engine), memory(bias_desc, engine)};
+                        memory(pd.weights_desc(), engine), memory(bias_desc, engine), /*norm=*/"", memory()};
     add_step(dnnl::convolution_forward(pd), pd,
              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, dst}},
-             name, flops);
+             name, conv_flops(in, out, kernel, size));
     convs.push_back(std::move(weights));
     if (separate_swish) {
       const dnnl::eltwise_forward::desc desc(kInference, dnnl::algorithm::eltwise_swish, dst_desc, 1.0f, 0.0f);
@@ -270,7 +274,7 @@ struct FusedUNet::Plan {
                         memory(bias_desc, engine), name + ".norm", memory(map_desc, engine)};
     add_step(dnnl::convolution_forward(conv_pd), conv_pd,
              {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, hidden}},
-             conv_name, 2.0 * static_cast<double>(batch * out * in * 9 * size * size));
+             conv_name, conv_flops(in, out, 3, size));
     add_step(dnnl::binary(map_pd), map_pd, {{DNNL_ARG_SRC_0, hidden}, {DNNL_ARG_SRC_1, weights.norm_map}, {DNNL_ARG_DST, hidden}},
              conv_name + " norm shift + swish");
     convs.push_back(std::move(weights));

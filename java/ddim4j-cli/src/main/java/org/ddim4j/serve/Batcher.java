@@ -18,8 +18,9 @@ import org.ddim4j.SampleOptions;
 
 /**
  * Dynamic batching: one thread samples every job, and merges queued jobs of the same steps, sampler,
- * eta and guidance (classes may differ: they are per image) into one call of up to {@code maxBatchImages} images. The call names each image by its
- * own (seed, index) ({@link SampleOptions.Builder#images}), and the network sees fixed micro-batches,
+ * eta and guidance (classes may differ: they are per image) into one call of up to
+ * {@code maxBatchImages} images. The call names each image by its own (seed, index) and class
+ * ({@link SampleOptions.Builder#images}), and the network sees fixed micro-batches,
  * so every job gets exactly the pixels it would get alone: merging changes throughput, never images.
  *
  * <p>An idle batcher lets the first job wait {@code batchWindow} for company; jobs that queued while

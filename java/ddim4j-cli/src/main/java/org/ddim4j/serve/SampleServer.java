@@ -10,8 +10,11 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Base64;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -59,7 +62,7 @@ public final class SampleServer implements AutoCloseable {
     private static final Map<String, String> STATIC_FILES = Map.of(
             "/", "index.html", "/index.html", "index.html", "/app.js", "app.js", "/style.css", "style.css");
     /** The API's routes: /metrics labels requests by these (anything else is "page" or "other"). */
-    static final java.util.Set<String> ROUTES = java.util.Set.of("/health", "/metrics", "/v1/model", "/v1/openapi.json",
+    static final Set<String> ROUTES = Set.of("/health", "/metrics", "/v1/model", "/v1/openapi.json",
             "/v1/samples", "/v1/samples/stream", "/v1/interpolations");
     private static final String OPENAPI = "/org/ddim4j/serve/openapi.json";
     /** A stream without events for this long gets a comment line, which also finds clients that went away. */
@@ -88,7 +91,7 @@ public final class SampleServer implements AutoCloseable {
         this.modelConfig = ddim.config();
         this.modelJson = describeModel(ddim);
         try (InputStream in = SampleServer.class.getResourceAsStream(OPENAPI)) {
-            this.openApi = java.util.Objects.requireNonNull(in, OPENAPI).readAllBytes();
+            this.openApi = Objects.requireNonNull(in, OPENAPI).readAllBytes();
         }
         this.metrics = new ServeMetrics(this::queuedRequests, this::runningRequests);
         this.batcher = new Batcher(ddim, settings, metrics);
@@ -334,13 +337,13 @@ public final class SampleServer implements AutoCloseable {
     }
 
     private void interpolations(HttpExchange exchange) throws IOException {
-        Map<String, java.util.List<String>> fields = SampleRequests.fromJson(readJson(exchange));
+        Map<String, List<String>> fields = SampleRequests.fromJson(readJson(exchange));
         SampleRequests.requireKnown(fields, SampleRequests.INTERPOLATION_FIELDS);
         long from = SampleRequests.longField(fields, "from", 1, Long.MIN_VALUE, Long.MAX_VALUE);
         long to = SampleRequests.longField(fields, "to", 2, Long.MIN_VALUE, Long.MAX_VALUE);
         int frames = SampleRequests.intField(fields, "frames", Math.min(8, settings.maxCount()), 2, settings.maxCount());
         int steps = SampleRequests.steps(fields, settings);
-        java.util.List<Integer> classes = SampleRequests.classes(fields, settings, modelConfig);
+        List<Integer> classes = SampleRequests.classes(fields, settings, modelConfig);
         double guidance = SampleRequests.guidance(fields, classes);
         Noise strip = Noise.slerpStrip(Noise.ofSeed(modelConfig, from, 0, 1), Noise.ofSeed(modelConfig, to, 0, 1), frames);
         SampleOptions options = SampleOptions.builder().noise(strip).steps(steps).sampler(Sampler.DDIM).classes(classes)
@@ -528,7 +531,7 @@ public final class SampleServer implements AutoCloseable {
     /** Each image with its seed and index (and class, for a class model): what a client needs to get it again. */
     private ObjectNode imagesJson(SampleJob job, SampleJob.Result result) {
         SampleOptions options = job.options();
-        java.util.List<Integer> classes = job.imageClasses();
+        List<Integer> classes = job.imageClasses();
         ObjectNode body = json.createObjectNode();
         ArrayNode images = body.putArray("images");
         for (int i = 0; i < result.images().count(); i++) {
