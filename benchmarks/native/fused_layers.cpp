@@ -71,9 +71,9 @@ int compare_pixels(const std::string& path, int64_t count, int64_t steps, double
                 path.c_str(), static_cast<long long>(count), static_cast<long long>(steps), request.guidance, a, b,
                 difference.max().item<double>(), difference.mean().item<double>());
   };
-  print("fused (default: Winograd on AVX-512)", "eager", fastest, eager);
+  print("fused (default: Winograd)", "eager", fastest, eager);
   print("fused direct", "eager", direct, eager);
-  print("fused (default: Winograd on AVX-512)", "fused direct", fastest, direct);
+  print("fused (default: Winograd)", "fused direct", fastest, direct);
   if (ddim::fused_bfloat16_native()) {
     print("fused bfloat16", "fused float32 (default)", run(NetworkKind::Fused, Precision::BFloat16, ConvAlgorithm::Fastest),
           fastest);

@@ -10,10 +10,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "winograd_f2x3.h"
 #endif
 
 namespace ddim {
@@ -80,6 +84,8 @@ struct ConvWeights {
   // differs from its interior), added after the convolution.
   std::string norm;
   memory norm_map;
+  // Set where ddim4j's own Winograd F(2x2, 3x3) runs the convolution (AVX2): it holds the weights.
+  std::shared_ptr<WinogradF2x3> winograd;
 };
 
 struct NormWeights {
@@ -93,6 +99,7 @@ struct Step {
   std::string layer;
   std::string implementation;
   double flops = 0;
+  std::function<void()> run;  // instead of the primitive: ddim4j's own kernels
 };
 
 // oneDNN has no fast kernel for some layer's part of a shared buffer: build with copies instead.
@@ -171,7 +178,7 @@ struct FusedUNet::Plan {
     const auto needed = pd.scratchpad_desc();
     if (needed.get_size() > scratchpad_desc.get_size()) scratchpad_desc = needed;
     args[DNNL_ARG_SCRATCHPAD] = memory();  // bound to the shared scratchpad in finish()
-    steps.push_back({std::move(primitive), std::move(args), std::move(layer), std::move(implementation), flops});
+    steps.push_back({std::move(primitive), std::move(args), std::move(layer), std::move(implementation), flops, /*run=*/{}});
   }
 
   // Whether a 3x3 convolution of `in` -> `out` channels at `size` x `size` uses Winograd.
@@ -181,6 +188,12 @@ struct FusedUNet::Plan {
   // has no Winograd kernel and direct is the only choice.
   bool winograd_for(int64_t /*in*/, int64_t /*out*/, int64_t /*size*/) const {
     return options.convolutions != ConvAlgorithm::Direct && dtype == kF32;
+  }
+
+  // Whether a 3x3 convolution runs ddim4j's own Winograd F(2x2, 3x3) (winograd_f2x3.h): float32 on
+  // nChw8c, that is, AVX2 CPUs, where oneDNN 2.6 has no Winograd kernel of its own.
+  bool own_winograd_for(int64_t in, int64_t out, int64_t size) const {
+    return winograd_for(in, out, size) && layout == Tag::nChw8c && WinogradF2x3::supported(size);
   }
 
   // A convolution's direct FLOPs (2 x multiply-adds) over the batch, as the profile reports them.
@@ -196,6 +209,10 @@ struct FusedUNet::Plan {
     const int64_t in = src_desc.dims()[1], out = dst_desc.dims()[1], size = dst_desc.dims()[2], pad = kernel / 2;
     const memory::desc weights_any({out, in, kernel, kernel}, dtype, Tag::any);
     const memory::desc bias_desc({out}, kF32, Tag::a);
+    if (kernel == 3 && own_winograd_for(in, out, size)) {
+      own_winograd(name, src, dst, swish, accumulate);
+      return;
+    }
     const auto make = [&](dnnl::algorithm algorithm, bool with_swish) {
       dnnl::post_ops post_ops;
       // x * sigmoid(1 * x) = SiLU; then y = conv(...) + y, y holding the shortcut.
@@ -221,16 +238,41 @@ struct FusedUNet::Plan {
     }
     if (!pd) pd = make(dnnl::algorithm::convolution_direct, swish);
     ConvWeights weights{name, memory::desc({out, in, kernel, kernel}, kF32, Tag::oihw),
-                        memory(pd.weights_desc(), engine), memory(bias_desc, engine), /*norm=*/"", memory()};
+                        memory(pd.weights_desc(), engine), memory(bias_desc, engine), /*norm=*/"", memory(), /*winograd=*/nullptr};
     add_step(dnnl::convolution_forward(pd), pd,
              {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, dst}},
              name, conv_flops(in, out, kernel, size));
     convs.push_back(std::move(weights));
-    if (separate_swish) {
-      const dnnl::eltwise_forward::desc desc(kInference, dnnl::algorithm::eltwise_swish, dst_desc, 1.0f, 0.0f);
-      const dnnl::eltwise_forward::primitive_desc swish_pd(desc, attributes(), engine);
-      add_step(dnnl::eltwise_forward(swish_pd), swish_pd, {{DNNL_ARG_SRC, dst}, {DNNL_ARG_DST, dst}}, name + " swish");
-    }
+    if (separate_swish) add_swish(name, dst);
+  }
+
+  // SiLU as a pass of its own over `dst`, after oneDNN's Winograd convolution (which fuses none).
+  void add_swish(const std::string& name, const memory& dst) {
+    const dnnl::eltwise_forward::desc desc(kInference, dnnl::algorithm::eltwise_swish, dst.get_desc(), 1.0f, 0.0f);
+    const dnnl::eltwise_forward::primitive_desc swish_pd(desc, attributes(), engine);
+    add_step(dnnl::eltwise_forward(swish_pd), swish_pd, {{DNNL_ARG_SRC, dst}, {DNNL_ARG_DST, dst}}, name + " swish");
+  }
+
+  // conv() by ddim4j's own Winograd F(2x2, 3x3), SiLU or the residual add included; `norm`: the
+  // BatchNorm folded into it ("" for none). The memories' handles are read when the step runs: the
+  // shared buffers and the caller's tensors are bound later.
+  void own_winograd(const std::string& name, const memory& src, const memory& dst, bool swish, bool accumulate,
+                    const std::string& norm = "") {
+    const int64_t in = src.get_desc().dims()[1], out = dst.get_desc().dims()[1], size = dst.get_desc().dims()[2];
+    auto winograd = std::make_shared<WinogradF2x3>(batch, in, out, size);
+    using Epilogue = WinogradF2x3::Epilogue;
+    const auto epilogue = swish ? Epilogue::Silu : accumulate ? Epilogue::Accumulate : Epilogue::Store;
+    Step step;
+    step.run = [winograd, src, dst, epilogue] {
+      winograd->run(static_cast<const float*>(src.get_data_handle()), static_cast<float*>(dst.get_data_handle()), epilogue);
+    };
+    step.layer = name;
+    step.implementation = "ddim4j_winograd_2x3:avx2";
+    step.flops = conv_flops(in, out, 3, size);
+    steps.push_back(std::move(step));
+    // A folded norm's map is computed in plain NCHW by load_weights(), which hands it to `winograd`.
+    memory norm_map = norm.empty() ? memory() : memory(memory::desc({1, out, size, size}, kF32, Tag::nchw), engine);
+    convs.push_back({name, memory::desc({out, in, 3, 3}, kF32, Tag::oihw), memory(), memory(), norm, norm_map, winograd});
   }
 
   // A view of one of the shared buffers; its handle is bound in finish(), once the largest size is known.
@@ -247,6 +289,10 @@ struct FusedUNet::Plan {
     const auto& x_desc = x.get_desc();
     const auto& hidden_desc = hidden.get_desc();
     const int64_t in = x_desc.dims()[1], out = hidden_desc.dims()[1], size = hidden_desc.dims()[2];
+    if (own_winograd_for(in, out, size)) {  // the map, the bias and SiLU all in its output transform
+      own_winograd(name + ".conv_a", x, hidden, /*swish=*/true, /*accumulate=*/false, name + ".norm");
+      return true;
+    }
     if (!winograd_for(in, out, size)) return false;
     // Channels that fill whole blocks only: on a layout padded to its block (8 of 16 channels, say)
     // oneDNN 2.6's broadcast add gave wrong sums (FusedNetwork.FoldsBatchNormIntoWinogradConvolutions).
@@ -271,7 +317,7 @@ struct FusedUNet::Plan {
     if (std::string(map_pd.impl_info_str()).rfind("ref", 0) == 0) return false;  // a slow pass would cost what it saves
     const std::string conv_name = name + ".conv_a";
     ConvWeights weights{conv_name, memory::desc({out, in, 3, 3}, kF32, Tag::oihw), memory(conv_pd.weights_desc(), engine),
-                        memory(bias_desc, engine), name + ".norm", memory(map_desc, engine)};
+                        memory(bias_desc, engine), name + ".norm", memory(map_desc, engine), /*winograd=*/nullptr};
     add_step(dnnl::convolution_forward(conv_pd), conv_pd,
              {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, weights.weights}, {DNNL_ARG_BIAS, weights.bias}, {DNNL_ARG_DST, hidden}},
              conv_name, conv_flops(in, out, 3, size));
@@ -453,7 +499,16 @@ struct FusedUNet::Plan {
     hidden_buffer = bind_shared(hidden_uses);
     scratchpad = torch::empty({std::max<int64_t>(1, static_cast<int64_t>(scratchpad_desc.get_size()))}, torch::kUInt8);
     const memory scratch(scratchpad_desc, engine, scratchpad.data_ptr());
-    for (auto& step : steps) step.args[DNNL_ARG_SCRATCHPAD] = scratch;
+    for (auto& step : steps)
+      if (!step.run) step.args[DNNL_ARG_SCRATCHPAD] = scratch;
+  }
+
+  void run(Step& step) {
+    if (step.run) {
+      step.run();
+    } else {
+      step.primitive.execute(stream, step.args);
+    }
   }
 
   void reset() {
@@ -510,7 +565,7 @@ struct FusedUNet::Plan {
     fill_embeddings(noise_variances, labels);
     input.set_data_handle(input_tensor.data_ptr());
     output.set_data_handle(output_tensor.data_ptr());
-    for (auto& step : steps) step.primitive.execute(stream, step.args);
+    for (auto& step : steps) run(step);
     stream.wait();
   }
 };
@@ -603,10 +658,19 @@ void FusedUNet::load_weights(UNetImpl& network) {
       const auto map_dims = conv.norm_map.get_desc().dims();
       const auto shift_image = shift.view({1, -1, 1, 1}).expand({1, shift.size(0), map_dims[2], map_dims[3]}).contiguous();
       const auto map = torch::conv2d(shift_image, weights, {}, 1, 1).contiguous();
+      weights = (weights * scale.view({1, -1, 1, 1})).contiguous();
+      if (conv.winograd) {
+        conv.winograd->set_weights(weights.data_ptr<float>(), tensor(conv.name + ".bias").data_ptr<float>(),
+                                   map.data_ptr<float>());
+        continue;
+      }
       memory plain_map(memory::desc(map_dims, kF32, Tag::nchw), plan.engine, map.data_ptr());
       dnnl::reorder(plain_map, conv.norm_map).execute(plan.stream, plain_map, conv.norm_map);
       plan.stream.wait();  // before `map` goes
-      weights = (weights * scale.view({1, -1, 1, 1})).contiguous();
+    }
+    if (conv.winograd) {
+      conv.winograd->set_weights(weights.data_ptr<float>(), tensor(conv.name + ".bias").data_ptr<float>());
+      continue;
     }
     memory plain(conv.plain, plan.engine, weights.data_ptr());
     dnnl::reorder(plain, conv.weights).execute(plan.stream, plain, conv.weights);  // and to bfloat16 if need be
@@ -667,7 +731,7 @@ std::vector<FusedStepTiming> FusedUNet::profile(int runs) {
   plan.execute(input, output, variances, {});
   const auto time = [&](Step& step) {
     const auto start = std::chrono::steady_clock::now();
-    step.primitive.execute(plan.stream, step.args);
+    plan.run(step);
     plan.stream.wait();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   };

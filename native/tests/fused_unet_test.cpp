@@ -303,9 +303,10 @@ TEST_F(FusedNetwork, ComputesInBfloat16WhereTheCpuHasIt) {
   EXPECT_LT(error, 5e-2);  // ...and still computes the same function
 }
 
-// Where conv_a runs Winograd (float32 on AVX-512) on whole blocks of channels, each block's BatchNorm
-// is folded into it: no BatchNorm step runs, and the output is the unfolded plan's (and the eager
-// network's) up to rounding. The tiny network's 8-channel widths are not folded, and compute the same.
+// Where conv_a runs Winograd, each block's BatchNorm is folded into it: no BatchNorm step runs, and the
+// output is the unfolded plan's (and the eager network's) up to rounding. oneDNN's Winograd (float32
+// on AVX-512) folds only where channels fill whole 16-channel blocks (the tiny network's 8-channel
+// widths are not folded, and compute the same); ddim4j's own (AVX2) folds every block, SiLU included.
 TEST_F(FusedNetwork, FoldsBatchNormIntoWinogradConvolutions) {
   for (const auto& config : configs()) {
     Model model(config, torch::kCPU, 3);
@@ -333,11 +334,19 @@ TEST_F(FusedNetwork, FoldsBatchNormIntoWinogradConvolutions) {
     int64_t blocks = 0;
     for (const auto& layer : unet_layers(config)) blocks += layer.kind == LayerKind::Residual ? 1 : 0;
     EXPECT_EQ(count_steps(unfolded, ".norm"), blocks);
-    bool winograd = false;
-    for (const auto& step : unfolded.profile(1)) winograd = winograd || step.implementation.find("wino") != std::string::npos;
-    if (winograd && config.widths[0] % 16 == 0) {  // the reference on AVX-512: every block folded
+    bool onednn_winograd = false, own_winograd = false;
+    for (const auto& step : unfolded.profile(1)) {
+      onednn_winograd = onednn_winograd || step.implementation.rfind("jit_wino", 0) == 0;
+      own_winograd = own_winograd || step.implementation.rfind("ddim4j_winograd", 0) == 0;
+    }
+    if (onednn_winograd && config.widths[0] % 16 == 0) {  // the reference on AVX-512: every block folded
       EXPECT_EQ(count_steps(folded, ".norm"), 0);
       EXPECT_EQ(count_steps(folded, "norm shift + swish"), blocks);
+    }
+    if (own_winograd) {  // AVX2: every block folded, both networks, and no pass of its own for SiLU either
+      EXPECT_EQ(count_steps(folded, ".norm"), 0);
+      EXPECT_EQ(count_steps(folded, " swish"), 0);
+      EXPECT_EQ(count_steps(unfolded, " swish"), 0);
     }
   }
 }
