@@ -11,7 +11,9 @@
 #                                            # above; writes benchmarks/results/peers-batches.jsonl, no checks
 #
 # ddim4j runs with its defaults (Network.AUTO: the fused network), with Network.EAGER (ddim4j-eager) and with
-# bfloat16 (ddim4j-bf16: the fused bfloat16 plan on AVX512-BF16 CPUs).
+# bfloat16 (ddim4j-bf16: the fused bfloat16 plan on AVX512-BF16 CPUs). ddim4j-avx2 (not in the default list) is
+# the default path with oneDNN capped at AVX2 (DNNL_MAX_CPU_ISA=AVX2, the one variable set): ddim4j's AVX2 path
+# on an AVX-512 machine, against peers that keep AVX-512, a bound from below on its ratio on an AVX2-only CPU.
 # Work: 16 images x 20 deterministic DDIM steps, untrained reference U-Net (3x64x64), weights made once
 # by export.py and shared by all engines (the Python baseline builds its own; weights do not change the cost).
 # Writes benchmarks/results/peers.jsonl (a line per engine and round) and peers-check.jsonl (the exports,
@@ -34,7 +36,7 @@ exports=benchmarks/target/peers
 classpath="benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*"
 java=(java --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$classpath")
 read -ra engines <<< "${ENGINES:-ddim4j ddim4j-eager ddim4j-bf16 ort djl pytorch}"
-checked=$(printf '%s\n' "${engines[@]}" | grep -vx 'ddim4j-eager\|pytorch' | paste -sd, || true)  # PeerCheck's --engines
+checked=$(printf '%s\n' "${engines[@]}" | grep -vx 'ddim4j-eager\|ddim4j-avx2\|pytorch' | paste -sd, || true)  # PeerCheck's --engines
 
 if [[ ! -f benchmarks/target/benchmarks.jar || ! -d benchmarks/target/peer-libs ]]; then
   mvn -B -q -pl benchmarks -am package -DskipTests -Dmaven.javadoc.skip=true -Dmaven.source.skip=true
@@ -55,6 +57,21 @@ if row.get("tool") == "python":
 print(json.dumps(row))' | json_tag "$@"
 }
 
+# The command that times `engine` at `batch` images: the Python baseline for pytorch, else PeerSampling.
+engine_command() {
+  local engine=$1 batch=$2
+  if [[ $engine == pytorch ]]; then
+    command=("$python" benchmarks/python/baseline.py --mode sample --config reference --batch "$batch" --steps 20
+      --threads "$threads" --min-seconds "$seconds" --warmup "$warmup" --iterations "$runs")
+    return
+  fi
+  command=("${java[@]}" org.ddim4j.benchmarks.PeerSampling --engine "$engine" --model "$exports/reference" --batch "$batch"
+    --steps 20 --threads "$threads" --seconds "$seconds" --warmup "$warmup" --runs "$runs")
+  if [[ $engine == ddim4j-avx2 ]]; then
+    command=(env DNNL_MAX_CPU_ISA=AVX2 "${command[@]/#ddim4j-avx2/ddim4j}")
+  fi
+}
+
 if [[ -n ${BATCHES:-} ]]; then
   "$python" benchmarks/python/export.py --reference --out "$exports/reference" > /dev/null
   echo "== batch scaling: batches $BATCHES, $rounds rounds x ${#engines[@]} engines (benchmarks/results/peers-batches.jsonl)"
@@ -63,15 +80,9 @@ if [[ -n ${BATCHES:-} ]]; then
     for batch in $BATCHES; do
       for ((i = 0; i < ${#engines[@]}; i++)); do
         engine=${engines[$(((i + round - 1) % ${#engines[@]}))]}
-        if [[ $engine == pytorch ]]; then
-          command=("$python" benchmarks/python/baseline.py --mode sample --config reference --batch "$batch" --steps 20
-            --threads "$threads" --min-seconds "$seconds" --warmup "$warmup" --iterations "$runs")
-        else
-          command=("${java[@]}" org.ddim4j.benchmarks.PeerSampling --engine "$engine" --model "$exports/reference" --batch "$batch"
-            --steps 20 --threads "$threads" --seconds "$seconds" --warmup "$warmup" --runs "$runs")
-        fi
+        engine_command "$engine" "$batch"
         line=$("${command[@]}") || { echo "peers: $engine failed at batch $batch in round $round (exit $?)" >&2; exit 1; }
-        annotate round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" \
+        annotate engine="$engine" round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" \
           | tee -a "$results/peers-batches.jsonl"
       done
     done
@@ -93,14 +104,8 @@ echo "== sampling, $rounds rounds x ${#engines[@]} engines, $threads threads, >=
 for ((round = 1; round <= rounds; round++)); do
   for ((i = 0; i < ${#engines[@]}; i++)); do
     engine=${engines[$(((i + round - 1) % ${#engines[@]}))]}
-    if [[ $engine == pytorch ]]; then
-      command=("$python" benchmarks/python/baseline.py --mode sample --config reference --batch 16 --steps 20
-        --threads "$threads" --min-seconds "$seconds" --warmup "$warmup" --iterations "$runs")
-    else
-      command=("${java[@]}" org.ddim4j.benchmarks.PeerSampling --engine "$engine" --model "$exports/reference" --batch 16 --steps 20
-        --threads "$threads" --seconds "$seconds" --warmup "$warmup" --runs "$runs")
-    fi
+    engine_command "$engine" 16
     line=$("${command[@]}") || { echo "peers: $engine failed in round $round (exit $?)" >&2; exit 1; }
-    annotate round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" | tee -a "$results/peers.jsonl"
+    annotate engine="$engine" round="$round" position="$((i + 1))" warmup="$warmup" runs="$runs" seconds="$seconds" <<< "$line" | tee -a "$results/peers.jsonl"
   done
 done

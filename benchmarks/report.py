@@ -63,7 +63,7 @@ def ratio_cells(ratios):
 
 
 # The engines of benchmarks/peers.sh, in the order the report lists them.
-PEER_NAMES = {"ddim4j": "ddim4j (default: fused network)", "ddim4j-eager": "ddim4j eager network", "ddim4j-bf16": "ddim4j bfloat16 (fused)", "ort": "ONNX Runtime", "djl": "DJL (PyTorch)",
+PEER_NAMES = {"ddim4j": "ddim4j (default: fused network)", "ddim4j-eager": "ddim4j eager network", "ddim4j-bf16": "ddim4j bfloat16 (fused)", "ddim4j-avx2": "ddim4j default, oneDNN capped at AVX2", "ort": "ONNX Runtime", "djl": "DJL (PyTorch)",
               "pytorch": "PyTorch eager (Python)", "pytorch-eager": "PyTorch eager (export.py)"}
 
 
@@ -161,7 +161,7 @@ if peers:
     w("")
     w("| ddim4j | against | speed ratio: median | min - max |")
     w("|---|---|---|---|")
-    for ours in ("ddim4j", "ddim4j-eager", "ddim4j-bf16"):
+    for ours in ("ddim4j", "ddim4j-eager", "ddim4j-bf16", "ddim4j-avx2"):
         for other in ("ort", "djl", "pytorch"):
             ratios = sorted(ms[(other, r)] / ms[(ours, r)] for r in rounds if (other, r) in ms and (ours, r) in ms)
             if ratios:

@@ -92,7 +92,7 @@ bool WinogradF2x3::supported(int64_t size) {
 // need: at a multiple of 4 KiB, the 16 stores of each tile would all fall in one set of the L1
 // cache (measured: the input transform took 3.4 ms for 3 ms of products).
 DDIM_AVX2 void WinogradF2x3::run_chunk(const float* src, float* dst, Epilogue epilogue, int64_t first_tile, int64_t tiles,
-                                       float* scratch) const {
+                                       int64_t first_column, int64_t end_column, float* scratch) const {
   const int64_t per_row = size_ / 2, per_image = per_row * per_row, plane = size_ * size_;
   const int64_t in_blocks = in_padded_ / kLanes, out_blocks = round_up(out_, kLanes) / kLanes;
   const int64_t rows = round_up(tiles, kRowsPerKernel);
@@ -133,7 +133,7 @@ DDIM_AVX2 void WinogradF2x3::run_chunk(const float* src, float* dst, Epilogue ep
   // 16 products [tiles x in] x [in x out], 6 tiles x 16 output channels per kernel call.
   const int64_t column_blocks = out_padded_ / 16;
   for (int64_t position = 0; position < kPositions; ++position)
-    for (int64_t columns = 0; columns < column_blocks; ++columns) {
+    for (int64_t columns = first_column; columns < end_column; ++columns) {
       const float* weights = transformed_weights_.data() + (position * column_blocks + columns) * in_padded_ * 16;
       for (int64_t t = 0; t < rows; t += kRowsPerKernel)
         multiply(transformed + position * matrix_stride + t * in_padded_, in_padded_, weights, in_padded_,
@@ -145,7 +145,7 @@ DDIM_AVX2 void WinogradF2x3::run_chunk(const float* src, float* dst, Epilogue ep
   const bool map = !bias_map_.empty();
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t tile = first_tile + t, n = tile / per_image, ty = (tile % per_image) / per_row, tx = tile % per_row;
-    for (int64_t block = 0; block < out_blocks; ++block) {
+    for (int64_t block = 2 * first_column; block < std::min(2 * end_column, out_blocks); ++block) {
       const float* m = products + t * kPositions * out_padded_ + block * kLanes;
       __m256 sums[2][4];
       for (int j = 0; j < 4; ++j) {
@@ -177,7 +177,7 @@ DDIM_AVX2 void WinogradF2x3::run_chunk(const float* src, float* dst, Epilogue ep
 
 bool WinogradF2x3::supported(int64_t) { return false; }
 
-void WinogradF2x3::run_chunk(const float*, float*, Epilogue, int64_t, int64_t, float*) const {
+void WinogradF2x3::run_chunk(const float*, float*, Epilogue, int64_t, int64_t, int64_t, int64_t, float*) const {
   fail(Status::Internal, "Winograd F(2x2, 3x3) needs an x86-64 CPU with AVX2");
 }
 
@@ -228,15 +228,22 @@ void WinogradF2x3::run(const float* src, float* dst, Epilogue epilogue) const {
   const int64_t tiles = batch_ * (size_ / 2) * (size_ / 2);
   const int64_t chunks = (tiles + chunk_ - 1) / chunk_;
   const int64_t scratch_floats = kPositions * (chunk_ * (in_padded_ + out_padded_) + kMatrixGap);
+  const int threads = at::get_num_threads();
+  // Too few chunks for the threads (one image of 8x8: 16 tiles, one chunk): the output channels are
+  // split as well, each part transforming the chunk's input again. Every value is computed alike
+  // whatever the split, so results do not depend on it.
+  const int64_t column_blocks = out_padded_ / 16;
+  const int64_t splits = std::min<int64_t>(column_blocks, (2 * threads + chunks - 1) / chunks);
   // OpenMP, as libtorch and oneDNN thread: libtorch's thread count, and no threads of our own to
   // compete with their spinning ones. (at::parallel_for is inline: it would be serial here.)
-#pragma omp parallel for schedule(static) num_threads(at::get_num_threads())
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t task = 0; task < chunks * splits; ++task) {
     // Zeroed when first made, so that the rows past a partial chunk's tiles hold numbers.
     thread_local std::vector<float> scratch;  // one per thread, kept: the pool's threads live on
     if (static_cast<int64_t>(scratch.size()) < scratch_floats) scratch.resize(scratch_floats, 0.0f);
-    const int64_t first = chunk * chunk_;
-    run_chunk(src, dst, epilogue, first, std::min(chunk_, tiles - first), scratch.data());
+    const int64_t chunk = task / splits, split = task % splits, first = chunk * chunk_;
+    run_chunk(src, dst, epilogue, first, std::min(chunk_, tiles - first), split * column_blocks / splits,
+              (split + 1) * column_blocks / splits, scratch.data());
   }
 }
 

@@ -41,7 +41,9 @@ class WinogradF2x3 {
   void run(const float* src, float* dst, Epilogue epilogue) const;
 
  private:
-  void run_chunk(const float* src, float* dst, Epilogue epilogue, int64_t first_tile, int64_t tiles, float* scratch) const;
+  // Tiles [first_tile, first_tile + tiles), output channels [16 first_column, 16 end_column).
+  void run_chunk(const float* src, float* dst, Epilogue epilogue, int64_t first_tile, int64_t tiles, int64_t first_column,
+                 int64_t end_column, float* scratch) const;
 
   int64_t batch_, in_, out_, size_;
   int64_t in_padded_;   // in rounded up to 8: the layout's channels
