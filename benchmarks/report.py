@@ -141,7 +141,10 @@ if peers:
       f"then the median of runs over at least {first.get('runs', 3)} runs and {first.get('seconds', '?')} s. ddim4j samples through `Ddim.sample` (plain `java`, no environment "
       "tuning; its defaults (`Network.AUTO`: the fused network), `Network.EAGER`, or `Precision.BFLOAT16` (the fused bfloat16 plan)); ONNX Runtime and DJL run the network exported by `benchmarks/python/export.py` from the same model file "
       "(same weights) and do the DDIM update in Java arrays with ddim4j's schedule; PyTorch is `baseline.py` (its own "
-      "untrained weights: weights do not change the cost).")
+      "untrained weights: weights do not change the cost)." +
+      (" `ddim4j default, oneDNN capped at AVX2` is the default run with `DNNL_MAX_CPU_ISA=AVX2`, the one environment "
+       "variable set anywhere here: the AVX2 plan (nChw8c, ddim4j's own Winograd F(2x2, 3x3)) on this AVX-512 machine. Its "
+       "peers keep AVX-512, so its ratios bound from below what an AVX2-only CPU would show." if "ddim4j-avx2" in engines else ""))
     w("")
     per_image = next((row["forward_flops_per_image"] for row in flops if row.get("config") == "reference"), None)
     w("| engine | version and settings | ms per run: median of rounds | min - max of rounds | images/s | GFLOP/s | % of peak |")
@@ -213,48 +216,55 @@ if fused_layers:
     w(f"`build/ddim_fused_layers` times every step of the fused plan on its own (the fastest of 5 runs, batch 16, "
       f"{threads} threads), for each "
       "convolution algorithm. GFLOP/s count a convolution's direct FLOPs (2 x multiply-adds): Winograd F(4x4, 3x3) does "
-      "~4x fewer multiplications, so its effective figure can pass the FMA peak. Without AVX-512 oneDNN 2.6 has no "
-      "Winograd kernel and both columns run direct convolutions. `norm shift + swish` rows: on the Winograd side each "
+      "~4x fewer multiplications, F(2x2, 3x3) 2.25x fewer, so their effective figures can pass the FMA peak. With AVX-512 "
+      "the Winograd side is oneDNN's F(4x4, 3x3) (`jit_wino_4x3`); with AVX2, where oneDNN 2.6 has none, ddim4j's own "
+      "F(2x2, 3x3) (`ddim4j_winograd_2x3`, native/src/winograd_f2x3.h). On an AVX-512 machine the AVX2 plan is timed with "
+      "`DNNL_MAX_CPU_ISA=AVX2` (the \"instructions\" column). `norm shift + swish` rows (AVX-512): on the Winograd side each "
       "block's BatchNorm is folded into conv_a (scaled weights), and the norm's shift map is added in the SiLU pass that a "
-      "Winograd conv_a needs anyway (oneDNN's Winograd kernel fuses sums, not SiLU); the direct side keeps BatchNorm passes.")
+      "Winograd conv_a needs anyway (oneDNN's Winograd kernel fuses sums, not SiLU); ddim4j's own Winograd adds the map and "
+      "applies SiLU in its output transform, so no pass of its own runs; the direct side keeps BatchNorm passes.")
     w("")
     totals = [row for row in fused_layers if row["layer"] == "total"]
-    w("| config | precision | 3x3 convolutions | layout | steps, each repeated alone, ms | steps within a forward, ms | "
+    w("| config | instructions | precision | 3x3 convolutions | layout | steps, each repeated alone, ms | steps within a forward, ms | "
       "whole forward, ms | effective GFLOP/s | % of peak |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for row in totals:
         within = f"{row['in_forward_ms']:.1f}" if "in_forward_ms" in row else "-"
-        w(f"| {row['config']} | {row['precision']} | {row['algorithm']} | {row['layout']} | {row['ms']:.1f} | {within} | "
+        w(f"| {row['config']} | {row.get('isa', '?')} | {row['precision']} | {row['algorithm']} | {row['layout']} | {row['ms']:.1f} | {within} | "
           f"{row['forward_ms']:.1f} | {row['gflops']:.0f} | {row['gflops'] / best_peak * 100:.0f}% |")
     w("")
     w("A step repeated alone finds its input in cache; within a forward it reads what the step before wrote, which is "
       "where most of the difference to the whole forward goes (the rest, ~1 ms, is the embeddings and conversions).")
     w("")
-    steps = {}
-    for row in fused_layers:
-        if row["layer"] != "total" and row["config"] == "reference" and row["precision"] == "fp32":
-            steps.setdefault(row["layer"], {})[row["algorithm"]] = row
-    w("Reference U-Net, float32, every convolution (other steps summed in the last row):")
-    w("")
-    w("| layer | direct: ms | GFLOP/s | % of peak | Winograd: ms | GFLOP/s | % of peak | kernel |")
-    w("|---|---|---|---|---|---|---|---|")
-    other = {"direct": 0.0, "winograd": 0.0}
-    for layer, by in steps.items():
-        if not all(a in by for a in ("direct", "winograd")):
+    for isa in dict.fromkeys(row.get("isa", "?") for row in fused_layers):  # the machine's own first, then AVX2
+        steps = {}
+        for row in fused_layers:
+            if row["layer"] != "total" and row["config"] == "reference" and row["precision"] == "fp32" and row.get("isa", "?") == isa:
+                steps.setdefault(row["layer"], {})[row["algorithm"]] = row
+        if not steps:
             continue
-        if by["direct"]["flops"] == 0:
+        w(f"Reference U-Net, float32, {isa}, every convolution (other steps summed in the last row):")
+        w("")
+        w("| layer | direct: ms | GFLOP/s | % of peak | Winograd: ms | GFLOP/s | % of peak | kernel |")
+        w("|---|---|---|---|---|---|---|---|")
+        other = {"direct": 0.0, "winograd": 0.0}
+        for layer, by in steps.items():
+            if not all(a in by for a in ("direct", "winograd")):
+                continue
+            if by["direct"]["flops"] == 0:
+                for a in other:
+                    other[a] += by[a]["ms"]
+                continue
+            d, g = by["direct"], by["winograd"]
+            w(f"| {layer} | {d['ms']:.2f} | {d['gflops']:.0f} | {d['gflops'] / best_peak * 100:.0f}% | {g['ms']:.2f} | "
+              f"{g['gflops']:.0f} | {g['gflops'] / best_peak * 100:.0f}% | {g['implementation']} |")
+        for layer, by in steps.items():  # passes on one side only: SiLU and norm shift (Winograd), BatchNorm (direct)
             for a in other:
-                other[a] += by[a]["ms"]
-            continue
-        d, g = by["direct"], by["winograd"]
-        w(f"| {layer} | {d['ms']:.2f} | {d['gflops']:.0f} | {d['gflops'] / best_peak * 100:.0f}% | {g['ms']:.2f} | "
-          f"{g['gflops']:.0f} | {g['gflops'] / best_peak * 100:.0f}% | {g['implementation']} |")
-    for layer, by in steps.items():  # shift + SiLU passes only on the Winograd side, BatchNorm passes only on the direct one
-        if "winograd" in by and "direct" not in by:
-            other["winograd"] += by["winograd"]["ms"]
-    w(f"| other steps (BatchNorm or norm shift + SiLU passes, joins, pooling, upsampling, conversions) | {other['direct']:.2f} | | | "
-      f"{other['winograd']:.2f} | | | |")
-    w("")
+                if a in by and len(by) == 1:
+                    other[a] += by[a]["ms"]
+        w(f"| other steps (BatchNorm or norm shift + SiLU passes, joins, pooling, upsampling, conversions) | {other['direct']:.2f} | | | "
+          f"{other['winograd']:.2f} | | | |")
+        w("")
 if fused_pixels:
     w("## Pixels: the fused network against the eager one")
     w("")
@@ -262,10 +272,10 @@ if fused_pixels:
       "with classes 0..9 in turn and guidance 3) through each network; largest and mean absolute difference of the pixels "
       "(in [0, 1]).")
     w("")
-    w("| model | network | against | max abs | mean abs |")
-    w("|---|---|---|---|---|")
+    w("| model | instructions | network | against | max abs | mean abs |")
+    w("|---|---|---|---|---|---|")
     for row in fused_pixels:
-        w(f"| {os.path.basename(row['model'])} | {row['network']} | {row['against']} | {row['max_abs']:.2g} | {row['mean_abs']:.2g} |")
+        w(f"| {os.path.basename(row['model'])} | {row.get('isa', '?')} | {row['network']} | {row['against']} | {row['max_abs']:.2g} | {row['mean_abs']:.2g} |")
     w("")
 if fused_quality:
     w("## bfloat16 fused: quality")

@@ -334,8 +334,8 @@ typedef enum ddim_network {
                              * (scripts/python/ddim4j_torch.py) */
     DDIM_NETWORK_FUSED = 1, /* CPU: the U-Net as one oneDNN inference plan (activations kept in oneDNN's
                              * blocked layout, SiLU and the residual add fused into the convolutions,
-                             * concatenations written in place, Winograd 3x3 convolutions on AVX-512, buffers
-                             * reused across steps). 2-3x faster than the eager network on AVX-512; rounds
+                             * concatenations written in place, Winograd 3x3 convolutions: oneDNN's on
+                             * AVX-512, ddim4j's own F(2x2, 3x3) on AVX2; buffers reused across steps). 2-3x faster than the eager network on AVX-512; rounds
                              * differently in the last bits (README: at most ~1e-4 in a pixel of [0, 1] over
                              * 20 steps). Deterministic and batch invariant like the eager network. With
                              * DDIM_PRECISION_BFLOAT16: bfloat16 convolutions accumulating in float32, on CPUs

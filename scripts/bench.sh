@@ -41,6 +41,8 @@ mkdir -p "$results"
 rm -f "$results"/*.jsonl "$results"/*.json "$results"/*.txt
 java=(java --enable-native-access=ALL-UNNAMED -cp "benchmarks/target/benchmarks.jar:benchmarks/target/peer-libs/*")
 has_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)
+# With AVX-512, the AVX2 plan (ddim4j's own Winograd) is timed as well, oneDNN capped by DNNL_MAX_CPU_ISA=AVX2.
+has_avx512=$(grep -qw avx512f /proc/cpuinfo && echo yes || echo no)
 
 # ab OUT GROUP CMD...: ROUNDS rounds of the commands (one per argument), in an order rotated each round.
 ab() {
@@ -60,8 +62,9 @@ baseline() { "$python" benchmarks/python/baseline.py --threads "$THREADS" --min-
 
 echo "== ddim4j against its Java peers and PyTorch (benchmarks/peers.sh)"
 engines="ddim4j ddim4j-eager ort djl pytorch"
+[[ $has_avx512 == yes ]] && engines="ddim4j ddim4j-avx2 ddim4j-eager ort djl pytorch"
 # bfloat16 without AVX512-BF16 runs ~10x slower than float32 (emulated): measured only where it has hardware.
-[[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-eager ddim4j-bf16 ort djl pytorch"
+[[ $has_bf16 == yes ]] && engines="ddim4j ddim4j-avx2 ddim4j-eager ddim4j-bf16 ort djl pytorch"
 ENGINES=$engines WARMUP=1 RUNS=2 benchmarks/peers.sh
 
 echo "== batch-size scaling: ddim4j, ONNX Runtime, PyTorch at batch 1, 4, 16, 64 (benchmarks/peers.sh)"
@@ -70,12 +73,20 @@ BATCHES="1 4 16 64" ENGINES="ddim4j ort pytorch" WARMUP=1 RUNS=2 benchmarks/peer
 echo "== the fused network: layer by layer, in pixels, bfloat16 quality, the cost of guidance"
 for config in reference fashion; do
   build/ddim_fused_layers --config "$config" --threads "$THREADS" --algorithms direct,winograd | tee -a "$results/fused-layers.jsonl"
+  if [[ $has_avx512 == yes ]]; then
+    DNNL_MAX_CPU_ISA=AVX2 build/ddim_fused_layers --config "$config" --threads "$THREADS" --algorithms direct,winograd \
+      | tee -a "$results/fused-layers.jsonl"
+  fi
   if [[ $has_bf16 == yes ]]; then
     build/ddim_fused_layers --config "$config" --threads "$THREADS" --precision bf16 --algorithms fastest | tee -a "$results/fused-layers.jsonl"
   fi
 done
 for model in fashion-mnist-32 fashion-mnist-32-classes; do
   build/ddim_fused_layers --pixels "models/$model.safetensors" --threads "$THREADS" | tee -a "$results/fused-pixels.jsonl"
+  if [[ $has_avx512 == yes ]]; then
+    DNNL_MAX_CPU_ISA=AVX2 build/ddim_fused_layers --pixels "models/$model.safetensors" --threads "$THREADS" \
+      | tee -a "$results/fused-pixels.jsonl"
+  fi
 done
 "${java[@]}" org.ddim4j.benchmarks.GuidanceCost models/fashion-mnist-32-classes.safetensors models/fashion-mnist-32.safetensors \
   "$ROUNDS" 64 20 | tee "$results/guidance-cost.jsonl"

@@ -4,8 +4,9 @@
 //   build/ddim_fused_layers [--config reference|fashion] [--batch 16] [--runs 5] [--threads 0]
 //                           [--algorithms direct,winograd] [--precision fp32|bf16]
 //
-// Prints one JSON line per step and algorithm: {"layer", "algorithm", "implementation", "flops",
-// "ms", "gflops"}, then a summary line per algorithm (the whole forward).
+// Prints one JSON line per step and algorithm: {"layer", "isa", "algorithm", "implementation", "flops",
+// "ms", "gflops"}, then a summary line per algorithm (the whole forward). "isa": the instructions
+// oneDNN runs on (DNNL_MAX_CPU_ISA=AVX2 runs the AVX2 plan on an AVX-512 CPU).
 //
 //   build/ddim_fused_layers --pixels MODEL_FILE [--count 64] [--steps 20] [--guidance 3]
 //
@@ -66,9 +67,9 @@ int compare_pixels(const std::string& path, int64_t count, int64_t steps, double
   const auto fastest = run(NetworkKind::Fused, Precision::Float32, ConvAlgorithm::Fastest);
   const auto print = [&](const char* a, const char* b, const torch::Tensor& x, const torch::Tensor& y) {
     const auto difference = (x - y).abs();
-    std::printf("{\"model\": \"%s\", \"count\": %lld, \"steps\": %lld, \"guidance\": %g, \"network\": \"%s\", "
-                "\"against\": \"%s\", \"max_abs\": %.3g, \"mean_abs\": %.3g}\n",
-                path.c_str(), static_cast<long long>(count), static_cast<long long>(steps), request.guidance, a, b,
+    std::printf("{\"model\": \"%s\", \"isa\": \"%s\", \"count\": %lld, \"steps\": %lld, \"guidance\": %g, "
+                "\"network\": \"%s\", \"against\": \"%s\", \"max_abs\": %.3g, \"mean_abs\": %.3g}\n",
+                path.c_str(), ddim::fused_instruction_set().c_str(), static_cast<long long>(count), static_cast<long long>(steps), request.guidance, a, b,
                 difference.max().item<double>(), difference.mean().item<double>());
   };
   print("fused (default: Winograd)", "eager", fastest, eager);
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
   } else if (config_name != "reference") {
     usage("--config must be reference or fashion");
   }
+  const std::string isa = ddim::fused_instruction_set();  // DNNL_MAX_CPU_ISA=AVX2 times the AVX2 plan on an AVX-512 CPU
   std::stringstream list(algorithms);
   for (std::string name; std::getline(list, name, ',');) {
     ddim::FusedOptions options;
@@ -145,16 +147,17 @@ int main(int argc, char** argv) {
       total_ms += step.milliseconds;
       in_forward_ms += step.milliseconds_in_forward;
       total_flops += step.flops;
-      std::printf("{\"config\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"algorithm\": \"%s\", \"layer\": \"%s\", "
-                  "\"implementation\": \"%s\", \"flops\": %.0f, \"ms\": %.4f, \"ms_in_forward\": %.4f, \"gflops\": %.2f}\n",
-                  config_name.c_str(), static_cast<long long>(batch), precision.c_str(), name.c_str(), step.layer.c_str(),
+      std::printf("{\"config\": \"%s\", \"isa\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"algorithm\": \"%s\", "
+                  "\"layer\": \"%s\", \"implementation\": \"%s\", \"flops\": %.0f, \"ms\": %.4f, \"ms_in_forward\": %.4f, "
+                  "\"gflops\": %.2f}\n",
+                  config_name.c_str(), isa.c_str(), static_cast<long long>(batch), precision.c_str(), name.c_str(), step.layer.c_str(),
                   step.implementation.c_str(), step.flops, step.milliseconds, step.milliseconds_in_forward,
                   step.flops > 0 ? step.flops / step.milliseconds / 1e6 : 0.0);
     }
-    std::printf("{\"config\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"algorithm\": \"%s\", \"layer\": \"total\", "
-                "\"layout\": \"%s\", \"joins_in_place\": %s, \"threads\": %d, \"flops\": %.0f, \"ms\": %.3f, \"gflops\": %.2f, "
-                "\"in_forward_ms\": %.3f, \"forward_ms\": %.3f}\n",
-                config_name.c_str(), static_cast<long long>(batch), precision.c_str(), name.c_str(),
+    std::printf("{\"config\": \"%s\", \"isa\": \"%s\", \"batch\": %lld, \"precision\": \"%s\", \"algorithm\": \"%s\", "
+                "\"layer\": \"total\", \"layout\": \"%s\", \"joins_in_place\": %s, \"threads\": %d, \"flops\": %.0f, "
+                "\"ms\": %.3f, \"gflops\": %.2f, \"in_forward_ms\": %.3f, \"forward_ms\": %.3f}\n",
+                config_name.c_str(), isa.c_str(), static_cast<long long>(batch), precision.c_str(), name.c_str(),
                 plan.activation_layout(), plan.joins_in_place() ? "true" : "false", at::get_num_threads(), total_flops,
                 total_ms, total_flops / total_ms / 1e6, in_forward_ms, forward_ms);
     std::fflush(stdout);

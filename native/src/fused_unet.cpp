@@ -31,6 +31,8 @@ bool fused_bfloat16_native(std::string* reason) {
   return false;
 }
 
+std::string fused_instruction_set() { return "none"; }
+
 struct FusedUNet::Plan {
   FusedOptions options;
 };
@@ -51,6 +53,16 @@ std::vector<FusedStepTiming> FusedUNet::profile(int) { return {}; }
 #else
 
 bool fused_network_available() { return true; }
+
+std::string fused_instruction_set() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto has = [isa](dnnl::cpu_isa level) { return (isa & static_cast<unsigned>(level)) == static_cast<unsigned>(level); };
+  if (has(dnnl::cpu_isa::avx512_core_amx)) return "AMX";
+  if (has(dnnl::cpu_isa::avx512_core_bf16)) return "AVX-512 with BF16";
+  if (has(dnnl::cpu_isa::avx512_core)) return "AVX-512";
+  if (has(dnnl::cpu_isa::avx2)) return "AVX2";
+  return "older than AVX2";
+}
 
 bool fused_bfloat16_native(std::string* reason) {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
@@ -182,10 +194,11 @@ struct FusedUNet::Plan {
   }
 
   // Whether a 3x3 convolution of `in` -> `out` channels at `size` x `size` uses Winograd.
-  // Fastest: everywhere oneDNN has it. Measured per layer on this U-Net's shapes (the reference
-  // at 64x64 down to 8x8, the shipped 32x32 models down to 4x4; benchmarks/RESULTS.md), Winograd
-  // F(4x4, 3x3) was the faster of the two at every shape on AVX-512; without AVX-512 oneDNN 2.6
-  // has no Winograd kernel and direct is the only choice.
+  // Fastest: everywhere. Measured per layer on this U-Net's shapes (the reference at 64x64 down to
+  // 8x8, the shipped 32x32 models down to 4x4, batch 16; benchmarks/RESULTS.md), oneDNN's F(4x4,
+  // 3x3) on AVX-512 and ddim4j's F(2x2, 3x3) on AVX2 were the faster at every shape. At batch 1 the
+  // smallest layers (8x8 and 4x4 of the reference) ran ~0.05 ms slower each, the forward as a whole
+  // still faster; the choice does not depend on the batch, so that results do not either.
   bool winograd_for(int64_t /*in*/, int64_t /*out*/, int64_t /*size*/) const {
     return options.convolutions != ConvAlgorithm::Direct && dtype == kF32;
   }

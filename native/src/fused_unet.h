@@ -14,7 +14,9 @@
 //     joined by copies: see build()),
 //   - 3x3 convolutions by Winograd's F(4x4, 3x3) where oneDNN has it (AVX-512, float32): ~1.6-1.9x
 //     faster than direct convolution on this U-Net's shapes (benchmarks/RESULTS.md, per layer),
-//     and there each block's BatchNorm folded into its conv_a (FusedOptions::fold_norms),
+//     and there each block's BatchNorm folded into its conv_a (FusedOptions::fold_norms); on AVX2
+//     CPUs, where oneDNN 2.6 has none, by ddim4j's own F(2x2, 3x3) (winograd_f2x3.h), with the
+//     BatchNorm folded in and SiLU applied in its output transform,
 //   - in bfloat16 (FusedOptions::dtype), bfloat16 activations and weights with float32 accumulation
 //     on CPUs with AVX512-BF16 or AMX,
 //   - weights reordered into the convolutions' layouts once per sampling call, not per step,
@@ -44,19 +46,26 @@ bool fused_network_available();
 // `reason` says why not.
 bool fused_bfloat16_native(std::string* reason = nullptr);
 
+// The instructions oneDNN runs on here, as capped by DNNL_MAX_CPU_ISA: "AMX", "AVX-512 with BF16",
+// "AVX-512", "AVX2", "older than AVX2", or "none" in a build without the fused network. The plan
+// follows: nChw16c and oneDNN's Winograd with AVX-512, nChw8c and ddim4j's with AVX2.
+std::string fused_instruction_set();
+
 // How the plan computes its 3x3 convolutions.
 enum class ConvAlgorithm {
   Fastest,   // per layer, the faster of the two on this U-Net's shapes (fused_unet.cpp says which, and why)
   Direct,    // oneDNN's direct convolution everywhere
-  Winograd,  // Winograd wherever oneDNN has it for the layer (AVX-512, float32), else direct
+  Winograd,  // Winograd wherever the layer has it in float32: oneDNN's F(4x4, 3x3) on AVX-512, ddim4j's own
+             // F(2x2, 3x3) on AVX2 (winograd_f2x3.h); else direct
 };
 
 struct FusedOptions {
   torch::ScalarType dtype = torch::kFloat;  // kFloat, or kBFloat16 (activations and weights; float32 accumulation)
   ConvAlgorithm convolutions = ConvAlgorithm::Fastest;
   // Each block's BatchNorm folded into its Winograd conv_a (scaled weights, and the norm's shift
-  // added in the SiLU pass that Winograd needs anyway), so no BatchNorm pass runs. Only where conv_a
-  // is Winograd (float32 on AVX-512); false keeps the BatchNorm passes, for comparisons.
+  // added in the SiLU pass that oneDNN's Winograd needs anyway, or in the output transform of
+  // ddim4j's own), so no BatchNorm pass runs. Only where conv_a is Winograd (float32); false keeps
+  // the BatchNorm passes, for comparisons.
   bool fold_norms = true;
 };
 

@@ -1,7 +1,6 @@
 #include "winograd_f2x3.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include <ATen/Parallel.h>
 
@@ -236,7 +235,9 @@ void WinogradF2x3::run(const float* src, float* dst, Epilogue epilogue) const {
   const int64_t splits = std::min<int64_t>(column_blocks, (2 * threads + chunks - 1) / chunks);
   // OpenMP, as libtorch and oneDNN thread: libtorch's thread count, and no threads of our own to
   // compete with their spinning ones. (at::parallel_for is inline: it would be serial here.)
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(threads)
+#endif
   for (int64_t task = 0; task < chunks * splits; ++task) {
     // Zeroed when first made, so that the rows past a partial chunk's tiles hold numbers.
     thread_local std::vector<float> scratch;  // one per thread, kept: the pool's threads live on
