@@ -220,12 +220,12 @@ struct FusedUNet::Plan {
     const auto& src_desc = src.get_desc();
     const auto& dst_desc = dst.get_desc();
     const int64_t in = src_desc.dims()[1], out = dst_desc.dims()[1], size = dst_desc.dims()[2], pad = kernel / 2;
-    const memory::desc weights_any({out, in, kernel, kernel}, dtype, Tag::any);
-    const memory::desc bias_desc({out}, kF32, Tag::a);
     if (kernel == 3 && own_winograd_for(in, out, size)) {
       own_winograd(name, src, dst, swish, accumulate);
       return;
     }
+    const memory::desc weights_any({out, in, kernel, kernel}, dtype, Tag::any);
+    const memory::desc bias_desc({out}, kF32, Tag::a);
     const auto make = [&](dnnl::algorithm algorithm, bool with_swish) {
       dnnl::post_ops post_ops;
       // x * sigmoid(1 * x) = SiLU; then y = conv(...) + y, y holding the shortcut.
@@ -283,9 +283,8 @@ struct FusedUNet::Plan {
     step.implementation = "ddim4j_winograd_2x3:avx2";
     step.flops = conv_flops(in, out, 3, size);
     steps.push_back(std::move(step));
-    // A folded norm's map is computed in plain NCHW by load_weights(), which hands it to `winograd`.
-    memory norm_map = norm.empty() ? memory() : memory(memory::desc({1, out, size, size}, kF32, Tag::nchw), engine);
-    convs.push_back({name, memory::desc({out, in, 3, 3}, kF32, Tag::oihw), memory(), memory(), norm, norm_map, winograd});
+    // load_weights() hands `winograd` the weights, and a folded norm's map in plain NCHW: no memories here.
+    convs.push_back({name, memory::desc({out, in, 3, 3}, kF32, Tag::oihw), memory(), memory(), norm, memory(), winograd});
   }
 
   // A view of one of the shared buffers; its handle is bound in finish(), once the largest size is known.
@@ -295,9 +294,10 @@ struct FusedUNet::Plan {
   }
 
   // conv3x3_a(batchnorm(x)) with the BatchNorm folded into the convolution, where conv_a runs Winograd
-  // (float32 on AVX-512): a Winograd convolution does not fuse SiLU, so SiLU is a pass of its own
-  // anyway, and adding the norm's shift map in that pass costs little more, while the BatchNorm
-  // pass (a read and a write of x) goes. False, having added nothing, where that does not hold.
+  // (float32). ddim4j's own (AVX2) adds the norm's shift map and applies SiLU in its output
+  // transform. oneDNN's (AVX-512) fuses no SiLU, so SiLU is a pass of its own anyway, and adding the
+  // map in that pass costs little more. Either way the BatchNorm pass (a read and a write of x)
+  // goes. False, having added nothing, where that does not hold.
   bool folded_conv_a(const std::string& name, const memory& x, const memory& hidden) {
     const auto& x_desc = x.get_desc();
     const auto& hidden_desc = hidden.get_desc();
@@ -663,32 +663,32 @@ void FusedUNet::load_weights(UNetImpl& network) {
   auto& plan = *plan_;
   for (auto& conv : plan.convs) {
     auto weights = tensor(conv.name + ".weight");
+    const auto bias = tensor(conv.name + ".bias");
+    torch::Tensor map;  // a folded norm's shift map, [1, out, H, W]
     if (!conv.norm.empty()) {
       // conv(W, (x - mean) * scale + beta) = conv(W * scale, x) + conv(W, shift), the latter zero-padded
       // like x: shift = beta - mean * scale, scale = gamma / sqrt(var + eps), as BatchNorm computes them.
       const auto scale = tensor(conv.norm + ".weight") / torch::sqrt(tensor(conv.norm + ".running_var") + plan.norm_epsilon);
       const auto shift = tensor(conv.norm + ".bias") - tensor(conv.norm + ".running_mean") * scale;
-      const auto map_dims = conv.norm_map.get_desc().dims();
-      const auto shift_image = shift.view({1, -1, 1, 1}).expand({1, shift.size(0), map_dims[2], map_dims[3]}).contiguous();
-      const auto map = torch::conv2d(shift_image, weights, {}, 1, 1).contiguous();
+      const int64_t size = conv.winograd ? conv.winograd->size() : conv.norm_map.get_desc().dims()[2];
+      const auto shift_image = shift.view({1, -1, 1, 1}).expand({1, shift.size(0), size, size}).contiguous();
+      map = torch::conv2d(shift_image, weights, {}, 1, 1).contiguous();
       weights = (weights * scale.view({1, -1, 1, 1})).contiguous();
-      if (conv.winograd) {
-        conv.winograd->set_weights(weights.data_ptr<float>(), tensor(conv.name + ".bias").data_ptr<float>(),
-                                   map.data_ptr<float>());
-        continue;
-      }
-      memory plain_map(memory::desc(map_dims, kF32, Tag::nchw), plan.engine, map.data_ptr());
-      dnnl::reorder(plain_map, conv.norm_map).execute(plan.stream, plain_map, conv.norm_map);
-      plan.stream.wait();  // before `map` goes
     }
     if (conv.winograd) {
-      conv.winograd->set_weights(weights.data_ptr<float>(), tensor(conv.name + ".bias").data_ptr<float>());
+      conv.winograd->set_weights(weights.data_ptr<float>(), bias.data_ptr<float>(),
+                                 map.defined() ? map.data_ptr<float>() : nullptr);
       continue;
+    }
+    if (map.defined()) {
+      memory plain_map(memory::desc(map.sizes().vec(), kF32, Tag::nchw), plan.engine, map.data_ptr());
+      dnnl::reorder(plain_map, conv.norm_map).execute(plan.stream, plain_map, conv.norm_map);
+      plan.stream.wait();  // before `map` goes
     }
     memory plain(conv.plain, plan.engine, weights.data_ptr());
     dnnl::reorder(plain, conv.weights).execute(plan.stream, plain, conv.weights);  // and to bfloat16 if need be
     plan.stream.wait();  // before `weights`, perhaps the folded temporary, goes
-    copy_into(conv.bias, tensor(conv.name + ".bias"));
+    copy_into(conv.bias, bias);
   }
   for (auto& norm : plan.norms) {
     copy_into(norm.mean, tensor(norm.name + ".running_mean"));

@@ -25,6 +25,8 @@ class WinogradF2x3 {
   // `in` and `out`: channels (the nChw8c buffers pad them to a multiple of 8, with zeros).
   WinogradF2x3(int64_t batch, int64_t in, int64_t out, int64_t size);
 
+  int64_t size() const { return size_; }
+
   // What happens to conv(src) + bias before it is stored.
   enum class Epilogue {
     Store,       // dst = result
